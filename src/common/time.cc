@@ -1,0 +1,171 @@
+#include "common/time.h"
+
+#include <date/date.h>
+
+#include <cstdio>
+
+namespace settle {
+namespace {
+
+bool digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    const char c = s[i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+Error bad_timestamp(std::string_view text, const std::string& why) {
+  return make_error(ErrorCode::kInvalidArgument,
+                    "'" + std::string(text) + "' is not an RFC 3339 timestamp: " + why);
+}
+
+bool valid_civil(int y, int m, int d) {
+  if (m < 1 || m > 12 || d < 1) return false;
+  const date::year_month_day ymd{date::year{y}, date::month{static_cast<unsigned>(m)},
+                                 date::day{static_cast<unsigned>(d)}};
+  return ymd.ok();
+}
+
+}  // namespace
+
+Date date_from_civil(int year, unsigned month, unsigned day) {
+  const date::sys_days d = date::year{year} / date::month{month} / date::day{day};
+  return Date{static_cast<std::int32_t>(d.time_since_epoch().count())};
+}
+
+CivilDate civil_from_date(Date d) {
+  const date::year_month_day ymd{date::sys_days{date::days{d.days}}};
+  return CivilDate{static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                   static_cast<unsigned>(ymd.day())};
+}
+
+Result<Date> parse_date(std::string_view text) {
+  int y = 0, m = 0, d = 0;
+  if (text.size() != 10 || !digits(text, 0, 4, &y) || text[4] != '-' || !digits(text, 5, 2, &m) ||
+      text[7] != '-' || !digits(text, 8, 2, &d)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'" + std::string(text) + "' is not a date of the form YYYY-MM-DD");
+  }
+  if (!valid_civil(y, m, d)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'" + std::string(text) + "' is not a calendar date");
+  }
+  return date_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
+}
+
+std::string format_date(Date date) {
+  const CivilDate c = civil_from_date(date);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", c.year, c.month, c.day);
+  return buf;
+}
+
+Result<Timestamp> parse_rfc3339(std::string_view s) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (!digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &mo) ||
+      s[7] != '-' || !digits(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+      !digits(s, 11, 2, &h) || s[13] != ':' || !digits(s, 14, 2, &mi) || s[16] != ':' ||
+      !digits(s, 17, 2, &sec)) {
+    return bad_timestamp(s, "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset");
+  }
+  if (!valid_civil(y, mo, d)) return bad_timestamp(s, "no such calendar date");
+  if (h > 23 || mi > 59) return bad_timestamp(s, "time of day out of range");
+  if (sec == 60) return bad_timestamp(s, "leap seconds are not supported");
+  if (sec > 59) return bad_timestamp(s, "seconds out of range");
+
+  std::size_t pos = 19;
+  std::int64_t frac_ns = 0;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::size_t n = 0;
+    std::int64_t scale = 100'000'000;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (++n > 9) return bad_timestamp(s, "fraction finer than nanoseconds");
+      frac_ns += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (n == 0) return bad_timestamp(s, "empty fraction after '.'");
+  }
+  if (pos >= s.size()) return bad_timestamp(s, "missing Z or offset");
+  std::int64_t offset_minutes = 0;
+  if (s[pos] == 'Z' || s[pos] == 'z') {
+    ++pos;
+  } else if (s[pos] == '+' || s[pos] == '-') {
+    int oh = 0, om = 0;
+    if (!digits(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, &om)) {
+      return bad_timestamp(s, "offset must be +HH:MM or -HH:MM");
+    }
+    if (oh > 23 || om > 59) return bad_timestamp(s, "offset out of range");
+    offset_minutes = (s[pos] == '-' ? -1 : 1) * (oh * 60 + om);
+    pos += 6;
+  } else {
+    return bad_timestamp(s, "expected Z or an offset after the time");
+  }
+  if (pos != s.size()) return bad_timestamp(s, "unexpected text after the offset");
+
+  // Years 1678..2261 fit int64 nanoseconds everywhere; check in 128 bits.
+  const std::int64_t days = date_from_civil(y, static_cast<unsigned>(mo),
+                                            static_cast<unsigned>(d)).days;
+  const __int128 seconds = static_cast<__int128>(days) * 86400 + h * 3600 + mi * 60 + sec -
+                           offset_minutes * 60;
+  const __int128 ns = seconds * kNsPerSecond + frac_ns;
+  if (ns < static_cast<__int128>(INT64_MIN) || ns > static_cast<__int128>(INT64_MAX)) {
+    return bad_timestamp(s, "outside the supported range of years 1678-2261");
+  }
+  return Timestamp{static_cast<std::int64_t>(ns)};
+}
+
+std::string format_rfc3339(Timestamp ts) {
+  std::int64_t days = ts.ns / kNsPerDay;
+  std::int64_t rem = ts.ns % kNsPerDay;
+  if (rem < 0) {
+    rem += kNsPerDay;
+    days -= 1;
+  }
+  const CivilDate c = civil_from_date(Date{static_cast<std::int32_t>(days)});
+  const std::int64_t secs = rem / kNsPerSecond;
+  const std::int64_t frac = rem % kNsPerSecond;
+  char buf[48];
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", c.year, c.month, c.day,
+                        static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60),
+                        static_cast<int>(secs % 60));
+  std::string out(buf, static_cast<std::size_t>(n));
+  if (frac != 0) {
+    char fb[16];
+    if (frac % 1'000'000 == 0) {
+      std::snprintf(fb, sizeof fb, ".%03lld", static_cast<long long>(frac / 1'000'000));
+    } else if (frac % 1000 == 0) {
+      std::snprintf(fb, sizeof fb, ".%06lld", static_cast<long long>(frac / 1000));
+    } else {
+      std::snprintf(fb, sizeof fb, ".%09lld", static_cast<long long>(frac));
+    }
+    out += fb;
+  }
+  out += 'Z';
+  return out;
+}
+
+Result<int> parse_hh_mm(std::string_view text) {
+  int h = 0, m = 0;
+  if (text.size() != 5 || !digits(text, 0, 2, &h) || text[2] != ':' || !digits(text, 3, 2, &m) ||
+      h > 23 || m > 59) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "'" + std::string(text) + "' is not a time of day HH:MM (00:00-23:59)");
+  }
+  return h * 60 + m;
+}
+
+std::string format_hh_mm(int minutes) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", minutes / 60, minutes % 60);
+  return buf;
+}
+
+}  // namespace settle

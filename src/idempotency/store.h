@@ -1,0 +1,53 @@
+// The idempotency port: short-lived keys for deduplication of requests and
+// events, and leases with fencing tokens. A fast path only: the ledger's
+// unique keys are the durable guard.
+//
+// Contract (tests/contract/store_contract.h runs it against every implementation):
+// - put_if_absent(k, v, ttl) stores v when k is absent (or expired) and says
+//   so; otherwise it stores nothing and returns the value already there.
+// - get(k) returns the live value or nothing; a key is gone once its ttl passed.
+// - delete_if_equal(k, v) deletes k only when its value is v.
+// - try_lock(k, ttl) grants a lease when k is not leased; each grant carries a
+//   fencing token strictly greater than every token granted before on any key
+//   of this store. unlock() releases only the lease it is given; extend()
+//   renews it only while it is still held.
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace settle::idempotency {
+
+struct PutOutcome {
+  bool inserted = false;
+  std::string existing;  // the value already stored when !inserted
+};
+
+struct Lease {
+  std::string key;
+  std::uint64_t token = 0;  // fencing token, strictly increasing across grants
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<PutOutcome> put_if_absent(std::string_view key, std::string_view value,
+                                           std::chrono::milliseconds ttl) = 0;
+  virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
+  virtual Result<bool> delete_if_equal(std::string_view key, std::string_view expected) = 0;
+
+  // nullopt when another holder has the lease.
+  virtual Result<std::optional<Lease>> try_lock(std::string_view key,
+                                                std::chrono::milliseconds ttl) = 0;
+  virtual Result<bool> extend(const Lease& lease, std::chrono::milliseconds ttl) = 0;
+  virtual Result<bool> unlock(const Lease& lease) = 0;
+};
+
+}  // namespace settle::idempotency
