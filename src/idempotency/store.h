@@ -2,7 +2,7 @@
 // events, and leases with fencing tokens. A fast path only: the ledger's
 // unique keys are the durable guard.
 //
-// Contract (tests/contract/store_contract.h runs it against every implementation):
+// Contract (tests/idempotency/store_contract.h runs it against every implementation):
 // - put_if_absent(k, v, ttl) stores v when k is absent (or expired) and says
 //   so; otherwise it stores nothing and returns the value already there.
 // - get(k) returns the live value or nothing; a key is gone once its ttl passed.
@@ -11,6 +11,7 @@
 //   fencing token strictly greater than every token granted before on any key
 //   of this store. unlock() releases only the lease it is given; extend()
 //   renews it only while it is still held.
+// - A ttl that is not positive is kInvalidArgument.
 // Thread safety: every method may be called from any thread.
 #pragma once
 

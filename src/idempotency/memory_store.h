@@ -1,0 +1,126 @@
+// MemoryStore: the embedded (in-process) idempotency store. It implements the
+// Store contract for one process; nothing survives a restart, which the port
+// allows because the ledger's unique keys are the durable guard.
+//
+// Beyond the port's contract:
+// - Leases and plain keys live in separate key spaces: try_lock("k") neither
+//   sees nor disturbs a value stored under "k", and the reverse. (A Redis
+//   implementation gets the same by prefixing its lock keys.)
+// - Expired entries count as absent at once. Their memory is reclaimed when the
+//   key is next touched, and by a sweep that every operation pays a small,
+//   bounded share of, so stored entries stay proportional to live ones even
+//   for keys that are never touched again.
+// - At most max_entries entries (values and leases together) are stored. When
+//   full, an operation that would add a key (put_if_absent, try_lock) first
+//   reclaims expired entries of the key's shard, then fails with kUnavailable
+//   rather than grow; operations on existing keys keep working.
+// - Fencing tokens come from one counter per store, starting at 1.
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "idempotency/clock.h"
+#include "idempotency/store.h"
+
+namespace settle::idempotency {
+
+struct MemoryStoreOptions {
+  // Independent locks, chosen by key hash. More shards mean less contention
+  // between threads at the price of a little memory each; must be at least 1.
+  std::size_t shards = 64;
+  // Bound on stored entries (values and leases; expired ones not yet reclaimed
+  // count too). Roughly 100-200 bytes each plus key and value bytes.
+  std::size_t max_entries = 10'000'000;
+  // Not owned; must outlive the store. nullptr means the system steady clock.
+  Clock* clock = nullptr;
+};
+
+class MemoryStore final : public Store {
+ public:
+  explicit MemoryStore(MemoryStoreOptions options = {});
+
+  MemoryStore(const MemoryStore&) = delete;
+  MemoryStore& operator=(const MemoryStore&) = delete;
+
+  Result<PutOutcome> put_if_absent(std::string_view key, std::string_view value,
+                                   std::chrono::milliseconds ttl) override;
+  Result<std::optional<std::string>> get(std::string_view key) override;
+  Result<bool> delete_if_equal(std::string_view key, std::string_view expected) override;
+
+  Result<std::optional<Lease>> try_lock(std::string_view key,
+                                        std::chrono::milliseconds ttl) override;
+  Result<bool> extend(const Lease& lease, std::chrono::milliseconds ttl) override;
+  Result<bool> unlock(const Lease& lease) override;
+
+  // Entries held in memory now: live values and leases plus expired ones not
+  // yet reclaimed. For tests and metrics.
+  std::size_t size() const { return entries_.load(std::memory_order_relaxed); }
+
+ private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  // Hashes std::string and std::string_view alike, so lookups by string_view
+  // do not allocate.
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept {
+      return std::hash<std::string_view>{}(key);
+    }
+  };
+
+  struct ValueEntry {
+    std::string value;
+    TimePoint expires_at;
+  };
+  struct LeaseEntry {
+    std::uint64_t token = 0;
+    TimePoint expires_at;
+  };
+
+  template <typename Entry>
+  struct Table {
+    std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> map;
+    std::size_t sweep_cursor = 0;  // the next bucket the sweep looks at
+  };
+
+  // Cache-line aligned so that threads working on neighbouring shards do not
+  // invalidate each other's lock.
+  struct alignas(64) Shard {
+    std::mutex mu;
+    Table<ValueEntry> values;
+    Table<LeaseEntry> leases;
+    std::uint32_t ops_since_sweep = 0;
+  };
+
+  Shard& shard_for(std::string_view key);
+
+  // Runs a sweep step every few operations; called with the shard locked.
+  void pay_sweep_share(Shard& shard, TimePoint now);
+  // Drops the expired entries of up to `buckets` buckets of each table.
+  void sweep(Shard& shard, TimePoint now, std::size_t buckets);
+  template <typename Entry>
+  void sweep_table(Table<Entry>& table, TimePoint now, std::size_t buckets);
+
+  // Claims room for one new entry, or explains why there is none.
+  Status reserve_entry(Shard& shard, TimePoint now);
+  template <typename Entry, typename It>
+  void erase_entry(Table<Entry>& table, It it);
+
+  std::vector<Shard> shards_;
+  std::size_t max_entries_;
+  SystemClock system_clock_;
+  Clock* clock_;
+  std::atomic<std::size_t> entries_{0};
+  std::atomic<std::uint64_t> next_token_{1};
+};
+
+}  // namespace settle::idempotency

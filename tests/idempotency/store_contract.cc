@@ -1,0 +1,383 @@
+#include "store_contract.h"
+
+#include <atomic>
+#include <cstdint>
+#include <latch>
+#include <optional>
+#include <set>
+#include <source_location>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace settle::idempotency {
+
+void PrintTo(const StoreFactory& factory, std::ostream* os) { *os << factory.name; }
+
+void PrintTo(const Lease& lease, std::ostream* os) {
+  *os << "Lease{" << lease.key << ", token " << lease.token << "}";
+}
+
+std::string store_factory_name(const ::testing::TestParamInfo<StoreFactory>& info) {
+  return info.param.name;
+}
+
+void StoreContract::SetUp() {
+  store_ = GetParam().make();
+  ASSERT_NE(store_, nullptr) << GetParam().name << ": factory made no store";
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// Long enough that a store on real time can check "still there" before it
+// expires; kPastTtl gives expiry a margin for coarse server clocks.
+constexpr milliseconds kTtl{300};
+constexpr milliseconds kPastTtl = kTtl + milliseconds(100);
+// For races: nothing may expire while threads compete.
+constexpr milliseconds kLongTtl{60'000};
+
+constexpr int kRaceThreads = 8;
+
+// The value of a Result, or a test failure at the caller's line and a default
+// value, so that one broken call does not crash the whole suite.
+template <typename T>
+T must(Result<T> r, std::source_location loc = std::source_location::current()) {
+  if (r.ok()) return std::move(r).value();
+  ADD_FAILURE_AT(loc.file_name(), static_cast<int>(loc.line())) << r.error().to_string();
+  return T{};
+}
+
+// Keys are prefixed with the test's name so that a store shared between tests
+// (one Redis server) cannot leak state from one case into another.
+std::string key(std::string_view name) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return std::string(info->test_suite_name()) + "." + info->name() + ":" + std::string(name);
+}
+
+TEST_P(StoreContract, FirstPutInsertsSecondReturnsExistingAndDoesNotOverwrite) {
+  const std::string k = key("request");
+  const PutOutcome first = must(store_->put_if_absent(k, "response-1", kTtl));
+  EXPECT_TRUE(first.inserted);
+
+  const PutOutcome second = must(store_->put_if_absent(k, "response-2", kTtl));
+  EXPECT_FALSE(second.inserted);
+  EXPECT_EQ(second.existing, "response-1");
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("response-1"));
+}
+
+TEST_P(StoreContract, GetOfMissingKeyReturnsNothing) {
+  EXPECT_EQ(must(store_->get(key("never-written"))), std::nullopt);
+}
+
+TEST_P(StoreContract, KeysAreIndependent) {
+  EXPECT_TRUE(must(store_->put_if_absent(key("a"), "1", kTtl)).inserted);
+  EXPECT_TRUE(must(store_->put_if_absent(key("b"), "2", kTtl)).inserted);
+  EXPECT_EQ(must(store_->get(key("a"))), std::optional<std::string>("1"));
+  EXPECT_EQ(must(store_->get(key("b"))), std::optional<std::string>("2"));
+}
+
+TEST_P(StoreContract, ValuesAreBinarySafe) {
+  const std::string value("a\0b\xff\n", 5);
+  EXPECT_TRUE(must(store_->put_if_absent(key("bytes"), value, kTtl)).inserted);
+  EXPECT_EQ(must(store_->get(key("bytes"))), std::optional<std::string>(value));
+  EXPECT_EQ(must(store_->put_if_absent(key("bytes"), "other", kTtl)).existing, value);
+}
+
+TEST_P(StoreContract, GetAfterTtlExpiryReturnsNothingAndPutSucceedsAgain) {
+  const std::string k = key("request");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "old", kTtl)).inserted);
+  advance(kPastTtl);
+
+  EXPECT_EQ(must(store_->get(k)), std::nullopt);
+  const PutOutcome again = must(store_->put_if_absent(k, "new", kTtl));
+  EXPECT_TRUE(again.inserted);
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("new"));
+}
+
+TEST_P(StoreContract, PutOnExpiredKeyWithoutGetInsertsTheNewValue) {
+  const std::string k = key("request");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "old", kTtl)).inserted);
+  advance(kPastTtl);
+
+  EXPECT_TRUE(must(store_->put_if_absent(k, "new", kTtl)).inserted);
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("new"));
+}
+
+TEST_P(StoreContract, RejectedPutDoesNotRefreshTheTtl) {
+  const std::string k = key("request");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "first", kTtl)).inserted);
+  advance(kTtl / 2);
+  ASSERT_FALSE(must(store_->put_if_absent(k, "second", kTtl)).inserted);
+  advance(kTtl / 2 + milliseconds(100));
+
+  EXPECT_EQ(must(store_->get(k)), std::nullopt);
+}
+
+TEST_P(StoreContract, DeleteIfEqualDeletesOnlyOnEqualValue) {
+  const std::string k = key("request");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "mine", kTtl)).inserted);
+
+  EXPECT_FALSE(must(store_->delete_if_equal(k, "theirs")));
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("mine"));
+
+  EXPECT_TRUE(must(store_->delete_if_equal(k, "mine")));
+  EXPECT_EQ(must(store_->get(k)), std::nullopt);
+  EXPECT_TRUE(must(store_->put_if_absent(k, "next", kTtl)).inserted);
+}
+
+TEST_P(StoreContract, DeleteIfEqualOfMissingOrExpiredKeyDeletesNothing) {
+  EXPECT_FALSE(must(store_->delete_if_equal(key("missing"), "x")));
+
+  const std::string k = key("expiring");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "x", kTtl)).inserted);
+  advance(kPastTtl);
+  EXPECT_FALSE(must(store_->delete_if_equal(k, "x")));
+}
+
+TEST_P(StoreContract, NonPositiveTtlIsInvalidArgument) {
+  for (const milliseconds ttl : {milliseconds(0), milliseconds(-5)}) {
+    const auto put = store_->put_if_absent(key("k"), "v", ttl);
+    ASSERT_FALSE(put.ok());
+    EXPECT_EQ(put.error().code, ErrorCode::kInvalidArgument);
+
+    const auto lock = store_->try_lock(key("lock"), ttl);
+    ASSERT_FALSE(lock.ok());
+    EXPECT_EQ(lock.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(must(store_->get(key("k"))), std::nullopt);
+
+  const std::optional<Lease> lease = must(store_->try_lock(key("held"), kTtl));
+  ASSERT_TRUE(lease.has_value());
+  const auto extended = store_->extend(*lease, milliseconds(0));
+  ASSERT_FALSE(extended.ok());
+  EXPECT_EQ(extended.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_P(StoreContract, LockIsExclusiveUntilUnlock) {
+  const std::string k = key("task");
+  const std::optional<Lease> first = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->key, k);
+  EXPECT_GT(first->token, 0u);
+
+  EXPECT_EQ(must(store_->try_lock(k, kTtl)), std::nullopt);
+  EXPECT_TRUE(must(store_->unlock(*first)));
+
+  const std::optional<Lease> second = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_GT(second->token, first->token);
+  EXPECT_FALSE(must(store_->unlock(*first))) << "a released lease cannot be released again";
+  EXPECT_TRUE(must(store_->unlock(*second)));
+}
+
+TEST_P(StoreContract, LockIsExclusiveUntilExpiry) {
+  const std::string k = key("task");
+  const std::optional<Lease> first = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(must(store_->try_lock(k, kTtl)), std::nullopt);
+
+  advance(kPastTtl);
+  const std::optional<Lease> second = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_GT(second->token, first->token);
+}
+
+TEST_P(StoreContract, TokensStrictlyIncreaseAcrossKeysAndRegrants) {
+  const std::optional<Lease> a1 = must(store_->try_lock(key("a"), kTtl));
+  const std::optional<Lease> b1 = must(store_->try_lock(key("b"), kTtl));
+  ASSERT_TRUE(a1 && b1);
+  EXPECT_GT(b1->token, a1->token);
+
+  ASSERT_TRUE(must(store_->unlock(*a1)));
+  const std::optional<Lease> a2 = must(store_->try_lock(key("a"), kTtl));
+  ASSERT_TRUE(a2);
+  EXPECT_GT(a2->token, b1->token);
+
+  advance(kPastTtl);
+  const std::optional<Lease> b2 = must(store_->try_lock(key("b"), kTtl));
+  ASSERT_TRUE(b2);
+  EXPECT_GT(b2->token, a2->token);
+}
+
+TEST_P(StoreContract, StaleLeaseCannotUnlockOrExtendAfterSomeoneElseTookTheKey) {
+  const std::string k = key("task");
+  const std::optional<Lease> stale = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(stale);
+  advance(kPastTtl);
+  const std::optional<Lease> current = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(current);
+  ASSERT_GT(current->token, stale->token);
+
+  EXPECT_FALSE(must(store_->extend(*stale, kTtl)));
+  EXPECT_FALSE(must(store_->unlock(*stale)));
+
+  // The current holder is untouched by both attempts.
+  EXPECT_EQ(must(store_->try_lock(k, kTtl)), std::nullopt);
+  EXPECT_TRUE(must(store_->extend(*current, kTtl)));
+  EXPECT_TRUE(must(store_->unlock(*current)));
+}
+
+TEST_P(StoreContract, LapsedLeaseCannotBeExtendedEvenIfNobodyTookTheKey) {
+  const std::string k = key("task");
+  const std::optional<Lease> lapsed = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(lapsed);
+  advance(kPastTtl);
+
+  EXPECT_FALSE(must(store_->extend(*lapsed, kTtl)));
+  EXPECT_FALSE(must(store_->unlock(*lapsed)));
+  EXPECT_TRUE(must(store_->try_lock(k, kTtl)).has_value());
+}
+
+TEST_P(StoreContract, ExtendKeepsTheLeaseAlivePastItsOriginalTtl) {
+  const std::string k = key("task");
+  const std::optional<Lease> lease = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(lease);
+
+  advance(kTtl * 2 / 3);
+  ASSERT_TRUE(must(store_->extend(*lease, kTtl)));
+  advance(kTtl * 2 / 3);  // past the original ttl, inside the extended one
+
+  EXPECT_EQ(must(store_->try_lock(k, kTtl)), std::nullopt);
+  EXPECT_TRUE(must(store_->extend(*lease, kTtl)));
+  EXPECT_TRUE(must(store_->unlock(*lease)));
+}
+
+TEST_P(StoreContract, UnlockOrExtendWithAForeignLeaseChangesNothing) {
+  const std::string k = key("task");
+  const std::optional<Lease> held = must(store_->try_lock(k, kTtl));
+  ASSERT_TRUE(held);
+
+  const Lease forged{k, held->token + 1000};
+  EXPECT_FALSE(must(store_->extend(forged, kTtl)));
+  EXPECT_FALSE(must(store_->unlock(forged)));
+  EXPECT_FALSE(must(store_->unlock(Lease{key("never-locked"), held->token})));
+
+  EXPECT_EQ(must(store_->try_lock(k, kTtl)), std::nullopt);
+  EXPECT_TRUE(must(store_->unlock(*held)));
+}
+
+TEST_P(StoreContract, ManyThreadsRacingPutIfAbsentOnTheSameKeyExactlyOneWins) {
+  constexpr int kRounds = 25;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string k = key("race-" + std::to_string(round));
+    std::latch start(kRaceThreads);
+    std::vector<PutOutcome> outcomes(kRaceThreads);
+    std::vector<std::string> errors(kRaceThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kRaceThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        auto r = store_->put_if_absent(k, "writer-" + std::to_string(t), kLongTtl);
+        if (r.ok()) {
+          outcomes[t] = std::move(r).value();
+        } else {
+          errors[t] = r.error().to_string();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+
+    int winners = 0;
+    std::string winner_value;
+    for (int t = 0; t < kRaceThreads; ++t) {
+      ASSERT_EQ(errors[t], "") << "thread " << t;
+      if (outcomes[t].inserted) {
+        ++winners;
+        winner_value = "writer-" + std::to_string(t);
+      }
+    }
+    ASSERT_EQ(winners, 1) << "round " << round;
+    for (int t = 0; t < kRaceThreads; ++t) {
+      if (!outcomes[t].inserted) {
+        EXPECT_EQ(outcomes[t].existing, winner_value) << "thread " << t;
+      }
+    }
+    EXPECT_EQ(must(store_->get(k)), std::optional<std::string>(winner_value));
+  }
+}
+
+TEST_P(StoreContract, ManyThreadsRacingTryLockAtMostOneHolderAtATime) {
+  constexpr int kAttemptsPerThread = 200;
+  const std::string k = key("task");
+  std::atomic<int> holders{0};
+  std::atomic<int> max_holders{0};
+  std::atomic<int> grants{0};
+  std::atomic<int> failed_calls{0};
+  std::atomic<int> failed_unlocks{0};
+  std::vector<std::vector<std::uint64_t>> tokens(kRaceThreads);
+  std::latch start(kRaceThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kRaceThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kAttemptsPerThread; ++i) {
+        auto r = store_->try_lock(k, kLongTtl);
+        if (!r.ok()) {
+          failed_calls.fetch_add(1);
+          continue;
+        }
+        if (!r.value().has_value()) continue;
+        const Lease lease = *r.value();
+        const int now_holding = holders.fetch_add(1) + 1;
+        int seen = max_holders.load();
+        while (now_holding > seen && !max_holders.compare_exchange_weak(seen, now_holding)) {
+        }
+        grants.fetch_add(1);
+        tokens[t].push_back(lease.token);
+        std::this_thread::yield();  // hold it for a moment so overlaps would show
+        holders.fetch_sub(1);
+        auto u = store_->unlock(lease);
+        if (!u.ok() || !u.value()) failed_unlocks.fetch_add(1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  EXPECT_EQ(failed_calls.load(), 0);
+  EXPECT_EQ(failed_unlocks.load(), 0);
+  EXPECT_EQ(max_holders.load(), 1);
+  EXPECT_GT(grants.load(), 0);
+  std::set<std::uint64_t> distinct;
+  for (const auto& own : tokens) {
+    // One thread's grants follow each other in time, so their tokens increase.
+    for (std::size_t i = 1; i < own.size(); ++i) EXPECT_GT(own[i], own[i - 1]);
+    distinct.insert(own.begin(), own.end());
+  }
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(grants.load()));
+}
+
+TEST_P(StoreContract, ConcurrentGrantsOnDifferentKeysGetDistinctIncreasingTokens) {
+  constexpr int kLocksPerThread = 100;
+  const std::string prefix = key("");
+  std::vector<std::vector<std::uint64_t>> tokens(kRaceThreads);
+  std::atomic<int> failures{0};
+  std::latch start(kRaceThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kRaceThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < kLocksPerThread; ++i) {
+        auto r = store_->try_lock(prefix + std::to_string(t) + "-" + std::to_string(i), kLongTtl);
+        if (!r.ok() || !r.value().has_value()) {
+          failures.fetch_add(1);
+          continue;
+        }
+        tokens[t].push_back(r.value()->token);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+
+  EXPECT_EQ(failures.load(), 0);
+  std::set<std::uint64_t> distinct;
+  for (const auto& own : tokens) {
+    for (std::size_t i = 1; i < own.size(); ++i) EXPECT_GT(own[i], own[i - 1]);
+    distinct.insert(own.begin(), own.end());
+  }
+  EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kRaceThreads * kLocksPerThread));
+}
+
+}  // namespace
+}  // namespace settle::idempotency
