@@ -1,0 +1,360 @@
+#include "processor/stream_processor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "model/settlement_task.h"
+#include "processor/topics.h"
+#include "rules/rules.h"
+
+namespace settle::processor {
+namespace {
+
+using model::BatchKey;
+using model::ControlTotals;
+using model::StatusKind;
+using model::StatusUpdate;
+using nlohmann::json;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The trace id of a W3C traceparent "00-<32 hex trace id>-<16 hex span>-<flags>".
+std::string trace_id_of(std::string_view traceparent) {
+  if (traceparent.size() >= 35 && traceparent[2] == '-') return std::string(traceparent.substr(3, 32));
+  return {};
+}
+
+void subtract(ControlTotals& totals, const model::Journal& j) {
+  model::TypeTotals& t = totals.of(static_cast<model::EventType>(j.kind));
+  t.count -= 1;
+  t.amount -= j.amount;
+  t.fees -= j.fee;
+}
+
+}  // namespace
+
+StreamProcessor::StreamProcessor(bus::Bus& bus, ledger::Ledger& ledger, MerchantDirectory& merchants,
+                                 ProcessorOptions options)
+    : bus_(bus), ledger_(ledger), merchants_(merchants), options_(std::move(options)) {}
+
+StreamProcessor::~StreamProcessor() = default;
+
+StreamProcessor::PartitionState& StreamProcessor::state(std::int32_t partition) {
+  auto it = partitions_.find(partition);
+  SETTLE_ASSERT(it != partitions_.end(), "recover() must precede use of a partition");
+  return it->second;
+}
+
+std::int64_t StreamProcessor::next_offset(std::int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? 0 : it->second.next_offset;
+}
+
+std::size_t StreamProcessor::open_batches(std::int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? 0 : it->second.open.size();
+}
+
+std::string StreamProcessor::encode_state(const PartitionState& st) const {
+  json j;
+  j["max_event_ns"] = st.max_event_ns;
+  json open = json::array();
+  for (const auto& [key, totals] : st.open) {
+    open.push_back({key.merchant_id.str(), key.currency, format_date(key.batch_date)});
+  }
+  j["open"] = std::move(open);
+  json closed = json::array();
+  for (const auto& [mc, date] : st.last_closed) closed.push_back({mc.first, mc.second, format_date(date)});
+  j["last_closed"] = std::move(closed);
+  json closing = json::array();
+  for (const Closing& c : st.closing) {
+    closing.push_back({c.key.merchant_id.str(), c.key.currency, format_date(c.key.batch_date),
+                       c.previous ? json(format_date(*c.previous)) : json(nullptr)});
+  }
+  j["closing"] = std::move(closing);
+  return j.dump();
+}
+
+Result<StreamProcessor::PartitionState> StreamProcessor::decode_state(const ledger::Checkpoint& cp) {
+  auto bad = [&](const std::string& why) {
+    return make_error(ErrorCode::kCorruption,
+                      fmt::format("checkpoint {}/{}: {}", cp.consumer, cp.partition, why));
+  };
+  json j = json::parse(cp.state, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return bad("state is not a JSON object");
+  PartitionState st;
+  st.next_offset = cp.next_offset;
+  try {
+    st.max_event_ns = j.at("max_event_ns").get<std::int64_t>();
+    for (const auto& e : j.at("open")) {
+      SETTLE_ASSIGN_OR_RETURN(Date d, parse_date(e.at(2).get<std::string>()));
+      BatchKey key{MerchantId(e.at(0).get<std::string>()), d, e.at(1).get<std::string>()};
+      // Totals are not checkpointed: they are exactly what the ledger holds
+      // for the batch, since postings and checkpoint commit together.
+      SETTLE_ASSIGN_OR_RETURN(st.open[key], ledger_.settling_totals(key));
+    }
+    for (const auto& e : j.at("last_closed")) {
+      SETTLE_ASSIGN_OR_RETURN(Date d, parse_date(e.at(2).get<std::string>()));
+      st.last_closed[{e.at(0).get<std::string>(), e.at(1).get<std::string>()}] = d;
+    }
+    for (const auto& e : j.at("closing")) {
+      SETTLE_ASSIGN_OR_RETURN(Date d, parse_date(e.at(2).get<std::string>()));
+      Closing c{BatchKey{MerchantId(e.at(0).get<std::string>()), d, e.at(1).get<std::string>()}, std::nullopt, {}};
+      // Recovering: the ledger holds exactly what was posted for it.
+      SETTLE_ASSIGN_OR_RETURN(c.totals, ledger_.settling_totals(c.key));
+      if (!e.at(3).is_null()) {
+        SETTLE_ASSIGN_OR_RETURN(Date prev, parse_date(e.at(3).get<std::string>()));
+        c.previous = prev;
+      }
+      st.closing.push_back(std::move(c));
+    }
+  } catch (const json::exception& e) {
+    return bad(e.what());
+  }
+  return st;
+}
+
+Status StreamProcessor::recover(std::int32_t partition) {
+  SETTLE_ASSIGN_OR_RETURN(auto cp, ledger_.checkpoint(options_.consumer, partition));
+  PartitionState st;
+  if (cp) {
+    SETTLE_ASSIGN_OR_RETURN(st, decode_state(*cp));
+  }
+  st.last_input_ms = wall_ms();
+  auto& slot = partitions_[partition] = std::move(st);
+  // A crash may have fallen between the checkpoint and the tasks' emission.
+  return emit_tasks(partition, slot);
+}
+
+Date StreamProcessor::settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
+                                           const std::string& currency, Date last_closed,
+                                           std::int64_t arrival_ms) {
+  // The earliest open batch of this merchant and currency.
+  const BatchKey lo{merchant.id, Date{INT32_MIN}, ""};
+  for (auto it = st.open.lower_bound(lo); it != st.open.end() && it->first.merchant_id == merchant.id; ++it) {
+    if (it->first.currency == currency) return it->first.batch_date;
+  }
+  // None is open: the batch of the event's arrival, and never a closed one.
+  const Date arrival = rules::batch_date_of(merchant, Timestamp{arrival_ms * 1'000'000});
+  return std::max(arrival, last_closed.plus_days(1));
+}
+
+Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
+  PartitionState& current = state(partition);
+  SETTLE_ASSIGN_OR_RETURN(auto records,
+                          bus_.read(kEventsTopic, partition, current.next_offset, options_.chunk_records));
+  if (records.empty()) return std::size_t{0};
+
+  PartitionState next = current;  // committed only if the ledger accepts the chunk
+  next.next_offset = records.back().offset + 1;
+  next.last_input_ms = wall_ms();
+
+  std::vector<model::Journal> journals;
+  journals.reserve(records.size());
+  std::vector<const bus::StoredRecord*> sources;
+  sources.reserve(records.size());
+  std::vector<StatusUpdate> updates;
+  const std::int64_t now_ms = next.last_input_ms;
+
+  auto reject = [&](const bus::StoredRecord& rec, std::string merchant, std::string event_id, std::string why) {
+    ++stats_.rejected;
+    updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
+                                   std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
+                                   std::move(why), now_ms});
+  };
+
+  for (const bus::StoredRecord& rec : records) {
+    ++stats_.events;
+    auto parsed = parser_.parse(rec.value);
+    if (!parsed.ok()) {
+      reject(rec, rec.key, "", fmt::format("{}/{} offset {}: {}", kEventsTopic, partition, rec.offset,
+                                           parsed.error().message));
+      continue;
+    }
+    model::Event& ev = *parsed;
+    const model::Merchant* merchant = merchants_.find(ev.merchant_id.view());
+    if (merchant == nullptr) {
+      reject(rec, ev.merchant_id.str(), ev.event_id.str(),
+             fmt::format("unknown merchant '{}'", ev.merchant_id.str()));
+      continue;
+    }
+    const Date batch_date = rules::batch_date_of(*merchant, ev.occurred_at);
+    Date settle_date = batch_date;
+    bool late = false;
+    auto closed = next.last_closed.find({ev.merchant_id.str(), ev.currency});
+    if (closed != next.last_closed.end() && batch_date <= closed->second) {
+      late = true;
+      settle_date = settle_date_for_late(next, *merchant, ev.currency, closed->second, rec.timestamp_ms);
+    }
+    auto journal = rules::event_journal(ev, *merchant, batch_date, settle_date, late);
+    if (!journal.ok()) {
+      reject(rec, ev.merchant_id.str(), ev.event_id.str(), journal.error().message);
+      continue;
+    }
+    // Count it tentatively; duplicates and conflicts are taken back below.
+    ControlTotals& totals = next.open[BatchKey{ev.merchant_id, settle_date, ev.currency}];
+    ControlTotals tentative = totals;
+    if (auto st = rules::add_to_totals(tentative, ev.type, journal->amount, journal->fee); !st.ok()) {
+      reject(rec, ev.merchant_id.str(), ev.event_id.str(),
+             fmt::format("batch {}: {}", BatchKey{ev.merchant_id, settle_date, ev.currency}.to_string(),
+                         st.error().message));
+      continue;
+    }
+    totals = tentative;
+    journal->trace_id = trace_id_of(rec.header(kTraceparentHeader));
+    next.max_event_ns = std::max(next.max_event_ns, ev.occurred_at.ns);
+    journals.push_back(std::move(journal).value());
+    sources.push_back(&rec);
+  }
+
+  const ledger::Checkpoint cp{options_.consumer, partition, next.next_offset, encode_state(next)};
+  SETTLE_ASSIGN_OR_RETURN(auto outcomes, ledger_.post(journals, std::span(&cp, 1)));
+  SETTLE_ASSERT(outcomes.size() == journals.size(), "one outcome per journal");
+
+  for (std::size_t i = 0; i < journals.size(); ++i) {
+    const model::Journal& j = journals[i];
+    const BatchKey key{j.merchant_id, j.settle_date, j.currency};
+    const std::string source(sources[i]->header(kSourceHeader));
+    switch (outcomes[i]) {
+      case ledger::PostOutcome::kPosted:
+        ++stats_.posted;
+        if (j.late) {
+          ++stats_.late;
+          updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, source, key, 0, 0,
+                                         fmt::format("belongs to closed batch {}; settles in {}",
+                                                     format_date(j.batch_date), format_date(j.settle_date)),
+                                         now_ms});
+        }
+        break;
+      case ledger::PostOutcome::kDuplicate:
+        ++stats_.duplicates;
+        subtract(next.open[key], j);
+        updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, source,
+                                       std::nullopt, 0, 0, "already accepted with identical content", now_ms});
+        break;
+      case ledger::PostOutcome::kConflict:
+        ++stats_.conflicts;
+        subtract(next.open[key], j);
+        updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, source,
+                                       std::nullopt, 0, 0,
+                                       "an event with this event_id and different content was accepted before",
+                                       now_ms});
+        break;
+    }
+  }
+  current = std::move(next);
+  // Statuses are informational; an event whose status is lost is still
+  // settled exactly once.
+  SETTLE_TRY(emit_statuses(updates));
+  return records.size();
+}
+
+void StreamProcessor::begin_close(PartitionState& st, const std::vector<BatchKey>& keys) {
+  for (const BatchKey& key : keys) {
+    auto it = st.open.find(key);
+    SETTLE_ASSERT(it != st.open.end(), "closing a batch that is not open");
+    const ControlTotals totals = it->second;
+    st.open.erase(it);
+    // A batch exists only with at least one event (every one of its events
+    // may have been a duplicate): then there is nothing to settle or close.
+    if (totals.event_count() == 0) continue;
+    const auto mc = std::make_pair(key.merchant_id.str(), key.currency);
+    auto last = st.last_closed.find(mc);
+    std::optional<Date> previous;
+    if (last != st.last_closed.end()) previous = last->second;
+    st.closing.push_back(Closing{key, previous, totals});
+    st.last_closed[mc] = key.batch_date;
+  }
+}
+
+Status StreamProcessor::commit_closes(std::int32_t partition, PartitionState next) {
+  const ledger::Checkpoint cp{options_.consumer, partition, next.next_offset, encode_state(next)};
+  SETTLE_TRY(ledger_.post({}, std::span(&cp, 1)));
+  PartitionState& current = state(partition);
+  current = std::move(next);
+  return emit_tasks(partition, current);
+}
+
+Status StreamProcessor::close_through(std::int32_t partition, Date through) {
+  PartitionState next = state(partition);
+  std::vector<BatchKey> keys;
+  for (const auto& [key, totals] : next.open) {
+    if (key.batch_date <= through) keys.push_back(key);
+  }
+  if (keys.empty()) return ok_status();
+  // Map order is (merchant, date, currency): ascending date per merchant and currency.
+  std::stable_sort(keys.begin(), keys.end(), [](const BatchKey& a, const BatchKey& b) {
+    return std::tie(a.merchant_id, a.currency, a.batch_date) < std::tie(b.merchant_id, b.currency, b.batch_date);
+  });
+  begin_close(next, keys);
+  return commit_closes(partition, std::move(next));
+}
+
+Status StreamProcessor::advance(std::int32_t partition, Timestamp now) {
+  PartitionState next = state(partition);
+  std::int64_t high_ns = next.max_event_ns;
+  const std::int64_t now_ms = now.ns / 1'000'000;
+  if (now_ms - next.last_input_ms >= options_.idle_ms) {
+    high_ns = std::max(high_ns, (now_ms - options_.idle_ms) * 1'000'000);
+  }
+  if (high_ns == INT64_MIN) return ok_status();
+  const std::int64_t watermark_ns = high_ns - options_.grace_ms * 1'000'000;
+  std::vector<BatchKey> keys;
+  for (const auto& [key, totals] : next.open) {
+    const model::Merchant* merchant = merchants_.find(key.merchant_id.view());
+    if (merchant == nullptr) continue;  // cannot tell its end; it stays open
+    if (rules::batch_end(*merchant, key.batch_date).ns <= watermark_ns) keys.push_back(key);
+  }
+  if (keys.empty()) return ok_status();
+  std::stable_sort(keys.begin(), keys.end(), [](const BatchKey& a, const BatchKey& b) {
+    return std::tie(a.merchant_id, a.currency, a.batch_date) < std::tie(b.merchant_id, b.currency, b.batch_date);
+  });
+  begin_close(next, keys);
+  return commit_closes(partition, std::move(next));
+}
+
+Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
+  if (st.closing.empty()) return ok_status();
+  std::vector<bus::Record> tasks;
+  std::vector<StatusUpdate> updates;
+  for (const Closing& c : st.closing) {
+    const model::Merchant* merchant = merchants_.find(c.key.merchant_id.view());
+    if (merchant == nullptr) {
+      return make_error(ErrorCode::kNotFound,
+                        fmt::format("closing batch {}: merchant configuration is missing", c.key.to_string()));
+    }
+    model::SettlementTask task;
+    task.key = c.key;
+    // What this processor counted; the worker checks it against the ledger.
+    task.totals = c.totals;
+    task.previous_batch = c.previous;
+    task.merchant = *merchant;
+    tasks.push_back(bus::Record{c.key.merchant_id.str(), model::task_json(task), {}, 0});
+    updates.push_back(StatusUpdate{StatusKind::kBatchClosing, c.key.merchant_id.str(), "", "", c.key, 0, 0,
+                                   fmt::format("{} events", task.totals.event_count()), wall_ms()});
+  }
+  SETTLE_TRY(bus_.append(kTasksTopic, tasks));
+  stats_.tasks += static_cast<std::int64_t>(tasks.size());
+  st.closing.clear();
+  (void)partition;
+  return emit_statuses(updates);
+}
+
+Status StreamProcessor::emit_statuses(std::vector<StatusUpdate>& updates) {
+  if (updates.empty()) return ok_status();
+  std::vector<bus::Record> records;
+  records.reserve(updates.size());
+  for (const StatusUpdate& u : updates) records.push_back(bus::Record{u.merchant_id, model::status_json(u), {}, 0});
+  SETTLE_TRY(bus_.append(kStatusTopic, records));
+  updates.clear();
+  return ok_status();
+}
+
+}  // namespace settle::processor

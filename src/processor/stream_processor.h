@@ -1,0 +1,122 @@
+// The stream processor: consumes `events`, enriches each event with its
+// merchant's configuration, assigns its batch (SETTLEMENT_RULES §3, late
+// events to the earliest open batch), posts its journal to the ledger, keeps
+// per-(merchant, batch_date, currency) control totals, and emits a settlement
+// task on `settlement-tasks` when a batch closes.
+//
+// Exactly once: each chunk of input is posted to the ledger in one transaction
+// together with the partition's checkpoint (next input offset and the set of
+// open batches). The ledger's verdict per journal (posted, duplicate,
+// conflict) decides what counts toward the control totals, so duplicates are
+// caught by the ledger's unique keys, not by a per-event set in memory. After
+// a crash, recover() reloads the checkpoint, recomputes each open batch's
+// totals from the ledger and re-emits the tasks of batches it had started to
+// close; tasks are idempotent by batch identity.
+//
+// Memory: state is per open batch and per (merchant, currency), never per event.
+// Thread safety: one thread per StreamProcessor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bus/bus.h"
+#include "common/result.h"
+#include "ledger/ledger.h"
+#include "model/batch.h"
+#include "model/event_json.h"
+#include "model/status_update.h"
+#include "processor/merchant_directory.h"
+
+namespace settle::processor {
+
+struct ProcessorOptions {
+  std::string consumer = "processor";  // checkpoint name in the ledger
+  // Records per ledger transaction: larger is faster, a crash replays more.
+  std::size_t chunk_records = 20'000;
+  // Live mode: a batch closes once the partition's watermark (latest event
+  // time minus grace) passes the batch's end. Larger grace admits later
+  // stragglers into their own batch, and delays payouts by as much.
+  std::int64_t grace_ms = 10 * 60 * 1000;
+  // Live mode: a partition with no input for this long lets wall-clock time
+  // (minus grace) drive its watermark, so a quiet merchant's batch still closes.
+  std::int64_t idle_ms = 60 * 1000;
+};
+
+struct ProcessorStats {
+  std::int64_t events = 0;      // records read
+  std::int64_t posted = 0;      // new journals
+  std::int64_t duplicates = 0;
+  std::int64_t conflicts = 0;
+  std::int64_t rejected = 0;    // invalid or unknown merchant
+  std::int64_t late = 0;
+  std::int64_t tasks = 0;       // settlement tasks emitted
+};
+
+class StreamProcessor {
+ public:
+  StreamProcessor(bus::Bus& bus, ledger::Ledger& ledger, MerchantDirectory& merchants,
+                  ProcessorOptions options);
+  ~StreamProcessor();
+
+  // Loads the partition's checkpoint (or starts it at offset 0) and re-emits
+  // tasks the checkpoint says were being emitted. Must precede poll().
+  Status recover(std::int32_t partition);
+
+  // Processes up to chunk_records records of the partition; 0 at the end.
+  Result<std::size_t> poll(std::int32_t partition);
+
+  // Offline: closes every open batch of the partition with batch_date <=
+  // through, in ascending date per merchant and currency.
+  Status close_through(std::int32_t partition, Date through);
+
+  // Live: advances the partition's watermark to `now` if idle and closes the
+  // batches it has passed.
+  Status advance(std::int32_t partition, Timestamp now);
+
+  std::int64_t next_offset(std::int32_t partition) const;
+  std::size_t open_batches(std::int32_t partition) const;
+  const ProcessorStats& stats() const { return stats_; }
+
+ private:
+  struct Closing {
+    model::BatchKey key;
+    std::optional<Date> previous;
+    model::ControlTotals totals;
+  };
+  struct PartitionState {
+    std::int64_t next_offset = 0;
+    std::int64_t max_event_ns = INT64_MIN;
+    std::int64_t last_input_ms = 0;  // wall clock of the last record read
+    std::map<model::BatchKey, model::ControlTotals> open;
+    std::map<std::pair<std::string, std::string>, Date> last_closed;  // (merchant, currency)
+    std::vector<Closing> closing;  // checkpointed, emitted after the commit
+  };
+
+  PartitionState& state(std::int32_t partition);
+  std::string encode_state(const PartitionState& st) const;
+  Result<PartitionState> decode_state(const ledger::Checkpoint& cp);
+  // Moves `keys` (ascending per merchant/currency) from open to closing.
+  void begin_close(PartitionState& st, const std::vector<model::BatchKey>& keys);
+  // Checkpoints `next` (no journals), makes it current and emits its tasks.
+  Status commit_closes(std::int32_t partition, PartitionState next);
+  Status emit_tasks(std::int32_t partition, PartitionState& st);
+  Status emit_statuses(std::vector<model::StatusUpdate>& updates);
+  Date settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
+                            const std::string& currency, Date last_closed, std::int64_t arrival_ms);
+
+  bus::Bus& bus_;
+  ledger::Ledger& ledger_;
+  MerchantDirectory& merchants_;
+  ProcessorOptions options_;
+  model::EventParser parser_;
+  std::map<std::int32_t, PartitionState> partitions_;
+  ProcessorStats stats_;
+};
+
+}  // namespace settle::processor

@@ -1,0 +1,15 @@
+// Topic names of the pipeline, shared by every role.
+#pragma once
+
+namespace settle::processor {
+
+inline constexpr const char* kMerchantsTopic = "merchants";        // compacted, key merchant_id
+inline constexpr const char* kEventsTopic = "events";              // key merchant_id
+inline constexpr const char* kTasksTopic = "settlement-tasks";     // key merchant_id
+inline constexpr const char* kStatusTopic = "status";              // key merchant_id
+
+// Record headers.
+inline constexpr const char* kSourceHeader = "source";            // "events.ndjson:12"
+inline constexpr const char* kTraceparentHeader = "traceparent";  // W3C trace context
+
+}  // namespace settle::processor

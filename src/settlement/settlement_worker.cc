@@ -1,0 +1,148 @@
+#include "settlement/settlement_worker.h"
+
+#include <fmt/format.h>
+
+#include "processor/topics.h"
+#include "rules/rules.h"
+
+namespace settle::settlement {
+namespace {
+
+using model::StatusKind;
+using model::StatusUpdate;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string date_or_none(const std::optional<Date>& d) { return d ? format_date(*d) : "none"; }
+
+}  // namespace
+
+SettlementWorker::SettlementWorker(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
+                                   WorkerOptions options)
+    : bus_(bus), ledger_(ledger), store_(store), options_(std::move(options)) {}
+
+std::int64_t SettlementWorker::next_offset(std::int32_t partition) {
+  auto it = next_offsets_.find(partition);
+  if (it != next_offsets_.end()) return it->second;
+  auto committed = bus_.committed(options_.group, processor::kTasksTopic, partition);
+  const std::int64_t offset = committed.ok() ? *committed : 0;
+  next_offsets_[partition] = offset;
+  return offset;
+}
+
+Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
+  const std::int64_t from = next_offset(partition);
+  SETTLE_ASSIGN_OR_RETURN(auto records,
+                          bus_.read(processor::kTasksTopic, partition, from, options_.max_tasks_per_poll));
+  std::size_t handled = 0;
+  for (const bus::StoredRecord& rec : records) {
+    auto task = model::parse_task_json(rec.value);
+    if (!task.ok()) {
+      // A task we cannot read is a bug upstream; say so and move on rather
+      // than block every later batch of the partition.
+      ++stats_.failed;
+      failures_.push_back(fmt::format("{}/{} offset {}: {}", processor::kTasksTopic, partition, rec.offset,
+                                      task.error().message));
+    } else {
+      SETTLE_ASSIGN_OR_RETURN(Handled h, handle(*task));
+      if (h == Handled::kRetryLater) break;
+    }
+    // Committed after the ledger transaction: a crash before this line
+    // redelivers the task, which then finds its batch closed.
+    SETTLE_TRY(bus_.commit(options_.group, processor::kTasksTopic, partition, rec.offset + 1));
+    next_offsets_[partition] = rec.offset + 1;
+    ++handled;
+  }
+  return handled;
+}
+
+Result<SettlementWorker::Handled> SettlementWorker::handle(const model::SettlementTask& task) {
+  const model::BatchKey& key = task.key;
+  SETTLE_ASSIGN_OR_RETURN(auto lease, store_.try_lock("batch:" + key.to_string(), options_.lease_ttl));
+  if (!lease) return Handled::kRetryLater;
+  // Released on every path out; a crash leaves it to expire.
+  struct Release {
+    idempotency::Store& store;
+    const idempotency::Lease& lease;
+    ~Release() { (void)store.unlock(lease); }
+  } release{store_, *lease};
+
+  if (auto st = ledger_.register_fence(key, lease->token); !st.ok()) {
+    if (st.error().code == ErrorCode::kFenced) return Handled::kRetryLater;
+    return st.error();
+  }
+
+  SETTLE_ASSIGN_OR_RETURN(auto history, ledger_.batch_history(key.merchant_id.view(), key.currency));
+  if (history.last_closed && *history.last_closed >= key.batch_date) {
+    // Redelivered, or closed by another worker: the ledger has it already.
+    ledger::BatchQuery q{key.merchant_id.str(), key.batch_date, key.batch_date};
+    SETTLE_ASSIGN_OR_RETURN(auto closed, ledger_.closed_batches(q));
+    for (const auto& s : closed) {
+      if (s.key == key) {
+        ++stats_.already_closed;
+        return Handled::kDone;
+      }
+    }
+    SETTLE_TRY(fail(task, fmt::format("a later batch ({}) is already closed", format_date(*history.last_closed))));
+    return Handled::kDone;
+  }
+  if (history.last_closed != task.previous_batch) {
+    SETTLE_TRY(fail(task, fmt::format("out of order: the ledger's latest closed batch is {}, the task follows {}",
+                                      date_or_none(history.last_closed), date_or_none(task.previous_batch))));
+    return Handled::kDone;
+  }
+
+  SETTLE_ASSIGN_OR_RETURN(auto posted, ledger_.settling_totals(key));
+  if (posted != task.totals) {
+    SETTLE_TRY(fail(task, fmt::format("control totals mismatch: task has [{}], ledger postings have [{}]",
+                                      task.totals.to_string(), posted.to_string())));
+    return Handled::kDone;
+  }
+
+  std::vector<rules::HeldReserve> holds;
+  for (const auto& h : history.unreleased) holds.push_back(rules::HeldReserve{h.batch_date, h.amount});
+  auto outcome = rules::settle_batch(task.merchant, key, task.totals, history.carry_out, holds);
+  if (!outcome.ok()) {
+    SETTLE_TRY(fail(task, outcome.error().message));
+    return Handled::kDone;
+  }
+  const auto journals = rules::batch_journals(outcome->summary);
+  auto closed = ledger_.close_batch(outcome->summary, outcome->released, journals, lease->token);
+  if (!closed.ok()) {
+    if (closed.error().code == ErrorCode::kFenced) return Handled::kRetryLater;
+    if (closed.error().code == ErrorCode::kIo || closed.error().code == ErrorCode::kUnavailable) {
+      return closed.error();
+    }
+    SETTLE_TRY(fail(task, closed.error().message));
+    return Handled::kDone;
+  }
+  if (*closed == ledger::CloseOutcome::kAlreadyClosed) {
+    ++stats_.already_closed;
+  } else {
+    ++stats_.closed;
+  }
+  const auto& s = outcome->summary;
+  SETTLE_TRY(publish(StatusUpdate{StatusKind::kBatchClosed, key.merchant_id.str(), "", "", key, s.payout,
+                                  s.carry_out, fmt::format("payout on {}", format_date(s.payout_date)),
+                                  wall_ms()}));
+  return Handled::kDone;
+}
+
+Status SettlementWorker::fail(const model::SettlementTask& task, std::string reason) {
+  ++stats_.failed;
+  failures_.push_back(fmt::format("batch {}: {}", task.key.to_string(), reason));
+  return publish(StatusUpdate{StatusKind::kBatchCloseFailed, task.key.merchant_id.str(), "", "", task.key, 0, 0,
+                              std::move(reason), wall_ms()});
+}
+
+Status SettlementWorker::publish(const StatusUpdate& update) {
+  const bus::Record rec{update.merchant_id, model::status_json(update), {}, 0};
+  SETTLE_TRY(bus_.append(processor::kStatusTopic, std::span(&rec, 1)));
+  return ok_status();
+}
+
+}  // namespace settle::settlement

@@ -1,0 +1,75 @@
+// The settlement worker: consumes `settlement-tasks` and closes batches.
+//
+// For each task it takes a lease on the batch (idempotency store; the lease's
+// fencing token is registered with the ledger, so a stale worker's close is
+// refused), checks the ledger's postings for the batch against the task's
+// control totals (a mismatch fails the task visibly and leaves the batch
+// open), settles it per SETTLEMENT_RULES §5 from the ledger's history of the
+// merchant's earlier batches, writes the batch's journals and summary in one
+// ledger transaction and publishes a status update. Its consumer-group offset
+// is committed only after the ledger transaction, so a crash redelivers the
+// task, and a redelivered task of a closed batch is a no-op.
+//
+// Thread safety: one thread per SettlementWorker; any number of workers may
+// share the bus, ledger and store.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bus/bus.h"
+#include "common/result.h"
+#include "idempotency/store.h"
+#include "ledger/ledger.h"
+#include "model/settlement_task.h"
+#include "model/status_update.h"
+
+namespace settle::settlement {
+
+struct WorkerOptions {
+  std::string group = "settlement-worker";
+  // How long a claim on a batch lasts; a worker that dies mid-close blocks the
+  // batch at most this long.
+  std::chrono::milliseconds lease_ttl{30'000};
+  std::size_t max_tasks_per_poll = 256;
+};
+
+struct WorkerStats {
+  std::int64_t closed = 0;
+  std::int64_t already_closed = 0;
+  std::int64_t failed = 0;
+};
+
+class SettlementWorker {
+ public:
+  SettlementWorker(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, WorkerOptions options);
+
+  // Handles the partition's pending tasks (from the group's committed offset);
+  // returns how many it handled. A task whose batch is leased by another
+  // worker stops the poll there (kUnavailable is not an error: 0 handled).
+  Result<std::size_t> poll(std::int32_t partition);
+
+  std::int64_t next_offset(std::int32_t partition);
+  const WorkerStats& stats() const { return stats_; }
+  // Human-readable reasons of the tasks that failed, in order.
+  const std::vector<std::string>& failures() const { return failures_; }
+
+ private:
+  enum class Handled { kDone, kRetryLater };
+  Result<Handled> handle(const model::SettlementTask& task);
+  Status fail(const model::SettlementTask& task, std::string reason);
+  Status publish(const model::StatusUpdate& update);
+
+  bus::Bus& bus_;
+  ledger::Ledger& ledger_;
+  idempotency::Store& store_;
+  WorkerOptions options_;
+  std::map<std::int32_t, std::int64_t> next_offsets_;
+  WorkerStats stats_;
+  std::vector<std::string> failures_;
+};
+
+}  // namespace settle::settlement
