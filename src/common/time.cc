@@ -19,6 +19,9 @@ bool digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
   return true;
 }
 
+constexpr int kYearMin = 1678;
+constexpr int kYearMax = 2261;
+
 Error bad_timestamp(std::string_view text, const std::string& why) {
   return make_error(ErrorCode::kInvalidArgument,
                     "'" + std::string(text) + "' is not an RFC 3339 timestamp: " + why);
@@ -73,6 +76,12 @@ Result<Timestamp> parse_rfc3339(std::string_view s) {
       !digits(s, 17, 2, &sec)) {
     return bad_timestamp(s, "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset");
   }
+  // The written year bounds the instant: with any offset (< 1 day) it stays
+  // about 100 days inside the int64 nanosecond range (1677-09-21..2262-04-11),
+  // so adding a zone's offset to it later (to_local) cannot overflow.
+  if (y < kYearMin || y > kYearMax) {
+    return bad_timestamp(s, "outside the supported range of years 1678-2261");
+  }
   if (!valid_civil(y, mo, d)) return bad_timestamp(s, "no such calendar date");
   if (h > 23 || mi > 59) return bad_timestamp(s, "time of day out of range");
   if (sec == 60) return bad_timestamp(s, "leap seconds are not supported");
@@ -110,16 +119,11 @@ Result<Timestamp> parse_rfc3339(std::string_view s) {
   }
   if (pos != s.size()) return bad_timestamp(s, "unexpected text after the offset");
 
-  // Years 1678..2261 fit int64 nanoseconds everywhere; check in 128 bits.
+  // Years 1678..2261 (checked above) fit int64 nanoseconds with any offset.
   const std::int64_t days = date_from_civil(y, static_cast<unsigned>(mo),
                                             static_cast<unsigned>(d)).days;
-  const __int128 seconds = static_cast<__int128>(days) * 86400 + h * 3600 + mi * 60 + sec -
-                           offset_minutes * 60;
-  const __int128 ns = seconds * kNsPerSecond + frac_ns;
-  if (ns < static_cast<__int128>(INT64_MIN) || ns > static_cast<__int128>(INT64_MAX)) {
-    return bad_timestamp(s, "outside the supported range of years 1678-2261");
-  }
-  return Timestamp{static_cast<std::int64_t>(ns)};
+  const std::int64_t seconds = days * 86400 + h * 3600 + mi * 60 + sec - offset_minutes * 60;
+  return Timestamp{seconds * kNsPerSecond + frac_ns};
 }
 
 std::string format_rfc3339(Timestamp ts) {

@@ -43,8 +43,8 @@ std::string format_date(Date date);
 
 // RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM). The
 // fraction has 1 to 9 digits; 'T' and 'Z' may be lower case. Leap seconds
-// (:60) and instants outside what int64 nanoseconds hold (years 1678-2261)
-// are errors.
+// (:60) and years outside 1678-2261 are errors: the range keeps every instant,
+// and every local time derived from it, inside int64 nanoseconds.
 Result<Timestamp> parse_rfc3339(std::string_view text);
 // UTC, with as many fraction digits as needed (none, 3, 6 or 9) and 'Z'.
 std::string format_rfc3339(Timestamp ts);

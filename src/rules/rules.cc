@@ -62,10 +62,13 @@ Result<Journal> event_journal(const Event& ev, const Merchant& merchant, Date ba
       j.add_leg(AccountRole::kPlatformFees, -fee);
       break;
     }
-    case EventType::kAdjustment:
+    case EventType::kAdjustment: {
+      // -a does not fit when a is INT64_MIN (a valid signed adjustment).
+      SETTLE_ASSIGN_OR_RETURN(const Minor credit, checked_sub(0, a));
       j.add_leg(AccountRole::kPlatformAdjustments, a);
-      j.add_leg(AccountRole::kMerchantPayable, -a);
+      j.add_leg(AccountRole::kMerchantPayable, credit);
       break;
+    }
   }
   SETTLE_ASSERT(j.leg_sum() == 0, "an event journal must balance");
   return j;
