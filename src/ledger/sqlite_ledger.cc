@@ -1,0 +1,1254 @@
+#include "ledger/sqlite_ledger.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <climits>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include "common/assert.h"
+#include "model/journal.h"
+
+namespace settle::ledger {
+namespace {
+
+using model::AccountRole;
+using model::BatchKey;
+using model::BatchSummary;
+using model::EventType;
+using model::Journal;
+using model::JournalKind;
+
+// ---------------------------------------------------------------------------
+// Statements
+
+// An owned prepared statement.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  Stmt(Stmt&& other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  Stmt& operator=(Stmt&& other) noexcept {
+    if (this != &other) {
+      sqlite3_finalize(s_);
+      s_ = std::exchange(other.s_, nullptr);
+    }
+    return *this;
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+
+  sqlite3_stmt* get() const { return s_; }
+  sqlite3_stmt** out() { return &s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// One execution of a cached statement: binds, steps and reads columns, and
+// resets the statement when it goes out of scope, so that it holds no read
+// snapshot and is ready for the next use. Text and blobs are bound without a
+// copy (SQLITE_STATIC): they must outlive the last step().
+class Run {
+ public:
+  explicit Run(const Stmt& stmt) : s_(stmt.get()) {}
+  ~Run() { sqlite3_reset(s_); }
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
+
+  void text(int i, std::string_view v) {
+    // A null pointer would bind NULL; an empty string must stay ''.
+    sqlite3_bind_text(s_, i, v.empty() ? "" : v.data(), static_cast<int>(v.size()),
+                      SQLITE_STATIC);
+  }
+  void text_or_null(int i, std::string_view v) {
+    if (v.empty()) {
+      sqlite3_bind_null(s_, i);
+    } else {
+      text(i, v);
+    }
+  }
+  void blob(int i, const void* p, std::size_t n) {
+    sqlite3_bind_blob(s_, i, n == 0 ? "" : p, static_cast<int>(n), SQLITE_STATIC);
+  }
+  void int64(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void null(int i) { sqlite3_bind_null(s_, i); }
+  int named(const char* name) const { return sqlite3_bind_parameter_index(s_, name); }
+
+  int step() { return sqlite3_step(s_); }
+
+  std::int64_t int64_at(int i) const { return sqlite3_column_int64(s_, i); }
+  bool null_at(int i) const { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
+  std::string_view text_at(int i) const {
+    const unsigned char* p = sqlite3_column_text(s_, i);
+    const int n = sqlite3_column_bytes(s_, i);
+    if (p == nullptr) return {};
+    return {reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
+  std::string_view blob_at(int i) const {
+    const void* p = sqlite3_column_blob(s_, i);
+    const int n = sqlite3_column_bytes(s_, i);
+    if (p == nullptr) return {};
+    return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+// ---------------------------------------------------------------------------
+// Values
+
+using DigestBytes = std::array<unsigned char, 16>;
+
+DigestBytes digest_bytes(const model::Digest& d) {
+  DigestBytes b{};
+  for (int i = 0; i < 8; ++i) {
+    b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(d.hi >> (56 - 8 * i));
+    b[static_cast<std::size_t>(8 + i)] = static_cast<unsigned char>(d.lo >> (56 - 8 * i));
+  }
+  return b;
+}
+
+bool is_event_kind(JournalKind kind) {
+  return static_cast<int>(kind) < model::kEventTypeCount;
+}
+
+std::string now_rfc3339() {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return format_rfc3339(Timestamp{static_cast<std::int64_t>(ns)});
+}
+
+std::string journal_id_text(const Journal& j) {
+  return fmt::format("journal {}/{}", j.merchant_id.str(), j.ref);
+}
+
+// What the ledger refuses before it opens a transaction: a journal that does
+// not balance, moves nothing, or names no identity.
+Status validate_journal(const Journal& j) {
+  auto bad = [&](std::string_view why) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("{}: {}", journal_id_text(j), why));
+  };
+  if (j.merchant_id.empty()) return bad("merchant_id is empty");
+  if (j.ref.empty()) return bad("ref is empty");
+  if (j.currency.size() != 3) return bad(fmt::format("currency '{}' is not a 3-letter code", j.currency));
+  if (static_cast<int>(j.kind) > static_cast<int>(JournalKind::kPayout)) return bad("unknown kind");
+  if (j.leg_count < 2 || j.leg_count > model::kMaxLegs) {
+    return bad(fmt::format("has {} legs; a journal has 2 to {}", j.leg_count, model::kMaxLegs));
+  }
+  __int128 sum = 0;
+  for (std::size_t i = 0; i < j.leg_count; ++i) {
+    const model::Posting& p = j.legs[i];
+    if (p.amount == 0) return bad(fmt::format("leg {} has a zero amount", i + 1));
+    if (static_cast<int>(p.account) > static_cast<int>(AccountRole::kPlatformPayouts)) {
+      return bad(fmt::format("leg {} names an unknown account", i + 1));
+    }
+    sum += p.amount;
+  }
+  if (sum != 0) {
+    return bad(fmt::format("legs sum to {}, not 0", static_cast<long long>(sum)));
+  }
+  return ok_status();
+}
+
+// ---------------------------------------------------------------------------
+// The account cache: (role, merchant, currency) -> account_id, and the
+// balance delta the current call has accumulated for it. Looked up without
+// building the account's name (three lookups per event journal).
+
+struct AccountKeyView {
+  AccountRole role;
+  std::string_view merchant;  // "" for platform accounts
+  std::string_view currency;
+};
+
+struct AccountKey {
+  AccountRole role;
+  std::string merchant;
+  std::string currency;
+  operator AccountKeyView() const { return {role, merchant, currency}; }  // NOLINT
+};
+
+struct AccountKeyHash {
+  using is_transparent = void;
+  std::size_t operator()(const AccountKeyView& k) const noexcept {
+    const std::size_t h = std::hash<std::string_view>{}(k.merchant);
+    const std::size_t c = std::hash<std::string_view>{}(k.currency);
+    return (h * 0x9E3779B97F4A7C15ULL) ^ (c + static_cast<std::size_t>(k.role));
+  }
+};
+
+struct AccountKeyEq {
+  using is_transparent = void;
+  bool operator()(const AccountKeyView& a, const AccountKeyView& b) const noexcept {
+    return a.role == b.role && a.merchant == b.merchant && a.currency == b.currency;
+  }
+};
+
+struct AccountEntry {
+  std::int64_t id = 0;
+  __int128 delta = 0;       // of the current call
+  std::int64_t postings = 0;  // of the current call
+  bool touched = false;
+};
+
+AccountKeyView account_key(const Journal& j, const model::Posting& p) {
+  return {p.account, model::is_merchant_account(p.account) ? j.merchant_id.view() : "",
+          j.currency};
+}
+
+// ---------------------------------------------------------------------------
+// Summaries
+
+// The columns of a batch row that make up a BatchSummary, in this order.
+constexpr const char* kBatchColumns =
+    "merchant_id, batch_date, currency, "
+    "captures_count, captures, captures_fees, refunds_count, refunds, refunds_fees, "
+    "chargebacks_count, chargebacks, chargebacks_fees, reversals_count, reversals, "
+    "reversals_fees, adjustments_count, adjustments, adjustments_fees, "
+    "reserve_held, reserve_released, carried_in, net, payout, carry_out, payout_date";
+constexpr int kBatchColumnCount = 25;
+
+std::string summary_text(const BatchSummary& s) {
+  return fmt::format("{} reserve_held={} reserve_released={} carried_in={} net={} payout={} "
+                     "carry_out={} payout_date={}",
+                     s.totals.to_string(), s.reserve_held, s.reserve_released, s.carried_in,
+                     s.net, s.payout, s.carry_out, format_date(s.payout_date));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+struct SqliteLedger::Impl {
+  std::string path;  // for messages
+  sqlite3* db = nullptr;
+  std::mutex mu;  // guards everything below
+
+  Stmt begin, commit, rollback;
+  Stmt insert_journal, journal_digest;
+  Stmt find_account, insert_account, update_account;
+  Stmt upsert_checkpoint, get_checkpoint;
+  Stmt settling;
+  Stmt last_closed, holds;
+  Stmt get_fence, upsert_fence;
+  Stmt get_batch, later_batch, get_hold, insert_batch, release_hold;
+  Stmt closed_batches, balances, trial_balance;
+  std::array<Stmt, 16> postings;  // by filter combination, prepared on first use
+
+  std::unordered_map<AccountKey, AccountEntry, AccountKeyHash, AccountKeyEq> accounts;
+  std::vector<AccountKey> created;      // accounts created by the open transaction
+  std::vector<AccountEntry*> touched;   // accounts with a delta in the open call
+  std::vector<std::uint32_t> order;     // post(): journals in key order
+
+  ~Impl() {
+    // close_v2: the connection goes away once the cached statements (members,
+    // finalized after this body) are.
+    if (db != nullptr) sqlite3_close_v2(db);
+  }
+
+  // --- errors ---------------------------------------------------------------
+
+  Error fail(ErrorCode code, std::string_view what, std::string_view why) const {
+    return make_error(code, fmt::format("ledger {}: {}: {}", path, what, why));
+  }
+
+  // An error SQLite reported; its message is included.
+  Error sql_fail(int rc, std::string_view what) const {
+    const char* msg = sqlite3_errmsg(db);
+    ErrorCode code = ErrorCode::kIo;
+    switch (rc & 0xff) {
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED: code = ErrorCode::kUnavailable; break;
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB: code = ErrorCode::kCorruption; break;
+      case SQLITE_CONSTRAINT:
+        // In STRICT tables a datatype violation can only come from an integer
+        // that overflowed into a REAL.
+        code = rc == SQLITE_CONSTRAINT_DATATYPE ? ErrorCode::kOverflow
+                                                : ErrorCode::kInvalidArgument;
+        break;
+      case SQLITE_ERROR:
+        if (std::string_view(msg).find("integer overflow") != std::string_view::npos) {
+          code = ErrorCode::kOverflow;
+        }
+        break;
+      default: break;
+    }
+    return make_error(code, fmt::format("ledger {}: {}: sqlite: {}", path, what, msg));
+  }
+
+  Error corrupt(std::string_view what, std::string_view why) const {
+    return fail(ErrorCode::kCorruption, what, why);
+  }
+
+  // --- plumbing -------------------------------------------------------------
+
+  Status exec(const char* sql, std::string_view what) {
+    const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return sql_fail(rc, what);
+    return ok_status();
+  }
+
+  Status prepare(Stmt& s, const std::string& sql) {
+    const int rc = sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()),
+                                      SQLITE_PREPARE_PERSISTENT, s.out(), nullptr);
+    if (rc != SQLITE_OK) return sql_fail(rc, "prepare " + sql.substr(0, 60));
+    return ok_status();
+  }
+
+  Status run_done(const Stmt& s, std::string_view what) {
+    Run r(s);
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+    return ok_status();
+  }
+
+  Result<Date> date_at(const Run& r, int col, std::string_view what) const {
+    auto d = parse_date(r.text_at(col));
+    if (!d.ok()) return corrupt(what, "stored date: " + d.error().message);
+    return d.value();
+  }
+
+  // --- schema ---------------------------------------------------------------
+
+  Status ensure_schema() {
+    SETTLE_TRY(exec("BEGIN IMMEDIATE", "open"));
+    Status s = check_or_create_schema();
+    if (!s.ok()) {
+      if (sqlite3_get_autocommit(db) == 0) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      return s;
+    }
+    return exec("COMMIT", "open: create schema");
+  }
+
+  Status check_or_create_schema() {
+    Stmt q;
+    SETTLE_TRY(prepare(q, "SELECT count(*), count(*) FILTER (WHERE name = 'schema_version') "
+                          "FROM sqlite_schema WHERE type = 'table'"));
+    std::int64_t tables = 0;
+    std::int64_t version_tables = 0;
+    {
+      Run r(q);
+      const int rc = r.step();
+      if (rc != SQLITE_ROW) return sql_fail(rc, "open: read schema");
+      tables = r.int64_at(0);
+      version_tables = r.int64_at(1);
+    }
+    if (version_tables == 0) {
+      if (tables != 0) {
+        return fail(ErrorCode::kFailedPrecondition, "open",
+                    "a SQLite database but not a settlement ledger (it has tables but no "
+                    "schema_version)");
+      }
+      const std::string sql(SqliteLedger::schema_sql());
+      SETTLE_TRY(exec(sql.c_str(), "open: create schema"));
+      Stmt ins;
+      SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"));
+      Run r(ins);
+      const std::string now = now_rfc3339();
+      r.int64(1, SqliteLedger::kSchemaVersion);
+      r.text(2, now);
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version");
+      return ok_status();
+    }
+    Stmt v;
+    SETTLE_TRY(prepare(v, "SELECT max(version) FROM schema_version"));
+    Run r(v);
+    const int rc = r.step();
+    if (rc != SQLITE_ROW) return sql_fail(rc, "open: read schema version");
+    if (r.null_at(0) || r.int64_at(0) != SqliteLedger::kSchemaVersion) {
+      return fail(ErrorCode::kFailedPrecondition, "open",
+                  fmt::format("schema version {}, but this build reads version {}; migrate the "
+                              "file or open another",
+                              r.null_at(0) ? std::string("(none)") : std::to_string(r.int64_at(0)),
+                              SqliteLedger::kSchemaVersion));
+    }
+    return ok_status();
+  }
+
+  Status prepare_all() {
+    SETTLE_TRY(prepare(begin, "BEGIN IMMEDIATE"));
+    SETTLE_TRY(prepare(commit, "COMMIT"));
+    SETTLE_TRY(prepare(rollback, "ROLLBACK"));
+    SETTLE_TRY(prepare(
+        insert_journal,
+        "INSERT INTO journals (merchant_id, ref, kind, currency, batch_date, settle_date, late, "
+        "occurred_at, amount, fee, digest, metadata, trace_id, leg1_account, leg1_amount, "
+        "leg2_account, leg2_amount, leg3_account, leg3_amount) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+        "?18, ?19) ON CONFLICT (merchant_id, ref) DO NOTHING"));
+    SETTLE_TRY(prepare(journal_digest,
+                       "SELECT digest FROM journals WHERE merchant_id = ?1 AND ref = ?2"));
+    SETTLE_TRY(prepare(find_account,
+                       "SELECT account_id FROM accounts WHERE name = ?1 AND currency = ?2"));
+    SETTLE_TRY(prepare(insert_account,
+                       "INSERT INTO accounts (name, currency, balance, postings) "
+                       "VALUES (?1, ?2, 0, 0)"));
+    SETTLE_TRY(prepare(update_account,
+                       "UPDATE accounts SET balance = balance + ?1, postings = postings + ?2 "
+                       "WHERE account_id = ?3"));
+    SETTLE_TRY(prepare(upsert_checkpoint,
+                       "INSERT INTO checkpoints (consumer, partition, next_offset, state) "
+                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer, partition) DO UPDATE "
+                       "SET next_offset = excluded.next_offset, state = excluded.state"));
+    SETTLE_TRY(prepare(get_checkpoint,
+                       "SELECT next_offset, state FROM checkpoints "
+                       "WHERE consumer = ?1 AND partition = ?2"));
+    SETTLE_TRY(prepare(settling,
+                       "SELECT kind, count(*), sum(amount), sum(fee) FROM journals "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND settle_date = ?3 "
+                       "AND kind IN ('capture', 'refund', 'chargeback', 'chargeback_reversal', "
+                       "'adjustment') GROUP BY kind"));
+    SETTLE_TRY(prepare(last_closed,
+                       "SELECT batch_date, carry_out FROM batches "
+                       "WHERE merchant_id = ?1 AND currency = ?2 "
+                       "ORDER BY batch_date DESC LIMIT 1"));
+    SETTLE_TRY(prepare(holds,
+                       "SELECT batch_date, reserve_held FROM batches "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND reserve_held > 0 "
+                       "AND released_by IS NULL ORDER BY batch_date"));
+    SETTLE_TRY(prepare(get_fence,
+                       "SELECT token FROM batch_fences "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND batch_date = ?3"));
+    SETTLE_TRY(prepare(upsert_fence,
+                       "INSERT INTO batch_fences (merchant_id, currency, batch_date, token) "
+                       "VALUES (?1, ?2, ?3, ?4) "
+                       "ON CONFLICT (merchant_id, currency, batch_date) "
+                       "DO UPDATE SET token = max(token, excluded.token)"));
+    SETTLE_TRY(prepare(get_batch, fmt::format("SELECT {} FROM batches WHERE merchant_id = ?1 AND "
+                                              "currency = ?2 AND batch_date = ?3",
+                                              kBatchColumns)));
+    SETTLE_TRY(prepare(later_batch,
+                       "SELECT batch_date FROM batches WHERE merchant_id = ?1 AND currency = ?2 "
+                       "AND batch_date > ?3 ORDER BY batch_date LIMIT 1"));
+    SETTLE_TRY(prepare(get_hold,
+                       "SELECT reserve_held, released_by FROM batches "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND batch_date = ?3"));
+    SETTLE_TRY(prepare(
+        insert_batch,
+        fmt::format("INSERT INTO batches ({}, fees, released_by, fencing_token, closed_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                    "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, NULL, ?27, ?28)",
+                    kBatchColumns)));
+    SETTLE_TRY(prepare(release_hold,
+                       "UPDATE batches SET released_by = ?4 "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND batch_date = ?3 "
+                       "AND released_by IS NULL"));
+    SETTLE_TRY(prepare(closed_batches,
+                       fmt::format("SELECT {} FROM batches "
+                                   "WHERE (?1 IS NULL OR merchant_id = ?1) "
+                                   "AND (?2 IS NULL OR batch_date >= ?2) "
+                                   "AND (?3 IS NULL OR batch_date <= ?3) "
+                                   "ORDER BY merchant_id, currency, batch_date",
+                                   kBatchColumns)));
+    SETTLE_TRY(prepare(balances,
+                       "SELECT name, currency, balance, postings FROM accounts "
+                       "WHERE ?1 IS NULL OR substr(name, 1, length(?1)) = ?1 "
+                       "ORDER BY name, currency"));
+    // Recomputed from the postings: the accounts' running balances are what
+    // the trial balance checks, so it must not read them.
+    SETTLE_TRY(prepare(trial_balance,
+                       "SELECT a.currency, "
+                       "sum(CASE WHEN p.amount > 0 THEN p.amount ELSE 0 END), "
+                       "sum(CASE WHEN p.amount < 0 THEN p.amount ELSE 0 END), "
+                       "sum(p.amount) "
+                       "FROM postings AS p JOIN accounts AS a ON a.account_id = p.account_id "
+                       "GROUP BY a.currency ORDER BY a.currency"));
+    return ok_status();
+  }
+
+  // --- transactions ---------------------------------------------------------
+
+  // Undoes the open transaction, if any, and every in-memory effect of it.
+  void abort() {
+    if (sqlite3_get_autocommit(db) == 0) {
+      Run r(rollback);
+      r.step();  // if even ROLLBACK fails, SQLite rolls back when the connection closes
+    }
+    clear_deltas();
+    for (const AccountKey& k : created) accounts.erase(k);
+    created.clear();
+  }
+
+  void clear_deltas() {
+    for (AccountEntry* e : touched) {
+      e->delta = 0;
+      e->postings = 0;
+      e->touched = false;
+    }
+    touched.clear();
+  }
+
+  // A write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so
+  // a call never fails half-way on lock upgrade). Rolled back, with its
+  // in-memory effects, unless committed.
+  class Txn {
+   public:
+    explicit Txn(Impl& impl) : impl_(impl) {}
+    ~Txn() {
+      if (open_) impl_.abort();
+    }
+    Txn(const Txn&) = delete;
+    Txn& operator=(const Txn&) = delete;
+
+    Status begin(std::string_view what) {
+      SETTLE_TRY(impl_.run_done(impl_.begin, what));
+      open_ = true;
+      return ok_status();
+    }
+    Status commit(std::string_view what) {
+      SETTLE_TRY(impl_.run_done(impl_.commit, what));
+      open_ = false;
+      impl_.created.clear();
+      return ok_status();
+    }
+
+   private:
+    Impl& impl_;
+    bool open_ = false;
+  };
+
+  // --- accounts -------------------------------------------------------------
+
+  // Finds or creates the account, inside the open transaction.
+  Result<AccountEntry*> account(const AccountKeyView& key, std::string_view what) {
+    if (auto it = accounts.find(key); it != accounts.end()) return &it->second;
+    const std::string name =
+        model::account_name(key.role, key.merchant);
+    std::int64_t id = 0;
+    {
+      Run r(find_account);
+      r.text(1, name);
+      r.text(2, key.currency);
+      const int rc = r.step();
+      if (rc == SQLITE_ROW) {
+        id = r.int64_at(0);
+      } else if (rc != SQLITE_DONE) {
+        return sql_fail(rc, what);
+      }
+    }
+    AccountKey owned{key.role, std::string(key.merchant), std::string(key.currency)};
+    if (id == 0) {
+      Run r(insert_account);
+      r.text(1, name);
+      r.text(2, key.currency);
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) return sql_fail(rc, fmt::format("{}: create account {}", what, name));
+      id = sqlite3_last_insert_rowid(db);
+      created.push_back(owned);
+    }
+    auto [it, inserted] = accounts.emplace(std::move(owned), AccountEntry{});
+    it->second.id = id;
+    return &it->second;
+  }
+
+  // Writes the call's accumulated balance deltas, one UPDATE per account.
+  Status apply_deltas(std::string_view what) {
+    std::sort(touched.begin(), touched.end(),
+              [](const AccountEntry* a, const AccountEntry* b) { return a->id < b->id; });
+    for (const AccountEntry* e : touched) {
+      if (e->delta > INT64_MAX || e->delta < INT64_MIN) {
+        return fail(ErrorCode::kOverflow, what,
+                    fmt::format("account {}: the balance change leaves int64", e->id));
+      }
+      Run r(update_account);
+      r.int64(1, static_cast<std::int64_t>(e->delta));
+      r.int64(2, e->postings);
+      r.int64(3, e->id);
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) return sql_fail(rc, fmt::format("{}: update account {}", what, e->id));
+    }
+    clear_deltas();
+    return ok_status();
+  }
+
+  // --- journals -------------------------------------------------------------
+
+  Result<std::optional<DigestBytes>> stored_digest(const Journal& j, std::string_view what) {
+    Run r(journal_digest);
+    r.text(1, j.merchant_id.view());
+    r.text(2, j.ref);
+    const int rc = r.step();
+    if (rc == SQLITE_DONE) return std::optional<DigestBytes>{};
+    if (rc != SQLITE_ROW) return sql_fail(rc, what);
+    const std::string_view b = r.blob_at(0);
+    if (b.size() != 16) return corrupt(what, journal_id_text(j) + ": stored digest is not 16 bytes");
+    DigestBytes out{};
+    std::copy(b.begin(), b.end(), out.begin());
+    return std::optional<DigestBytes>(out);
+  }
+
+  // Inserts one (validated) journal unless its identity is already stored,
+  // accumulating its legs into the account deltas when it is inserted.
+  Result<PostOutcome> insert(const Journal& j, std::string_view what) {
+    const DigestBytes digest = digest_bytes(j.digest);
+    std::array<AccountEntry*, model::kMaxLegs> legs{};
+    bool known = true;
+    for (std::size_t i = 0; i < j.leg_count; ++i) {
+      auto it = accounts.find(account_key(j, j.legs[i]));
+      if (it == accounts.end()) {
+        known = false;
+      } else {
+        legs[i] = &it->second;
+      }
+    }
+    if (!known) {
+      // An account is missing: create it, unless the journal turns out to be
+      // a duplicate or conflict, which must not leave an empty account behind.
+      SETTLE_ASSIGN_OR_RETURN(const auto stored, stored_digest(j, what));
+      if (stored) return *stored == digest ? PostOutcome::kDuplicate : PostOutcome::kConflict;
+      for (std::size_t i = 0; i < j.leg_count; ++i) {
+        SETTLE_ASSIGN_OR_RETURN(legs[i], account(account_key(j, j.legs[i]), what));
+      }
+    }
+
+    const std::string batch_date = format_date(j.batch_date);
+    const std::string settle_date = format_date(j.settle_date);
+    const bool event = is_event_kind(j.kind);
+    const std::string occurred_at = event ? format_rfc3339(j.occurred_at) : std::string();
+    {
+      Run r(insert_journal);
+      r.text(1, j.merchant_id.view());
+      r.text(2, j.ref);
+      r.text(3, model::journal_kind_name(j.kind));
+      r.text(4, j.currency);
+      r.text(5, batch_date);
+      r.text(6, settle_date);
+      r.int64(7, j.late ? 1 : 0);
+      if (event) {
+        r.text(8, occurred_at);
+      } else {
+        r.null(8);
+      }
+      r.int64(9, j.amount);
+      r.int64(10, j.fee);
+      r.blob(11, digest.data(), digest.size());
+      r.text_or_null(12, j.metadata_json);
+      r.text_or_null(13, j.trace_id);
+      for (int i = 0; i < static_cast<int>(model::kMaxLegs); ++i) {
+        const auto leg = static_cast<std::size_t>(i);
+        if (leg < j.leg_count) {
+          r.int64(14 + 2 * i, legs[leg]->id);
+          r.int64(15 + 2 * i, j.legs[leg].amount);
+        } else {
+          r.null(14 + 2 * i);
+          r.null(15 + 2 * i);
+        }
+      }
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) return sql_fail(rc, fmt::format("{}: {}", what, journal_id_text(j)));
+    }
+    if (sqlite3_changes(db) == 0) {
+      SETTLE_ASSIGN_OR_RETURN(const auto stored, stored_digest(j, what));
+      if (!stored) return corrupt(what, journal_id_text(j) + ": neither inserted nor found");
+      return *stored == digest ? PostOutcome::kDuplicate : PostOutcome::kConflict;
+    }
+    for (std::size_t i = 0; i < j.leg_count; ++i) {
+      AccountEntry* e = legs[i];
+      e->delta += j.legs[i].amount;
+      e->postings += 1;
+      if (!e->touched) {
+        e->touched = true;
+        touched.push_back(e);
+      }
+    }
+    return PostOutcome::kPosted;
+  }
+
+  // --- batches --------------------------------------------------------------
+
+  Result<BatchSummary> summary_at(const Run& r, std::string_view what) const {
+    BatchSummary s;
+    s.key.merchant_id = MerchantId(std::string(r.text_at(0)));
+    SETTLE_ASSIGN_OR_RETURN(s.key.batch_date, date_at(r, 1, what));
+    s.key.currency = std::string(r.text_at(2));
+    int c = 3;
+    for (auto& t : s.totals.by_type) {
+      t.count = r.int64_at(c++);
+      t.amount = r.int64_at(c++);
+      t.fees = r.int64_at(c++);
+    }
+    s.reserve_held = r.int64_at(c++);
+    s.reserve_released = r.int64_at(c++);
+    s.carried_in = r.int64_at(c++);
+    s.net = r.int64_at(c++);
+    s.payout = r.int64_at(c++);
+    s.carry_out = r.int64_at(c++);
+    SETTLE_ASSIGN_OR_RETURN(s.payout_date, date_at(r, c++, what));
+    SETTLE_ASSERT(c == kBatchColumnCount, "batch columns and summary fields disagree");
+    return s;
+  }
+
+  Result<std::optional<std::int64_t>> fence_of(const std::string& merchant,
+                                               const std::string& currency,
+                                               const std::string& date, std::string_view what) {
+    Run r(get_fence);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, date);
+    const int rc = r.step();
+    if (rc == SQLITE_DONE) return std::optional<std::int64_t>{};
+    if (rc != SQLITE_ROW) return sql_fail(rc, what);
+    return std::optional<std::int64_t>(r.int64_at(0));
+  }
+
+  Status raise_fence(const std::string& merchant, const std::string& currency,
+                     const std::string& date, std::int64_t token, std::string_view what) {
+    Run r(upsert_fence);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, date);
+    r.int64(4, token);
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+    return ok_status();
+  }
+
+  Result<CloseOutcome> close(const BatchSummary& s, std::span<const Date> released,
+                             std::span<const Journal> journals, std::int64_t token,
+                             const std::string& what);
+
+  Result<const Stmt*> postings_stmt(unsigned mask) {
+    Stmt& s = postings[mask];
+    if (!s) {
+      std::string sql =
+          "SELECT j.merchant_id, j.ref, j.kind, a.name, a.currency, p.amount, j.batch_date, "
+          "j.settle_date, j.late "
+          "FROM postings AS p "
+          "JOIN journals AS j ON j.journal_id = p.journal_id "
+          "JOIN accounts AS a ON a.account_id = p.account_id WHERE 1 = 1";
+      if ((mask & 1U) != 0) sql += " AND j.merchant_id = :merchant";
+      if ((mask & 2U) != 0) sql += " AND a.name = :account";
+      if ((mask & 4U) != 0) sql += " AND j.settle_date >= :from";
+      if ((mask & 8U) != 0) sql += " AND j.settle_date <= :to";
+      sql += " ORDER BY p.journal_id, p.leg LIMIT :limit";
+      SETTLE_TRY(prepare(s, sql));
+    }
+    return &s;
+  }
+};
+
+Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
+                                               std::span<const Date> released,
+                                               std::span<const Journal> journals,
+                                               std::int64_t token, const std::string& what) {
+  const std::string& merchant = s.key.merchant_id.str();
+  const std::string& currency = s.key.currency;
+  const std::string date = format_date(s.key.batch_date);
+
+  Txn txn(*this);
+  SETTLE_TRY(txn.begin(what));
+
+  SETTLE_ASSIGN_OR_RETURN(const auto fence, fence_of(merchant, currency, date, what));
+  if (fence && *fence > token) {
+    return fail(ErrorCode::kFenced, what,
+                fmt::format("fencing token {} is below the registered {}", token, *fence));
+  }
+
+  {
+    Run r(get_batch);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, date);
+    const int rc = r.step();
+    if (rc == SQLITE_ROW) {
+      SETTLE_ASSIGN_OR_RETURN(const BatchSummary stored, summary_at(r, what));
+      if (stored == s) return CloseOutcome::kAlreadyClosed;
+      return fail(ErrorCode::kConflict, what,
+                  fmt::format("already closed with a different summary: stored {}; given {}",
+                              summary_text(stored), summary_text(s)));
+    }
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+  }
+
+  {
+    Run r(later_batch);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, date);
+    const int rc = r.step();
+    if (rc == SQLITE_ROW) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("the later batch {} is already closed; batches of a merchant and "
+                              "currency close in ascending batch_date",
+                              r.text_at(0)));
+    }
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+  }
+
+  {
+    Run r(last_closed);
+    r.text(1, merchant);
+    r.text(2, currency);
+    const int rc = r.step();
+    Minor carry = 0;
+    std::string last = "(none)";
+    if (rc == SQLITE_ROW) {
+      last = std::string(r.text_at(0));
+      carry = r.int64_at(1);
+    } else if (rc != SQLITE_DONE) {
+      return sql_fail(rc, what);
+    }
+    if (carry != s.carried_in) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("carried_in {} is not the carry_out {} of the latest closed batch "
+                              "{}; the summary was computed from a stale history",
+                              s.carried_in, carry, last));
+    }
+  }
+
+  __int128 release_sum = 0;
+  std::set<Date> seen;
+  std::vector<std::string> release_dates;
+  for (const Date d : released) {
+    const std::string hold = format_date(d);
+    if (!seen.insert(d).second) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("releases the hold of {} twice", hold));
+    }
+    Run r(get_hold);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, hold);
+    const int rc = r.step();
+    if (rc == SQLITE_DONE) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("releases the hold of {}, which is not a closed batch", hold));
+    }
+    if (rc != SQLITE_ROW) return sql_fail(rc, what);
+    if (r.int64_at(0) <= 0) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("releases the hold of {}, which held no reserve", hold));
+    }
+    if (!r.null_at(1)) {
+      return fail(ErrorCode::kFailedPrecondition, what,
+                  fmt::format("releases the hold of {}, already released by {}", hold,
+                              r.text_at(1)));
+    }
+    release_sum += r.int64_at(0);
+    release_dates.push_back(hold);
+  }
+  if (release_sum != s.reserve_released) {
+    return fail(ErrorCode::kFailedPrecondition, what,
+                fmt::format("reserve_released {} is not the {} held by the released batches",
+                            s.reserve_released, static_cast<long long>(release_sum)));
+  }
+
+  for (const Journal& j : journals) {
+    SETTLE_ASSIGN_OR_RETURN(const PostOutcome outcome, insert(j, what));
+    if (outcome == PostOutcome::kConflict) {
+      return fail(ErrorCode::kConflict, what,
+                  fmt::format("{} is already stored with different content", journal_id_text(j)));
+    }
+  }
+  SETTLE_TRY(apply_deltas(what));
+
+  {
+    Run r(insert_batch);
+    const std::string payout_date = format_date(s.payout_date);
+    const std::string closed_at = now_rfc3339();
+    r.text(1, merchant);
+    r.text(2, date);
+    r.text(3, currency);
+    int c = 4;
+    for (const auto& t : s.totals.by_type) {
+      r.int64(c++, t.count);
+      r.int64(c++, t.amount);
+      r.int64(c++, t.fees);
+    }
+    r.int64(c++, s.reserve_held);
+    r.int64(c++, s.reserve_released);
+    r.int64(c++, s.carried_in);
+    r.int64(c++, s.net);
+    r.int64(c++, s.payout);
+    r.int64(c++, s.carry_out);
+    r.text(c++, payout_date);
+    SETTLE_ASSERT(c == kBatchColumnCount + 1, "batch columns and summary fields disagree");
+    __int128 fees = 0;
+    for (const auto& t : s.totals.by_type) fees += t.fees;
+    if (fees > INT64_MAX || fees < INT64_MIN) {
+      return fail(ErrorCode::kOverflow, what, "the batch's fees leave int64");
+    }
+    r.int64(c++, static_cast<std::int64_t>(fees));
+    r.int64(c++, token);
+    r.text(c++, closed_at);
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+  }
+
+  for (const std::string& hold : release_dates) {
+    Run r(release_hold);
+    r.text(1, merchant);
+    r.text(2, currency);
+    r.text(3, hold);
+    r.text(4, date);
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, what);
+    if (sqlite3_changes(db) != 1) return corrupt(what, "hold " + hold + " vanished");
+  }
+
+  SETTLE_TRY(raise_fence(merchant, currency, date, token, what));
+  SETTLE_TRY(txn.commit(what));
+  return CloseOutcome::kClosed;
+}
+
+// ---------------------------------------------------------------------------
+
+SqliteLedger::SqliteLedger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteLedger::~SqliteLedger() = default;
+
+Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const SqliteLedgerOptions& options) {
+  const std::string path = options.path.string();
+  if (path.empty()) return make_error(ErrorCode::kInvalidArgument, "ledger: no path given");
+  if (options.cache_kib <= 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("ledger {}: cache_kib must be > 0", path));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  const int rc = sqlite3_open_v2(path.c_str(), &impl->db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    const char* why = impl->db != nullptr ? sqlite3_errmsg(impl->db) : sqlite3_errstr(rc);
+    return make_error(ErrorCode::kIo, fmt::format("ledger {}: open: sqlite: {}", path, why));
+  }
+  sqlite3_extended_result_codes(impl->db, 1);
+  // Another process may hold the write lock for a while (a checkpoint, a big
+  // post); waiting is better than failing at once.
+  sqlite3_busy_timeout(impl->db, 5000);
+
+  SETTLE_TRY(impl->exec("PRAGMA foreign_keys = ON", "open"));
+  {
+    // journal_mode answers with the mode it is in; a file that cannot do WAL
+    // (e.g. on a network file system) answers something else.
+    Stmt q;
+    SETTLE_TRY(impl->prepare(q, "PRAGMA journal_mode = WAL"));
+    Run r(q);
+    const int step = r.step();
+    if (step != SQLITE_ROW) return impl->sql_fail(step, "open: set WAL mode");
+    if (r.text_at(0) != "wal") {
+      return impl->fail(ErrorCode::kIo, "open",
+                        fmt::format("cannot use WAL mode (journal_mode is {})", r.text_at(0)));
+    }
+  }
+  SETTLE_TRY(impl->exec(options.synchronous == Synchronous::kFull ? "PRAGMA synchronous = FULL"
+                                                                  : "PRAGMA synchronous = NORMAL",
+                        "open"));
+  SETTLE_TRY(impl->exec(fmt::format("PRAGMA cache_size = -{}", options.cache_kib).c_str(), "open"));
+  SETTLE_TRY(impl->exec("PRAGMA temp_store = MEMORY", "open"));
+  SETTLE_TRY(impl->ensure_schema());
+  SETTLE_TRY(impl->prepare_all());
+  return std::unique_ptr<SqliteLedger>(new SqliteLedger(std::move(impl)));
+}
+
+Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> journals,
+                                                    std::span<const Checkpoint> checkpoints) {
+  Impl& d = *impl_;
+  constexpr std::string_view kWhat = "post";
+  for (const Journal& j : journals) {
+    if (auto s = validate_journal(j); !s.ok()) {
+      return d.fail(ErrorCode::kInvalidArgument, kWhat, s.error().message);
+    }
+  }
+  for (const Checkpoint& c : checkpoints) {
+    if (c.consumer.empty()) {
+      return d.fail(ErrorCode::kInvalidArgument, kWhat, "a checkpoint names no consumer");
+    }
+  }
+  if (journals.size() > UINT32_MAX) {
+    return d.fail(ErrorCode::kInvalidArgument, kWhat, "too many journals in one call");
+  }
+  std::vector<PostOutcome> out(journals.size(), PostOutcome::kPosted);
+  if (journals.empty() && checkpoints.empty()) return out;
+
+  std::lock_guard lock(d.mu);
+  // Inserting in key order turns the unique index's random writes into a
+  // sweep over its pages. Stable, so that within one call the first of two
+  // journals with one identity is the one stored.
+  d.order.resize(journals.size());
+  for (std::uint32_t i = 0; i < d.order.size(); ++i) d.order[i] = i;
+  std::stable_sort(d.order.begin(), d.order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    const Journal& x = journals[a];
+    const Journal& y = journals[b];
+    if (const int c = x.merchant_id.str().compare(y.merchant_id.str()); c != 0) return c < 0;
+    return x.ref < y.ref;
+  });
+
+  Impl::Txn txn(d);
+  SETTLE_TRY(txn.begin(kWhat));
+  for (const std::uint32_t i : d.order) {
+    SETTLE_ASSIGN_OR_RETURN(out[i], d.insert(journals[i], kWhat));
+  }
+  SETTLE_TRY(d.apply_deltas(kWhat));
+  for (const Checkpoint& c : checkpoints) {
+    Run r(d.upsert_checkpoint);
+    r.text(1, c.consumer);
+    r.int64(2, c.partition);
+    r.int64(3, c.next_offset);
+    r.blob(4, c.state.data(), c.state.size());
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) {
+      return d.sql_fail(rc, fmt::format("{}: checkpoint {}/{}", kWhat, c.consumer, c.partition));
+    }
+  }
+  SETTLE_TRY(txn.commit(kWhat));
+  return out;
+}
+
+Result<std::optional<Checkpoint>> SqliteLedger::checkpoint(std::string_view consumer,
+                                                           std::int32_t partition) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.mu);
+  Run r(d.get_checkpoint);
+  r.text(1, consumer);
+  r.int64(2, partition);
+  const int rc = r.step();
+  if (rc == SQLITE_DONE) return std::optional<Checkpoint>{};
+  if (rc != SQLITE_ROW) {
+    return d.sql_fail(rc, fmt::format("read checkpoint {}/{}", consumer, partition));
+  }
+  Checkpoint c;
+  c.consumer = std::string(consumer);
+  c.partition = partition;
+  c.next_offset = r.int64_at(0);
+  c.state = std::string(r.blob_at(1));
+  return std::optional<Checkpoint>(std::move(c));
+}
+
+Result<model::ControlTotals> SqliteLedger::settling_totals(const BatchKey& key) {
+  Impl& d = *impl_;
+  const std::string what = "settling totals " + key.to_string();
+  const std::string date = format_date(key.batch_date);
+  std::lock_guard lock(d.mu);
+  Run r(d.settling);
+  r.text(1, key.merchant_id.view());
+  r.text(2, key.currency);
+  r.text(3, date);
+  model::ControlTotals totals;
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    const auto type = model::event_type_from_name(r.text_at(0));
+    if (!type) return d.corrupt(what, fmt::format("unknown event kind '{}'", r.text_at(0)));
+    model::TypeTotals& t = totals.of(*type);
+    t.count = r.int64_at(1);
+    t.amount = r.int64_at(2);
+    t.fees = r.int64_at(3);
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, what);
+  return totals;
+}
+
+Result<BatchHistory> SqliteLedger::batch_history(std::string_view merchant_id,
+                                                 std::string_view currency) {
+  Impl& d = *impl_;
+  const std::string what = fmt::format("batch history {}/{}", merchant_id, currency);
+  std::lock_guard lock(d.mu);
+  BatchHistory h;
+  {
+    Run r(d.last_closed);
+    r.text(1, merchant_id);
+    r.text(2, currency);
+    const int rc = r.step();
+    if (rc == SQLITE_ROW) {
+      SETTLE_ASSIGN_OR_RETURN(h.last_closed, d.date_at(r, 0, what));
+      h.carry_out = r.int64_at(1);
+    } else if (rc != SQLITE_DONE) {
+      return d.sql_fail(rc, what);
+    }
+  }
+  Run r(d.holds);
+  r.text(1, merchant_id);
+  r.text(2, currency);
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    BatchHistory::Hold hold;
+    SETTLE_ASSIGN_OR_RETURN(hold.batch_date, d.date_at(r, 0, what));
+    hold.amount = r.int64_at(1);
+    h.unreleased.push_back(hold);
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, what);
+  return h;
+}
+
+Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
+  Impl& d = *impl_;
+  const std::string what = "register fence " + key.to_string();
+  if (token > static_cast<std::uint64_t>(INT64_MAX)) {
+    return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
+  }
+  const auto signed_token = static_cast<std::int64_t>(token);
+  const std::string date = format_date(key.batch_date);
+  std::lock_guard lock(d.mu);
+  Impl::Txn txn(d);
+  SETTLE_TRY(txn.begin(what));
+  SETTLE_ASSIGN_OR_RETURN(const auto fence,
+                          d.fence_of(key.merchant_id.str(), key.currency, date, what));
+  if (fence && *fence > signed_token) {
+    return d.fail(ErrorCode::kFenced, what,
+                  fmt::format("token {} is below the registered {}", token, *fence));
+  }
+  SETTLE_TRY(d.raise_fence(key.merchant_id.str(), key.currency, date, signed_token, what));
+  SETTLE_TRY(txn.commit(what));
+  return ok_status();
+}
+
+Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
+                                               std::span<const Date> released,
+                                               std::span<const Journal> journals,
+                                               std::uint64_t fencing_token) {
+  Impl& d = *impl_;
+  const std::string what = "close batch " + summary.key.to_string();
+  if (fencing_token > static_cast<std::uint64_t>(INT64_MAX)) {
+    return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
+  }
+  if (summary.key.merchant_id.empty() || summary.key.currency.size() != 3) {
+    return d.fail(ErrorCode::kInvalidArgument, what, "the batch key names no merchant or currency");
+  }
+  for (const Date r : released) {
+    if (r >= summary.key.batch_date) {
+      return d.fail(ErrorCode::kInvalidArgument, what,
+                    fmt::format("releases the hold of {}, which is not an earlier batch",
+                                format_date(r)));
+    }
+  }
+  for (const Journal& j : journals) {
+    if (auto s = validate_journal(j); !s.ok()) {
+      return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
+    }
+    if (j.merchant_id != summary.key.merchant_id || j.currency != summary.key.currency) {
+      return d.fail(ErrorCode::kInvalidArgument, what,
+                    fmt::format("{} ({}) is not of this batch's merchant and currency",
+                                journal_id_text(j), j.currency));
+    }
+  }
+  std::lock_guard lock(d.mu);
+  return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
+}
+
+Result<std::vector<BatchSummary>> SqliteLedger::closed_batches(const BatchQuery& query) {
+  Impl& d = *impl_;
+  constexpr std::string_view kWhat = "closed batches";
+  const std::string from = query.from ? format_date(*query.from) : std::string();
+  const std::string to = query.to ? format_date(*query.to) : std::string();
+  std::lock_guard lock(d.mu);
+  Run r(d.closed_batches);
+  if (query.merchant_id) {
+    r.text(1, *query.merchant_id);
+  } else {
+    r.null(1);
+  }
+  if (query.from) {
+    r.text(2, from);
+  } else {
+    r.null(2);
+  }
+  if (query.to) {
+    r.text(3, to);
+  } else {
+    r.null(3);
+  }
+  std::vector<BatchSummary> out;
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    SETTLE_ASSIGN_OR_RETURN(BatchSummary s, d.summary_at(r, kWhat));
+    out.push_back(std::move(s));
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, kWhat);
+  return out;
+}
+
+Result<std::vector<Balance>> SqliteLedger::balances(std::optional<std::string_view> merchant_id) {
+  Impl& d = *impl_;
+  constexpr std::string_view kWhat = "balances";
+  // Every account of merchant m1 starts "merchant:m1:" (the colon keeps m10 out).
+  const std::string prefix =
+      merchant_id ? fmt::format("merchant:{}:", *merchant_id) : std::string();
+  std::lock_guard lock(d.mu);
+  Run r(d.balances);
+  if (merchant_id) {
+    r.text(1, prefix);
+  } else {
+    r.null(1);
+  }
+  std::vector<Balance> out;
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    Balance b;
+    b.account = std::string(r.text_at(0));
+    b.currency = std::string(r.text_at(1));
+    b.balance = r.int64_at(2);
+    b.postings = r.int64_at(3);
+    out.push_back(std::move(b));
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, kWhat);
+  return out;
+}
+
+Result<std::vector<TrialBalance>> SqliteLedger::trial_balance() {
+  Impl& d = *impl_;
+  constexpr std::string_view kWhat = "trial balance";
+  std::lock_guard lock(d.mu);
+  Run r(d.trial_balance);
+  std::vector<TrialBalance> out;
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    TrialBalance t;
+    t.currency = std::string(r.text_at(0));
+    t.debits = r.int64_at(1);
+    t.credits = r.int64_at(2);
+    t.net = r.int64_at(3);
+    out.push_back(std::move(t));
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, kWhat);
+  return out;
+}
+
+Result<std::vector<PostingRow>> SqliteLedger::postings(const PostingQuery& query) {
+  Impl& d = *impl_;
+  constexpr std::string_view kWhat = "postings";
+  const unsigned mask = (query.merchant_id ? 1U : 0U) | (query.account ? 2U : 0U) |
+                        (query.settle_from ? 4U : 0U) | (query.settle_to ? 8U : 0U);
+  const std::string from = query.settle_from ? format_date(*query.settle_from) : std::string();
+  const std::string to = query.settle_to ? format_date(*query.settle_to) : std::string();
+  const auto limit = static_cast<std::int64_t>(
+      std::min<std::size_t>(query.limit, static_cast<std::size_t>(INT64_MAX)));
+  std::lock_guard lock(d.mu);
+  SETTLE_ASSIGN_OR_RETURN(const Stmt* stmt, d.postings_stmt(mask));
+  Run r(*stmt);
+  if (query.merchant_id) r.text(r.named(":merchant"), *query.merchant_id);
+  if (query.account) r.text(r.named(":account"), *query.account);
+  if (query.settle_from) r.text(r.named(":from"), from);
+  if (query.settle_to) r.text(r.named(":to"), to);
+  r.int64(r.named(":limit"), limit);
+  std::vector<PostingRow> out;
+  int rc = SQLITE_ROW;
+  while ((rc = r.step()) == SQLITE_ROW) {
+    PostingRow p;
+    p.merchant_id = std::string(r.text_at(0));
+    p.ref = std::string(r.text_at(1));
+    p.kind = std::string(r.text_at(2));
+    p.account = std::string(r.text_at(3));
+    p.currency = std::string(r.text_at(4));
+    p.amount = r.int64_at(5);
+    SETTLE_ASSIGN_OR_RETURN(p.batch_date, d.date_at(r, 6, kWhat));
+    SETTLE_ASSIGN_OR_RETURN(p.settle_date, d.date_at(r, 7, kWhat));
+    p.late = r.int64_at(8) != 0;
+    out.push_back(std::move(p));
+  }
+  if (rc != SQLITE_DONE) return d.sql_fail(rc, kWhat);
+  return out;
+}
+
+}  // namespace settle::ledger

@@ -1,0 +1,89 @@
+// The embedded ledger: one SQLite database file in WAL mode, schema in
+// schema_sqlite.sql (compiled in). Implements the Ledger port (ledger.h) and
+// passes tests/ledger/ledger_contract.h.
+//
+// Storage: a journal is ONE row of `journals` with its (at most three) legs in
+// fixed columns; the `postings` view shows them one row per posting. Account
+// balances are maintained in the same transaction as the journals that move
+// them. Every call is one transaction.
+//
+// Beyond the port's contract, close_batch() also refuses (kFailedPrecondition)
+// a summary whose carried_in is not the carry_out of the latest closed batch
+// of its merchant and currency, or whose reserve_released is not the sum of
+// the holds it names: both mean the summary was computed from a stale
+// batch_history().
+//
+// Thread safety: one connection, guarded by a mutex; every method may be
+// called from any thread. Several processes may open the same file (SQLite's
+// locking serializes their writes; a writer waits up to 5 s, then kUnavailable).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string_view>
+
+#include "ledger/ledger.h"
+
+namespace settle::ledger {
+
+enum class Synchronous : std::uint8_t {
+  // fsync the WAL at every commit: a commit that returned survives power loss.
+  kFull,
+  // fsync only at checkpoints: a commit survives a crash of the process, but
+  // the last commits may be lost if the machine loses power. Faster.
+  kNormal,
+};
+
+struct SqliteLedgerOptions {
+  // The database file; created, with its schema, when absent. Its directory
+  // must exist. SQLite keeps "-wal" and "-shm" files beside it.
+  std::filesystem::path path;
+  Synchronous synchronous = Synchronous::kFull;
+  // Page cache of the connection. The journals' unique index is written in
+  // random key order; keeping it in cache is what keeps ingest fast.
+  std::int64_t cache_kib = 262144;
+};
+
+class SqliteLedger final : public Ledger {
+ public:
+  // The schema version this build reads and writes.
+  static constexpr std::int64_t kSchemaVersion = 1;
+
+  // Opens (creating if absent) the ledger at options.path. Errors: kIo when the
+  // file cannot be opened or created, kCorruption when it is not a database,
+  // kFailedPrecondition when it is a database but not a ledger of
+  // kSchemaVersion, kInvalidArgument for bad options.
+  static Result<std::unique_ptr<SqliteLedger>> open(const SqliteLedgerOptions& options);
+
+  // The schema, exactly as in src/ledger/schema_sqlite.sql.
+  static std::string_view schema_sql();
+
+  ~SqliteLedger() override;
+  SqliteLedger(const SqliteLedger&) = delete;
+  SqliteLedger& operator=(const SqliteLedger&) = delete;
+
+  Result<std::vector<PostOutcome>> post(std::span<const model::Journal> journals,
+                                        std::span<const Checkpoint> checkpoints) override;
+  Result<std::optional<Checkpoint>> checkpoint(std::string_view consumer,
+                                               std::int32_t partition) override;
+  Result<model::ControlTotals> settling_totals(const model::BatchKey& key) override;
+  Result<BatchHistory> batch_history(std::string_view merchant_id,
+                                     std::string_view currency) override;
+  Status register_fence(const model::BatchKey& key, std::uint64_t token) override;
+  Result<CloseOutcome> close_batch(const model::BatchSummary& summary,
+                                   std::span<const Date> released,
+                                   std::span<const model::Journal> journals,
+                                   std::uint64_t fencing_token) override;
+  Result<std::vector<model::BatchSummary>> closed_batches(const BatchQuery& query) override;
+  Result<std::vector<Balance>> balances(std::optional<std::string_view> merchant_id) override;
+  Result<std::vector<TrialBalance>> trial_balance() override;
+  Result<std::vector<PostingRow>> postings(const PostingQuery& query) override;
+
+ private:
+  struct Impl;  // keeps sqlite3.h out of this header
+  explicit SqliteLedger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace settle::ledger
