@@ -1,6 +1,6 @@
 // The bus port: a durable, partitioned, ordered log (Kafka's model).
 //
-// Contract (tests/contract/bus_contract.h runs it against every implementation):
+// Contract (tests/bus/bus_contract.h runs it against every implementation):
 // - A topic has a fixed number of partitions. A keyed record goes to
 //   partition_for(key, partitions): murmur2 as Kafka's Java client and
 //   librdkafka's murmur2_random compute it, so a merchant lands on the same

@@ -1,0 +1,51 @@
+// The knobs of the embedded file-backed bus (file_log_bus.h). Every field
+// states its default and what it trades.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+namespace settle::bus {
+
+enum class FsyncPolicy {
+  // fdatasync before append() returns: an acknowledged record survives a
+  // power loss. Costs one fdatasync per append() call per partition touched.
+  kEveryAppend,
+  // Leave writing back to the OS: an acknowledged record survives a crash of
+  // the process, not a power loss (which may also leave committed offsets past
+  // the end of a log that lost its tail). For tests, benchmarks and data that
+  // can be replayed.
+  kNone,
+};
+
+struct FileLogOptions {
+  // The bus's directory; created if missing. One FileLogBus at a time may
+  // hold it (a lock file enforces it, across processes too).
+  std::filesystem::path dir;
+
+  // See FsyncPolicy. Consumer-group offsets and topic metadata are written
+  // durably (temp file, fsync, rename) whatever this says: they are small
+  // and rare, and a torn one would stop the bus from opening.
+  FsyncPolicy fsync = FsyncPolicy::kEveryAppend;
+
+  // A partition starts a new segment file when the current one would grow
+  // past this. Smaller: compaction works in smaller steps and reclaims space
+  // sooner; larger: fewer files (each open segment holds a file descriptor).
+  // One append() call's records for a partition always go to one segment, so
+  // a large batch may overshoot it.
+  std::uint64_t segment_bytes = std::uint64_t{64} << 20;
+
+  // A sparse index entry every this many bytes of a segment: a read from an
+  // arbitrary offset scans at most about this much before its first record.
+  // Memory: 16 bytes per entry, i.e. 0.4% of the log at 4 KiB.
+  std::uint64_t index_interval_bytes = 4096;
+
+  // A compacted topic's partition is compacted after this many bytes of
+  // segments have been closed since its last compaction (0: only on an
+  // explicit FileLogBus::compact()). The compaction runs in the append() call
+  // that closes the segment, after the records are durable; that call takes
+  // longer (it rereads the partition), other appends and reads are not held.
+  std::uint64_t compaction_dirty_bytes = std::uint64_t{256} << 20;
+};
+
+}  // namespace settle::bus
