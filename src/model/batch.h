@@ -36,7 +36,7 @@ struct ControlTotals {
   TypeTotals& of(EventType t) { return by_type[static_cast<std::size_t>(t)]; }
   const TypeTotals& of(EventType t) const { return by_type[static_cast<std::size_t>(t)]; }
   std::int64_t event_count() const;
-  Minor fees() const;
+  Minor fees() const;  // over all types; fits int64 when built by rules::add_to_totals
   bool operator==(const ControlTotals&) const = default;
   std::string to_string() const;  // for mismatch messages
 };

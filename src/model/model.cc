@@ -37,9 +37,11 @@ std::int64_t ControlTotals::event_count() const {
 }
 
 Minor ControlTotals::fees() const {
-  Minor f = 0;
+  __int128 f = 0;
   for (const auto& t : by_type) f += t.fees;
-  return f;
+  // rules::add_to_totals keeps the sum in range; totals built otherwise must too.
+  SETTLE_ASSERT(f >= INT64_MIN && f <= INT64_MAX, "batch fees overflow int64");
+  return static_cast<Minor>(f);
 }
 
 std::string ControlTotals::to_string() const {

@@ -78,6 +78,8 @@ Status add_to_totals(ControlTotals& totals, EventType type, Minor amount, Minor 
   model::TypeTotals& t = totals.of(type);
   SETTLE_ASSIGN_OR_RETURN(const Minor sum, checked_add(t.amount, amount));
   SETTLE_ASSIGN_OR_RETURN(const Minor fees, checked_add(t.fees, fee));
+  // The batch's `fees` figure sums every type's fees: it must fit too.
+  SETTLE_TRY(checked_add(totals.fees(), fee));
   t.amount = sum;
   t.fees = fees;
   t.count += 1;
@@ -104,13 +106,20 @@ Result<BatchOutcome> settle_batch(const Merchant& merchant, const BatchKey& key,
       out.released.push_back(h.batch_date);
     }
   }
+  // Summed here in 128 bits: each type's fees fit int64, their sum may not.
+  __int128 fees = 0;
+  for (const model::TypeTotals& t : totals.by_type) fees += t.fees;
   const __int128 net = static_cast<__int128>(captures) - totals.of(EventType::kRefund).amount -
                        totals.of(EventType::kChargeback).amount +
                        totals.of(EventType::kChargebackReversal).amount +
-                       totals.of(EventType::kAdjustment).amount - totals.fees() - s.reserve_held +
+                       totals.of(EventType::kAdjustment).amount - fees - s.reserve_held +
                        released + carried_in;
   constexpr __int128 kMin = INT64_MIN;
   constexpr __int128 kMax = INT64_MAX;
+  if (fees > kMax) {
+    return make_error(ErrorCode::kOverflow,
+                      fmt::format("batch {}: fees overflow a 64-bit amount", key.to_string()));
+  }
   if (released > kMax || net < kMin || net > kMax) {
     return make_error(ErrorCode::kOverflow,
                       fmt::format("batch {}: net overflows a 64-bit amount", key.to_string()));
