@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "model/event_json.h"
 
@@ -14,6 +15,38 @@ using nlohmann::json;
 
 Error field_error(std::string_view field, std::string_view why) {
   return make_error(ErrorCode::kInvalidArgument, fmt::format("field '{}': {}", field, why));
+}
+
+// nlohmann keeps the last of duplicate keys without a word; JSON leaves their
+// meaning undefined, so a merchant with a repeated key is rejected, as an event
+// is. `element` is the 1-based index in a top-level array (0 for an object).
+struct Duplicate {
+  std::string key;
+  std::size_t element = 0;
+};
+
+json parse_checking_duplicates(std::string_view text, Duplicate& duplicate) {
+  std::vector<std::set<std::string>> open;  // the keys of each open object
+  std::size_t element = 0;
+  auto callback = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (depth == 1 && (event == json::parse_event_t::object_start ||
+                       event == json::parse_event_t::array_start ||
+                       event == json::parse_event_t::value)) {
+      ++element;
+    }
+    if (event == json::parse_event_t::object_start) {
+      open.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      if (!open.empty()) open.pop_back();
+    } else if (event == json::parse_event_t::key && !open.empty()) {
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (!open.back().insert(key).second && duplicate.key.empty()) {
+        duplicate = Duplicate{key, element};
+      }
+    }
+    return true;
+  };
+  return json::parse(text, callback, /*allow_exceptions=*/false);
 }
 
 Result<std::int64_t> get_int(const json& v, std::string_view field, std::int64_t lo, std::int64_t hi) {
@@ -93,8 +126,10 @@ Result<Merchant> from_json(const json& j) {
 }  // namespace
 
 Result<Merchant> parse_merchant_json(std::string_view text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  Duplicate duplicate;
+  json j = parse_checking_duplicates(text, duplicate);
   if (j.is_discarded()) return make_error(ErrorCode::kInvalidArgument, "not valid JSON");
+  if (!duplicate.key.empty()) return field_error(duplicate.key, "appears more than once");
   return from_json(j);
 }
 
@@ -131,8 +166,14 @@ Result<std::vector<Merchant>> parse_merchant_list(std::string_view text, std::st
   };
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first != std::string_view::npos && text[first] == '[') {
-    json j = json::parse(text, nullptr, false);
+    Duplicate duplicate;
+    json j = parse_checking_duplicates(text, duplicate);
     if (j.is_discarded()) return make_error(ErrorCode::kInvalidArgument, fmt::format("{}: not valid JSON", source));
+    if (!duplicate.key.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("{}: element {}: field '{}': appears more than once", source,
+                                    duplicate.element, duplicate.key));
+    }
     for (std::size_t i = 0; i < j.size(); ++i) {
       SETTLE_TRY(add(from_json(j[i]), fmt::format("element {}", i + 1)));
     }

@@ -213,6 +213,22 @@ TEST(EventJournal, DigestFollowsTheEventsContent) {
   EXPECT_NE(a.digest, other_type.digest);
 }
 
+TEST(Accounts, NamesAreTheRulesAccounts) {
+  EXPECT_EQ(model::account_name(AccountRole::kMerchantPayable, "m1"), "merchant:m1:payable");
+  EXPECT_EQ(model::account_name(AccountRole::kMerchantReserve, "m1"), "merchant:m1:reserve");
+  EXPECT_EQ(model::account_name(AccountRole::kPlatformClearing, "m1"), "platform:clearing");
+  EXPECT_EQ(model::account_name(AccountRole::kPlatformFees, "m1"), "platform:fees");
+  EXPECT_EQ(model::account_name(AccountRole::kPlatformAdjustments, "m1"), "platform:adjustments");
+  EXPECT_EQ(model::account_name(AccountRole::kPlatformPayouts, "m1"), "platform:payouts");
+  EXPECT_TRUE(model::is_merchant_account(AccountRole::kMerchantPayable));
+  EXPECT_TRUE(model::is_merchant_account(AccountRole::kMerchantReserve));
+  EXPECT_FALSE(model::is_merchant_account(AccountRole::kPlatformFees));
+}
+
+TEST(Accounts, BatchKeyNamesMerchantDateAndCurrency) {
+  EXPECT_EQ((BatchKey{MerchantId("m1"), Date{k20261123}, "USD"}).to_string(), "m1/2026-11-23/USD");
+}
+
 // --- batch-close journals ---------------------------------------------------------
 
 BatchSummary summary(Minor held, Minor released, Minor payout) {
