@@ -130,7 +130,9 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
     SETTLE_ASSIGN_OR_RETURN(status_from[static_cast<std::size_t>(p)], rt.bus->end_offset(processor::kStatusTopic, p));
   }
 
-  processor::StreamProcessor proc(*rt.bus, *rt.ledger, directory, processor::ProcessorOptions{});
+  const processor::ProcessorOptions processor_options;
+  const std::size_t chunk_records = processor_options.chunk_records;
+  processor::StreamProcessor proc(*rt.bus, *rt.ledger, directory, processor_options);
   settlement::SettlementWorker worker(*rt.bus, *rt.ledger, *rt.store, settlement::WorkerOptions{});
   for (std::int32_t p = 0; p < rt.partitions; ++p) SETTLE_TRY(proc.recover(p));
 
@@ -155,6 +157,16 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
     const bool done = ingest_done.load(std::memory_order_acquire);
     std::size_t progressed = 0;
     for (std::int32_t p = 0; p < rt.partitions; ++p) {
+      // While ingestion runs, wait for full chunks: each chunk is one ledger
+      // transaction (one fsync), so small ones would cost more than they save.
+      if (!done) {
+        auto end = rt.bus->end_offset(processor::kEventsTopic, p);
+        if (!end.ok()) {
+          pipeline_status = end.error();
+          break;
+        }
+        if (*end - proc.next_offset(p) < static_cast<std::int64_t>(chunk_records)) continue;
+      }
       auto n = proc.poll(p);
       if (!n.ok()) {
         pipeline_status = n.error();
@@ -169,7 +181,7 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
     }
     if (progressed == 0) {
       if (done) break;
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   ingest_thread.join();

@@ -61,7 +61,10 @@ Result<Event> EventParser::parse(std::string_view json) {
   }
   ondemand::object obj;
   if (doc.get_object().get(obj) != SUCCESS) {
-    return make_error(ErrorCode::kInvalidArgument, "not a JSON object");
+    ondemand::json_type type;
+    const bool array = doc.type().get(type) == SUCCESS && type == ondemand::json_type::array;
+    return make_error(ErrorCode::kInvalidArgument,
+                      array ? "not a JSON object (an array)" : "not valid JSON (expected an object)");
   }
 
   Event ev;

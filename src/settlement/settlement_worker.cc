@@ -39,6 +39,8 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
   SETTLE_ASSIGN_OR_RETURN(auto records,
                           bus_.read(processor::kTasksTopic, partition, from, options_.max_tasks_per_poll));
   std::size_t handled = 0;
+  std::int64_t next = from;
+  Status status = ok_status();
   for (const bus::StoredRecord& rec : records) {
     auto task = model::parse_task_json(rec.value);
     if (!task.ok()) {
@@ -48,15 +50,26 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
       failures_.push_back(fmt::format("{}/{} offset {}: {}", processor::kTasksTopic, partition, rec.offset,
                                       task.error().message));
     } else {
-      SETTLE_ASSIGN_OR_RETURN(Handled h, handle(*task));
-      if (h == Handled::kRetryLater) break;
+      auto h = handle(*task);
+      if (!h.ok()) {
+        status = h.error();
+        break;
+      }
+      if (*h == Handled::kRetryLater) break;
     }
-    // Committed after the ledger transaction: a crash before this line
-    // redelivers the task, which then finds its batch closed.
-    SETTLE_TRY(bus_.commit(options_.group, processor::kTasksTopic, partition, rec.offset + 1));
-    next_offsets_[partition] = rec.offset + 1;
+    next = rec.offset + 1;
     ++handled;
   }
+  // Statuses, then the offset, once per poll and only after the ledger
+  // transactions of the tasks they cover: a crash before the commit
+  // redelivers those tasks, which find their batches closed and publish
+  // their statuses again.
+  SETTLE_TRY(flush_statuses());
+  if (next != from) {
+    SETTLE_TRY(bus_.commit(options_.group, processor::kTasksTopic, partition, next));
+    next_offsets_[partition] = next;
+  }
+  SETTLE_TRY(status);
   return handled;
 }
 
@@ -81,25 +94,26 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
     // Redelivered, or closed by another worker: the ledger has it already.
     ledger::BatchQuery q{key.merchant_id.str(), key.batch_date, key.batch_date};
     SETTLE_ASSIGN_OR_RETURN(auto closed, ledger_.closed_batches(q));
-    for (const auto& s : closed) {
-      if (s.key == key) {
+    for (const auto& summary : closed) {
+      if (summary.key == key) {
         ++stats_.already_closed;
+        publish(closed_status(summary));
         return Handled::kDone;
       }
     }
-    SETTLE_TRY(fail(task, fmt::format("a later batch ({}) is already closed", format_date(*history.last_closed))));
+    fail(task, fmt::format("a later batch ({}) is already closed", format_date(*history.last_closed)));
     return Handled::kDone;
   }
   if (history.last_closed != task.previous_batch) {
-    SETTLE_TRY(fail(task, fmt::format("out of order: the ledger's latest closed batch is {}, the task follows {}",
-                                      date_or_none(history.last_closed), date_or_none(task.previous_batch))));
+    fail(task, fmt::format("out of order: the ledger's latest closed batch is {}, the task follows {}",
+                                      date_or_none(history.last_closed), date_or_none(task.previous_batch)));
     return Handled::kDone;
   }
 
   SETTLE_ASSIGN_OR_RETURN(auto posted, ledger_.settling_totals(key));
   if (posted != task.totals) {
-    SETTLE_TRY(fail(task, fmt::format("control totals mismatch: task has [{}], ledger postings have [{}]",
-                                      task.totals.to_string(), posted.to_string())));
+    fail(task, fmt::format("control totals mismatch: task has [{}], ledger postings have [{}]",
+                                      task.totals.to_string(), posted.to_string()));
     return Handled::kDone;
   }
 
@@ -107,7 +121,7 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
   for (const auto& h : history.unreleased) holds.push_back(rules::HeldReserve{h.batch_date, h.amount});
   auto outcome = rules::settle_batch(task.merchant, key, task.totals, history.carry_out, holds);
   if (!outcome.ok()) {
-    SETTLE_TRY(fail(task, outcome.error().message));
+    fail(task, outcome.error().message);
     return Handled::kDone;
   }
   const auto journals = rules::batch_journals(outcome->summary);
@@ -117,7 +131,7 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
     if (closed.error().code == ErrorCode::kIo || closed.error().code == ErrorCode::kUnavailable) {
       return closed.error();
     }
-    SETTLE_TRY(fail(task, closed.error().message));
+    fail(task, closed.error().message);
     return Handled::kDone;
   }
   if (*closed == ledger::CloseOutcome::kAlreadyClosed) {
@@ -125,23 +139,30 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
   } else {
     ++stats_.closed;
   }
-  const auto& s = outcome->summary;
-  SETTLE_TRY(publish(StatusUpdate{StatusKind::kBatchClosed, key.merchant_id.str(), "", "", key, s.payout,
-                                  s.carry_out, fmt::format("payout on {}", format_date(s.payout_date)),
-                                  wall_ms()}));
+  publish(closed_status(outcome->summary));
   return Handled::kDone;
 }
 
-Status SettlementWorker::fail(const model::SettlementTask& task, std::string reason) {
+void SettlementWorker::fail(const model::SettlementTask& task, std::string reason) {
   ++stats_.failed;
   failures_.push_back(fmt::format("batch {}: {}", task.key.to_string(), reason));
-  return publish(StatusUpdate{StatusKind::kBatchCloseFailed, task.key.merchant_id.str(), "", "", task.key, 0, 0,
-                              std::move(reason), wall_ms()});
+  publish(StatusUpdate{StatusKind::kBatchCloseFailed, task.key.merchant_id.str(), "", "", task.key, 0, 0,
+                       std::move(reason), wall_ms()});
 }
 
-Status SettlementWorker::publish(const StatusUpdate& update) {
-  const bus::Record rec{update.merchant_id, model::status_json(update), {}, 0};
-  SETTLE_TRY(bus_.append(processor::kStatusTopic, std::span(&rec, 1)));
+StatusUpdate SettlementWorker::closed_status(const model::BatchSummary& s) {
+  return StatusUpdate{StatusKind::kBatchClosed, s.key.merchant_id.str(), "", "", s.key, s.payout, s.carry_out,
+                      fmt::format("payout on {}", format_date(s.payout_date)), wall_ms()};
+}
+
+void SettlementWorker::publish(const StatusUpdate& update) {
+  pending_statuses_.push_back(bus::Record{update.merchant_id, model::status_json(update), {}, 0});
+}
+
+Status SettlementWorker::flush_statuses() {
+  if (pending_statuses_.empty()) return ok_status();
+  SETTLE_TRY(bus_.append(processor::kStatusTopic, pending_statuses_));
+  pending_statuses_.clear();
   return ok_status();
 }
 

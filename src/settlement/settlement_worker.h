@@ -7,8 +7,9 @@
 // open), settles it per SETTLEMENT_RULES §5 from the ledger's history of the
 // merchant's earlier batches, writes the batch's journals and summary in one
 // ledger transaction and publishes a status update. Its consumer-group offset
-// is committed only after the ledger transaction, so a crash redelivers the
-// task, and a redelivered task of a closed batch is a no-op.
+// is committed (once per poll) only after the ledger transactions it covers,
+// so a crash redelivers the tasks, and a redelivered task of a closed batch
+// only republishes its status.
 //
 // Thread safety: one thread per SettlementWorker; any number of workers may
 // share the bus, ledger and store.
@@ -60,8 +61,10 @@ class SettlementWorker {
  private:
   enum class Handled { kDone, kRetryLater };
   Result<Handled> handle(const model::SettlementTask& task);
-  Status fail(const model::SettlementTask& task, std::string reason);
-  Status publish(const model::StatusUpdate& update);
+  void fail(const model::SettlementTask& task, std::string reason);
+  static model::StatusUpdate closed_status(const model::BatchSummary& summary);
+  void publish(const model::StatusUpdate& update);  // buffered until flush_statuses()
+  Status flush_statuses();
 
   bus::Bus& bus_;
   ledger::Ledger& ledger_;
@@ -70,6 +73,7 @@ class SettlementWorker {
   std::map<std::int32_t, std::int64_t> next_offsets_;
   WorkerStats stats_;
   std::vector<std::string> failures_;
+  std::vector<bus::Record> pending_statuses_;
 };
 
 }  // namespace settle::settlement

@@ -31,7 +31,7 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-struct Run {
+struct CliRun {
   int exit_code = -1;
   std::string out;
   std::string err;
@@ -48,11 +48,11 @@ class SettleCli : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  Run settled(const std::string& args) {
+  CliRun settled(const std::string& args) {
     const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
     const std::string cmd = std::string(SETTLED_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
     const int status = std::system(cmd.c_str());
-    Run r;
+    CliRun r;
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = slurp(out);
     r.err = slurp(err);
@@ -70,7 +70,7 @@ class SettleCli : public ::testing::Test {
 
 TEST_F(SettleCli, BasicFixtureMatchesTheHandWorkedReport) {
   const fs::path f = kFixtures / "basic";
-  const Run r = settled("settle --merchants " + (f / "merchants.json").string() + " --events " +
+  const CliRun r = settled("settle --merchants " + (f / "merchants.json").string() + " --events " +
                         (f / "events.ndjson").string() + " --through 2026-03-30");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, slurp(f / "expected.csv"));
@@ -79,7 +79,7 @@ TEST_F(SettleCli, BasicFixtureMatchesTheHandWorkedReport) {
 
 TEST_F(SettleCli, RejectedLinesAreReportedWithLineAndFieldAndTheRestSettles) {
   const fs::path f = kFixtures / "rejections";
-  const Run r = settled("settle --merchants " + (f / "merchants.ndjson").string() + " --events " +
+  const CliRun r = settled("settle --merchants " + (f / "merchants.ndjson").string() + " --events " +
                         (f / "events.ndjson").string() + " --through 2026-01-05");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, slurp(f / "expected.csv"));
@@ -97,26 +97,26 @@ TEST_F(SettleCli, RejectedLinesAreReportedWithLineAndFieldAndTheRestSettles) {
 TEST_F(SettleCli, ReportAndBalancesReadTheDataDirectoryItLeft) {
   const fs::path f = kFixtures / "basic";
   const fs::path data = dir_ / "data";
-  const Run r = settled("settle --quiet --merchants " + (f / "merchants.json").string() + " --events " +
+  const CliRun r = settled("settle --quiet --merchants " + (f / "merchants.json").string() + " --events " +
                         (f / "events.ndjson").string() + " --through 2026-03-30 --data-dir " + data.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const Run report = settled("report --data-dir " + data.string());
+  const CliRun report = settled("report --data-dir " + data.string());
   EXPECT_EQ(report.exit_code, 0);
   EXPECT_EQ(report.out, slurp(f / "expected.csv"));
-  const Run balances = settled("balances --data-dir " + data.string() + " --merchant m-eur");
+  const CliRun balances = settled("balances --data-dir " + data.string() + " --merchant m-eur");
   EXPECT_EQ(balances.exit_code, 0);
   // Payable after the closed batches = -carry_out of the latest: 25.16 EUR owed by the merchant.
   EXPECT_NE(balances.out.find("merchant:m-eur:payable"), std::string::npos) << balances.out;
   EXPECT_NE(balances.out.find("25.16"), std::string::npos) << balances.out;
   // Settling the same input again changes nothing: every event is a duplicate.
-  const Run again = settled("settle --quiet --merchants " + (f / "merchants.json").string() + " --events " +
+  const CliRun again = settled("settle --quiet --merchants " + (f / "merchants.json").string() + " --events " +
                             (f / "events.ndjson").string() + " --through 2026-03-30 --data-dir " + data.string());
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_EQ(again.out, slurp(f / "expected.csv"));
 }
 
 TEST_F(SettleCli, MissingDataDirectoryIsAClearError) {
-  const Run r = settled("report --data-dir " + (dir_ / "nothing-here").string());
+  const CliRun r = settled("report --data-dir " + (dir_ / "nothing-here").string());
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("no ledger here"), std::string::npos) << r.err;
 }
@@ -261,11 +261,11 @@ TEST_F(SettleCli, ReportIsIndependentOfOrderDuplicatesAndPartitionsAndMatchesThe
   const fs::path messy = write("shuffled-with-duplicates.ndjson", mixed);
 
   const std::string through = "2026-04-06";
-  const Run a = settled("settle --quiet --partitions 1 --merchants " + mfile.string() + " --events " +
+  const CliRun a = settled("settle --quiet --partitions 1 --merchants " + mfile.string() + " --events " +
                         ordered.string() + " --through " + through);
-  const Run b = settled("settle --quiet --partitions 3 --merchants " + mfile.string() + " --events " +
+  const CliRun b = settled("settle --quiet --partitions 3 --merchants " + mfile.string() + " --events " +
                         messy.string() + " --through " + through);
-  const Run c = settled("settle --quiet --partitions 16 --fsync none --merchants " + mfile.string() + " --events " +
+  const CliRun c = settled("settle --quiet --partitions 16 --fsync none --merchants " + mfile.string() + " --events " +
                         messy.string() + " --through " + through);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
