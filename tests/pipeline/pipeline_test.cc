@@ -1,0 +1,404 @@
+// The stream processor and the settlement worker on the embedded backends:
+// duplicates and conflicts, late events, crash recovery from checkpoints,
+// live watermarks, and the worker's refusals (control totals, order, fences).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "app/embedded_runtime.h"
+#include "model/event_json.h"
+#include "model/merchant_json.h"
+#include "model/settlement_task.h"
+#include "model/status_update.h"
+#include "processor/merchant_directory.h"
+#include "processor/stream_processor.h"
+#include "processor/topics.h"
+#include "rules/rules.h"
+#include "settlement/settlement_worker.h"
+
+namespace settle {
+namespace {
+
+namespace fs = std::filesystem;
+using model::EventType;
+using processor::kEventsTopic;
+using processor::kStatusTopic;
+using processor::kTasksTopic;
+
+// Fails appends to one topic while `armed`, to simulate a crash between a
+// ledger commit and the bus write that follows it.
+class FaultyBus final : public bus::Bus {
+ public:
+  explicit FaultyBus(bus::Bus& inner) : inner_(inner) {}
+  std::string fail_topic;
+  bool armed = false;
+
+  Status create_topic(const bus::TopicConfig& c) override { return inner_.create_topic(c); }
+  Result<std::int32_t> partition_count(std::string_view t) override { return inner_.partition_count(t); }
+  Result<std::vector<bus::Position>> append(std::string_view t, std::span<const bus::Record> r) override {
+    if (armed && t == fail_topic) return make_error(ErrorCode::kIo, "injected fault");
+    return inner_.append(t, r);
+  }
+  Result<std::vector<bus::Position>> append_to(std::string_view t, std::int32_t p,
+                                               std::span<const bus::Record> r) override {
+    if (armed && t == fail_topic) return make_error(ErrorCode::kIo, "injected fault");
+    return inner_.append_to(t, p, r);
+  }
+  Result<std::vector<bus::StoredRecord>> read(std::string_view t, std::int32_t p, std::int64_t o,
+                                              std::size_t n) override {
+    return inner_.read(t, p, o, n);
+  }
+  Result<std::int64_t> end_offset(std::string_view t, std::int32_t p) override { return inner_.end_offset(t, p); }
+  Status commit(std::string_view g, std::string_view t, std::int32_t p, std::int64_t o) override {
+    return inner_.commit(g, t, p, o);
+  }
+  Result<std::int64_t> committed(std::string_view g, std::string_view t, std::int32_t p) override {
+    return inner_.committed(g, t, p);
+  }
+  Result<std::map<std::string, std::string>> latest_values(std::string_view t) override {
+    return inner_.latest_values(t);
+  }
+
+ private:
+  bus::Bus& inner_;
+};
+
+class Pipeline : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device rd;
+    dir_ = fs::temp_directory_path() / ("settle-pipeline-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    open_runtime();
+    merchant_ = *model::parse_merchant_json(
+        R"({"merchant_id":"m1","timezone":"UTC","delay_days":1,"fees":{"capture":{"bps":100,"fixed":0}}})");
+    ASSERT_TRUE(processor::MerchantDirectory::publish(*rt_.bus, std::span(&merchant_, 1)).ok());
+    directory_ = std::make_unique<processor::MerchantDirectory>(*rt_.bus);
+    ASSERT_TRUE(directory_->refresh().ok());
+  }
+  void TearDown() override {
+    directory_.reset();
+    rt_ = {};
+    fs::remove_all(dir_);
+  }
+  void open_runtime() {
+    app::RuntimeOptions o;
+    o.data_dir = dir_;
+    o.partitions = 1;
+    o.bus_fsync = bus::FsyncPolicy::kNone;
+    o.ledger_sync = ledger::Synchronous::kNormal;
+    auto rt = app::EmbeddedRuntime::open(o);
+    ASSERT_TRUE(rt.ok()) << rt.error().to_string();
+    rt_ = std::move(rt).value();
+  }
+
+  static model::Event event(const std::string& id, EventType type, Minor amount, const std::string& at) {
+    model::Event ev;
+    ev.merchant_id = MerchantId("m1");
+    ev.event_id = EventId(id);
+    ev.type = type;
+    ev.amount = amount;
+    ev.currency = "USD";
+    ev.occurred_at = *parse_rfc3339(at);
+    return ev;
+  }
+  void append(bus::Bus& b, const std::vector<model::Event>& events) {
+    std::vector<bus::Record> recs;
+    for (const auto& ev : events) recs.push_back(bus::Record{"m1", model::canonical_event_json(ev), {}, 0});
+    ASSERT_TRUE(b.append(kEventsTopic, recs).ok());
+  }
+  std::vector<model::SettlementTask> tasks() {
+    auto recs = rt_.bus->read(kTasksTopic, 0, 0, 1000);
+    EXPECT_TRUE(recs.ok());
+    std::vector<model::SettlementTask> out;
+    for (const auto& r : *recs) out.push_back(*model::parse_task_json(r.value));
+    return out;
+  }
+  std::vector<model::StatusUpdate> statuses() {
+    auto recs = rt_.bus->read(kStatusTopic, 0, 0, 1000);
+    EXPECT_TRUE(recs.ok());
+    std::vector<model::StatusUpdate> out;
+    for (const auto& r : *recs) out.push_back(*model::parse_status_json(r.value));
+    return out;
+  }
+  void drain(processor::StreamProcessor& p) {
+    for (;;) {
+      auto n = p.poll(0);
+      ASSERT_TRUE(n.ok()) << n.error().to_string();
+      if (*n == 0) break;
+    }
+  }
+  std::size_t run_worker(settlement::SettlementWorker& w) {
+    auto n = w.poll(0);
+    EXPECT_TRUE(n.ok()) << n.error().to_string();
+    return n.ok() ? *n : 0;
+  }
+
+  fs::path dir_;
+  app::EmbeddedRuntime rt_;
+  model::Merchant merchant_;
+  std::unique_ptr<processor::MerchantDirectory> directory_;
+};
+
+const Date kDay1 = date_from_civil(2026, 3, 2);
+const Date kDay2 = date_from_civil(2026, 3, 3);
+
+TEST_F(Pipeline, DuplicatesAndConflictsDoNotCountTowardControlTotals) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e1", EventType::kCapture, 9999, "2026-03-02T10:00:00Z"),
+                    event("e2", EventType::kRefund, 300, "2026-03-02T11:00:00Z")});
+  drain(proc);
+  EXPECT_EQ(proc.stats().posted, 2);
+  EXPECT_EQ(proc.stats().duplicates, 1);
+  EXPECT_EQ(proc.stats().conflicts, 1);
+  ASSERT_TRUE(proc.close_through(0, kDay1).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).count, 1);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 1000);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).fees, 10);
+  EXPECT_EQ(t[0].totals.of(EventType::kRefund).amount, 300);
+  EXPECT_FALSE(t[0].previous_batch.has_value());
+  int conflicts = 0;
+  for (const auto& s : statuses()) conflicts += s.kind == model::StatusKind::kEventConflict;
+  EXPECT_EQ(conflicts, 1);
+}
+
+TEST_F(Pipeline, LateEventSettlesInTheEarliestOpenBatchAndKeepsItsOwnDate) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("a", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("b", EventType::kCapture, 2000, "2026-03-03T10:00:00Z")});
+  drain(proc);
+  ASSERT_TRUE(proc.close_through(0, kDay1).ok());
+  append(*rt_.bus, {event("late", EventType::kCapture, 500, "2026-03-02T23:59:59Z")});
+  drain(proc);
+  EXPECT_EQ(proc.stats().late, 1);
+  ASSERT_TRUE(proc.close_through(0, kDay2).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 1000);  // day 1 closed before "late" arrived
+  EXPECT_EQ(t[1].key.batch_date, kDay2);
+  EXPECT_EQ(t[1].totals.of(EventType::kCapture).amount, 2500);
+  EXPECT_EQ(t[1].previous_batch, kDay1);
+  ledger::PostingQuery q;
+  q.account = "merchant:m1:payable";
+  auto rows = rt_.ledger->postings(q);
+  ASSERT_TRUE(rows.ok());
+  bool found = false;
+  for (const auto& r : *rows) {
+    if (r.ref == "late") {
+      found = true;
+      EXPECT_TRUE(r.late);
+      EXPECT_EQ(r.batch_date, kDay1);
+      EXPECT_EQ(r.settle_date, kDay2);
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(Pipeline, LateEventWithNoOpenBatchOpensTheBatchOfItsArrival) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("a", EventType::kCapture, 1000, "2026-03-02T10:00:00Z")});
+  drain(proc);
+  ASSERT_TRUE(proc.close_through(0, kDay1).ok());
+  const auto before = std::chrono::system_clock::now();
+  append(*rt_.bus, {event("late", EventType::kCapture, 500, "2026-03-02T12:00:00Z")});
+  drain(proc);
+  const auto after = std::chrono::system_clock::now();
+  auto to_date = [&](auto tp) {
+    return rules::batch_date_of(merchant_, Timestamp{std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                          tp.time_since_epoch()).count()});
+  };
+  ASSERT_EQ(proc.open_batches(0), 1u);
+  ASSERT_TRUE(proc.close_through(0, to_date(after)).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_GE(t[1].key.batch_date, to_date(before));
+  EXPECT_LE(t[1].key.batch_date, to_date(after));
+  EXPECT_EQ(t[1].totals.of(EventType::kCapture).amount, 500);
+}
+
+TEST_F(Pipeline, RecoveryResumesFromTheCheckpointWithoutDoubleCounting) {
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z"),
+                    event("b", EventType::kCapture, 200, "2026-03-02T02:00:00Z"),
+                    event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z"),
+                    event("c", EventType::kCapture, 400, "2026-03-02T03:00:00Z"),
+                    event("d", EventType::kCapture, 800, "2026-03-02T04:00:00Z")});
+  processor::ProcessorOptions small;
+  small.chunk_records = 2;
+  {
+    processor::StreamProcessor first(*rt_.bus, *rt_.ledger, *directory_, small);
+    ASSERT_TRUE(first.recover(0).ok());
+    ASSERT_TRUE(first.poll(0).ok());  // a, b committed with the checkpoint
+    ASSERT_EQ(first.next_offset(0), 2);
+  }  // "crash": the in-memory state is gone
+  processor::StreamProcessor second(*rt_.bus, *rt_.ledger, *directory_, small);
+  ASSERT_TRUE(second.recover(0).ok());
+  EXPECT_EQ(second.next_offset(0), 2);
+  drain(second);
+  ASSERT_TRUE(second.close_through(0, kDay1).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).count, 4);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 1500);
+  EXPECT_EQ(second.stats().duplicates, 1);
+}
+
+TEST_F(Pipeline, RecoveryReEmitsTheTaskOfABatchItWasClosing) {
+  FaultyBus faulty(*rt_.bus);
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z")});
+  {
+    processor::StreamProcessor first(faulty, *rt_.ledger, *directory_, {});
+    ASSERT_TRUE(first.recover(0).ok());
+    drain(first);
+    faulty.fail_topic = kTasksTopic;
+    faulty.armed = true;
+    EXPECT_FALSE(first.close_through(0, kDay1).ok());  // checkpointed, but the task never left
+  }
+  EXPECT_TRUE(tasks().empty());
+  processor::StreamProcessor second(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(second.recover(0).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].key.batch_date, kDay1);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 100);
+  EXPECT_EQ(second.open_batches(0), 0u);
+}
+
+TEST_F(Pipeline, LiveWatermarkClosesABatchOnlyOnceItsEndPlusGraceHasPassed) {
+  processor::ProcessorOptions live;
+  live.grace_ms = 10 * 60 * 1000;
+  live.idle_ms = 24LL * 3600 * 1000;  // never idle in this test
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, live);
+  ASSERT_TRUE(proc.recover(0).ok());
+  const Timestamp now = *parse_rfc3339("2026-03-03T00:10:00Z");
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T10:00:00Z"),
+                    event("b", EventType::kCapture, 100, "2026-03-03T00:09:59Z")});
+  drain(proc);
+  ASSERT_TRUE(proc.advance(0, now).ok());
+  EXPECT_TRUE(tasks().empty()) << "watermark 23:59:59 has not passed the end 00:00 of 03-02";
+  append(*rt_.bus, {event("c", EventType::kCapture, 100, "2026-03-03T00:10:00Z")});
+  drain(proc);
+  ASSERT_TRUE(proc.advance(0, now).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].key.batch_date, kDay1);
+  EXPECT_EQ(proc.open_batches(0), 1u);  // 03-03 stays open
+}
+
+TEST_F(Pipeline, AnIdlePartitionAdvancesItsWatermarkByWallClock) {
+  processor::ProcessorOptions live;
+  live.grace_ms = 60 * 1000;
+  live.idle_ms = 1;
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, live);
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T10:00:00Z")});
+  drain(proc);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const Timestamp now{std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()};
+  ASSERT_TRUE(proc.advance(0, now).ok());
+  EXPECT_EQ(tasks().size(), 1u);
+}
+
+class Worker : public Pipeline {
+ protected:
+  // Processes and closes day 1 and 2 with the processor; returns nothing.
+  void prepare(bool close_day2 = true) {
+    processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+    ASSERT_TRUE(proc.recover(0).ok());
+    append(*rt_.bus, {event("a", EventType::kCapture, 10000, "2026-03-02T10:00:00Z"),
+                      event("b", EventType::kChargeback, 30000, "2026-03-03T10:00:00Z")});
+    drain(proc);
+    ASSERT_TRUE(proc.close_through(0, close_day2 ? kDay2 : kDay1).ok());
+  }
+};
+
+TEST_F(Worker, SettlesTasksIntoTheLedgerAndPublishesStatus) {
+  prepare();
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 2u);
+  auto closed = rt_.ledger->closed_batches({});
+  ASSERT_TRUE(closed.ok());
+  ASSERT_EQ(closed->size(), 2u);
+  EXPECT_EQ((*closed)[0].payout, 9900);  // 10000 - fee 100
+  EXPECT_EQ((*closed)[1].net, -30000);   // chargeback 30000, no fee scheduled
+  EXPECT_EQ((*closed)[1].carry_out, -30000);
+  int closed_statuses = 0;
+  for (const auto& s : statuses()) closed_statuses += s.kind == model::StatusKind::kBatchClosed;
+  EXPECT_EQ(closed_statuses, 2);
+  EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 2);
+}
+
+TEST_F(Worker, ARedeliveredTaskChangesNothing) {
+  prepare();
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 2u);
+  const auto before = *rt_.ledger->closed_batches({});
+  const auto t = tasks();
+  const bus::Record again{"m1", model::task_json(t[0]), {}, 0};
+  ASSERT_TRUE(rt_.bus->append(kTasksTopic, std::span(&again, 1)).ok());
+  EXPECT_EQ(run_worker(w), 1u);
+  EXPECT_EQ(w.stats().already_closed, 1);
+  EXPECT_EQ(w.stats().failed, 0);
+  EXPECT_EQ(*rt_.ledger->closed_batches({}), before);
+}
+
+TEST_F(Worker, AControlTotalMismatchFailsTheTaskVisiblyAndLeavesTheBatchOpen) {
+  prepare(/*close_day2=*/false);
+  auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  // Replace the genuine task by one that claims an extra capture.
+  model::SettlementTask forged = t[0];
+  forged.totals.of(EventType::kCapture).count += 1;
+  forged.totals.of(EventType::kCapture).amount += 1;
+  ASSERT_TRUE(rt_.bus->commit("settlement-worker", kTasksTopic, 0, 1).ok());
+  const bus::Record rec{"m1", model::task_json(forged), {}, 0};
+  ASSERT_TRUE(rt_.bus->append(kTasksTopic, std::span(&rec, 1)).ok());
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 1u);
+  EXPECT_EQ(w.stats().failed, 1);
+  ASSERT_EQ(w.failures().size(), 1u);
+  EXPECT_NE(w.failures()[0].find("control totals mismatch"), std::string::npos) << w.failures()[0];
+  EXPECT_TRUE(rt_.ledger->closed_batches({})->empty());
+  bool failed_status = false;
+  for (const auto& s : statuses()) failed_status |= s.kind == model::StatusKind::kBatchCloseFailed;
+  EXPECT_TRUE(failed_status);
+}
+
+TEST_F(Worker, ABatchWhosePredecessorIsNotClosedIsRefused) {
+  prepare();
+  auto t = tasks();
+  ASSERT_EQ(t.size(), 2u);
+  // Deliver day 2 first: its predecessor (day 1) is not in the ledger yet.
+  ASSERT_TRUE(rt_.bus->commit("settlement-worker", kTasksTopic, 0, 2).ok());
+  const bus::Record rec{"m1", model::task_json(t[1]), {}, 0};
+  ASSERT_TRUE(rt_.bus->append(kTasksTopic, std::span(&rec, 1)).ok());
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 1u);
+  ASSERT_EQ(w.failures().size(), 1u);
+  EXPECT_NE(w.failures()[0].find("out of order"), std::string::npos) << w.failures()[0];
+  EXPECT_TRUE(rt_.ledger->closed_batches({})->empty());
+}
+
+TEST_F(Worker, AStaleWorkerIsFencedOutAndRetriesLater) {
+  prepare(/*close_day2=*/false);
+  const auto t = tasks();
+  // A newer claimant registered a higher token with the ledger.
+  ASSERT_TRUE(rt_.ledger->register_fence(t[0].key, 1'000'000).ok());
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 0u);
+  EXPECT_TRUE(rt_.ledger->closed_batches({})->empty());
+  EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 0);
+}
+
+}  // namespace
+}  // namespace settle
