@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   if (sizes.empty()) sizes = {100'000, 1'000'000};
   const fs::path root = fs::temp_directory_path() / fmt::format("settle-bench-{}", getpid());
   std::printf("%-10s %-34s %10s %14s %12s\n", "events", "durability", "seconds", "events/s", "peak RSS");
+  std::fflush(stdout);  // before fork(), or the child's exit flushes it again
   for (std::int64_t n : sizes) {
     const fs::path dir = root / std::to_string(n);
     fs::create_directories(dir);
