@@ -116,7 +116,7 @@ Result<BatchOutcome> settle_batch(const Merchant& merchant, const BatchKey& key,
                        released + carried_in;
   constexpr __int128 kMin = INT64_MIN;
   constexpr __int128 kMax = INT64_MAX;
-  if (fees > kMax) {
+  if (fees < kMin || fees > kMax) {
     return make_error(ErrorCode::kOverflow,
                       fmt::format("batch {}: fees overflow a 64-bit amount", key.to_string()));
   }

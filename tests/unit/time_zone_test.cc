@@ -140,6 +140,18 @@ TEST(ToLocal, KeepsNanosecondsOfTheInstant) {
   expect_local(kolkata, ts, k20260630, hms(23, 59, 59) + 999'999'999);
 }
 
+TEST(ToLocal, ExtremesOfTheParseableRangeDoNotOverflow) {
+  // The latest instant parse_rfc3339 accepts, 2261-12-31T23:59:59.999999999-23:59
+  // = 2262-01-01T23:58:59.999999999Z (day 106651), is 13:58:59.999999999 on
+  // 2262-01-02 at +14:00.
+  const Timestamp latest{(106651LL * 86400 + 23 * 3600 + 58 * 60 + 59) * kNs + 999'999'999};
+  expect_local(zone("Pacific/Kiritimati"), latest, 106652, hms(13, 58, 59) + 999'999'999);
+  // The earliest, 1678-01-01T00:00:00+23:59 = 1677-12-31T00:01Z (day -106651),
+  // is 12:01 on 1677-12-30 at -12:00.
+  const Timestamp earliest{(-106651LL * 86400 + 60) * kNs};
+  expect_local(zone("Etc/GMT+12"), earliest, -106652, hms(12, 1, 0));
+}
+
 // --- local_end ----------------------------------------------------------------
 
 TEST(LocalEnd, OrdinaryDayIsTheWallClockMinusTheOffset) {
@@ -155,7 +167,8 @@ TEST(LocalEnd, OrdinaryDayIsTheWallClockMinusTheOffset) {
 TEST(LocalEnd, CutoffInsideTheSpringForwardGapIsTheEndOfTheGap) {
   // 02:30 does not happen in Berlin on 2026-03-29: the clocks read 03:00 CEST
   // at 01:00Z, the first instant whose local time is >= 02:30.
-  EXPECT_EQ(zone("Europe/Berlin").local_end(Date{k20260329}, 2 * 60 + 30), utc(k20260329, 1, 0, 0));
+  EXPECT_EQ(zone("Europe/Berlin").local_end(Date{k20260329}, 2 * 60 + 30),
+            utc(k20260329, 1, 0, 0));
   // Lord Howe 2026-10-04 02:15 does not happen (02:00 -> 02:30 at 15:30Z on the 3rd).
   EXPECT_EQ(zone("Australia/Lord_Howe").local_end(Date{k20261004}, 2 * 60 + 15),
             utc(k20261003, 15, 30, 0));
@@ -172,7 +185,8 @@ TEST(LocalEnd, CutoffAtTheEdgesOfTheGapIsUnique) {
 
 TEST(LocalEnd, CutoffInsideTheFallBackOverlapIsTheLaterOccurrence) {
   // Berlin 2026-10-25 02:30 happens at 00:30Z (CEST) and 01:30Z (CET): later.
-  EXPECT_EQ(zone("Europe/Berlin").local_end(Date{k20261025}, 2 * 60 + 30), utc(k20261025, 1, 30, 0));
+  EXPECT_EQ(zone("Europe/Berlin").local_end(Date{k20261025}, 2 * 60 + 30),
+            utc(k20261025, 1, 30, 0));
   // 02:00 happens at 00:00Z and at 01:00Z: later.
   EXPECT_EQ(zone("Europe/Berlin").local_end(Date{k20261025}, 2 * 60), utc(k20261025, 1, 0, 0));
   // New York 2026-11-01 01:30 at 05:30Z (EDT) and 06:30Z (EST): later.
