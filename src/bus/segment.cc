@@ -14,6 +14,18 @@ constexpr std::size_t kFirstChunkBytes = 16 << 10;
 constexpr std::size_t kMaxChunkBytes = 1 << 20;
 constexpr std::string_view kSegmentSuffix = ".log";
 constexpr std::size_t kSegmentDigits = 20;
+// A reader's buffer goes back to its thread's spare up to this size.
+constexpr std::size_t kSpareBufferBytesMax = 2 * kMaxChunkBytes;
+
+// Each thread keeps one spare reader buffer. Allocating a fresh buffer per
+// read() and doubling it up to 1 MiB costs copies, and glibc serves those
+// sizes with mmap, so every call faulted its pages in again: sequential
+// reads of 200-byte records ran at 0.6-1 M records/s instead of ~3 M.
+struct SpareBuffer {
+  std::string buffer;
+  bool lent = false;
+};
+thread_local SpareBuffer spare_buffer;
 
 }  // namespace
 
@@ -43,7 +55,19 @@ SegmentReader::SegmentReader(const Segment& segment, std::uint64_t position, std
     : segment_(segment),
       limit_(limit),
       buffer_position_(position),
-      chunk_bytes_(kFirstChunkBytes) {}
+      chunk_bytes_(kFirstChunkBytes) {
+  if (!spare_buffer.lent) {
+    spare_buffer.lent = true;
+    buffer_ = std::move(spare_buffer.buffer);
+    borrowed_ = true;
+  }
+}
+
+SegmentReader::~SegmentReader() {
+  if (!borrowed_) return;
+  if (buffer_.size() <= kSpareBufferBytesMax) spare_buffer.buffer = std::move(buffer_);
+  spare_buffer.lent = false;
+}
 
 Status SegmentReader::fill(std::size_t need) {
   // Keep the unread tail, drop what was consumed.

@@ -49,8 +49,8 @@ std::string segment_file_name(std::int64_t base_offset);
 std::optional<std::int64_t> parse_segment_file_name(std::string_view name);
 
 // Reads the frames of [position, limit) of a segment file in order, through
-// a buffer that grows from 16 KiB to 1 MiB as a scan goes on (short reads
-// stay cheap, long scans make few system calls).
+// a buffer; each read from the file is twice the last, from 16 KiB to 1 MiB,
+// so short reads stay cheap and long scans make few system calls.
 class SegmentReader {
  public:
   enum class Step {
@@ -61,6 +61,9 @@ class SegmentReader {
   };
 
   SegmentReader(const Segment& segment, std::uint64_t position, std::uint64_t limit);
+  ~SegmentReader();
+  SegmentReader(const SegmentReader&) = delete;
+  SegmentReader& operator=(const SegmentReader&) = delete;
 
   // The views in *frame stay valid until the next call.
   Result<Step> next(FrameView* frame);
@@ -78,7 +81,9 @@ class SegmentReader {
 
   const Segment& segment_;
   std::uint64_t limit_;
+  // Borrowed from a per-thread spare when free (see segment.cc).
   std::string buffer_;
+  bool borrowed_ = false;
   std::uint64_t buffer_position_;  // file position of buffer_[0]
   std::size_t begin_ = 0;          // first unread byte in buffer_
   std::size_t end_ = 0;            // end of the bytes read into buffer_
