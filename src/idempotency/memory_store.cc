@@ -6,13 +6,17 @@
 namespace settle::idempotency {
 namespace {
 
-// Sweep pacing. Every kSweepEveryOps operations on a shard look at
-// kSweepBuckets buckets of each of its tables: four buckets an operation. With
-// the maps' load factor at most 1, a full pass over a shard therefore takes at
-// most as many operations as the shard has buckets / 4, so entries that
-// expired are gone within a bounded number of inserts and the stored count
-// stays within a small multiple of the live one.
-constexpr std::uint32_t kSweepEveryOps = 16;
+// Sweep pacing. A sweep step looks at kSweepBuckets buckets of each of a
+// shard's tables. While steps find expired entries, a step runs every
+// kSweepEveryOpsMin operations on the shard: four buckets an operation, so
+// with the maps' load factor at most 1 a full pass over a shard takes fewer
+// operations than it has entries, and what expired is gone within a bounded
+// number of inserts. A step that finds nothing doubles the interval, up to
+// kSweepEveryOpsMax, so a shard of live entries pays almost nothing (the step
+// costs a cache miss per entry it looks at); sparse garbage, below about one
+// entry in kSweepBuckets, is what may linger, a small fraction of the shard.
+constexpr std::uint32_t kSweepEveryOpsMin = 16;
+constexpr std::uint32_t kSweepEveryOpsMax = 1024;
 constexpr std::size_t kSweepBuckets = 64;
 // When the store is full, an insert first sweeps this much of its shard, so a
 // full store of expired keys frees room without waiting for the paced sweep.
@@ -41,11 +45,12 @@ MemoryStore::MemoryStore(MemoryStoreOptions options)
       max_entries_(options.max_entries),
       clock_(options.clock != nullptr ? options.clock : &system_clock_) {
   SETTLE_ASSERT(options.shards > 0, "MemoryStoreOptions::shards must be at least 1");
+  for (Shard& shard : shards_) shard.sweep_every_ops = kSweepEveryOpsMin;
 }
 
 MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) {
-  // The high half picks the shard: the maps bucket by the whole hash, and keys
-  // sharing low bits within a shard would crowd fewer buckets.
+  // The high half picks the shard, so that the choice of shard and the map's
+  // choice of bucket (the whole hash modulo a prime) stay independent.
   const std::size_t h = KeyHash{}(key);
   return shards_[(h >> 32) % shards_.size()];
 }
@@ -162,24 +167,26 @@ Result<bool> MemoryStore::unlock(const Lease& lease) {
 }
 
 void MemoryStore::pay_sweep_share(Shard& shard, TimePoint now) {
-  if (++shard.ops_since_sweep < kSweepEveryOps) return;
+  if (++shard.ops_since_sweep < shard.sweep_every_ops) return;
   shard.ops_since_sweep = 0;
-  sweep(shard, now, kSweepBuckets);
+  const bool found = sweep(shard, now, kSweepBuckets) > 0;
+  shard.sweep_every_ops =
+      found ? kSweepEveryOpsMin : std::min(shard.sweep_every_ops * 2, kSweepEveryOpsMax);
 }
 
-void MemoryStore::sweep(Shard& shard, TimePoint now, std::size_t buckets) {
-  sweep_table(shard.values, now, buckets);
-  sweep_table(shard.leases, now, buckets);
+std::size_t MemoryStore::sweep(Shard& shard, TimePoint now, std::size_t buckets) {
+  return sweep_table(shard.values, now, buckets) + sweep_table(shard.leases, now, buckets);
 }
 
 template <typename Entry>
-void MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::size_t buckets) {
+std::size_t MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::size_t buckets) {
   auto& map = table.map;
-  if (map.empty()) return;
+  if (map.empty()) return 0;
   // The cursor is a bucket index, not an iterator, so it survives rehashing;
   // after a rehash a pass may miss some entries, which the next pass finds.
   const std::size_t bucket_count = map.bucket_count();
   const std::size_t steps = std::min(buckets, bucket_count);
+  std::size_t erased = 0;
   for (std::size_t i = 0; i < steps; ++i) {
     const std::size_t b = table.sweep_cursor % bucket_count;
     table.sweep_cursor = b + 1;
@@ -193,8 +200,10 @@ void MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::size_t bu
       auto victim = map.find(lit->first);
       ++lit;
       erase_entry(table, victim);
+      ++erased;
     }
   }
+  return erased;
 }
 
 Status MemoryStore::reserve_entry(Shard& shard, TimePoint now) {
