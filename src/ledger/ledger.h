@@ -1,6 +1,6 @@
 // The ledger port: the authoritative double-entry record.
 //
-// Contract (tests/contract/ledger_contract.h runs it against every implementation):
+// Contract (tests/ledger/ledger_contract.h runs it against every implementation):
 // - post() writes journals and consumer checkpoints in one transaction. A
 //   journal's identity is (merchant_id, ref): a second post of an identity with
 //   an equal digest is a no-op reported kDuplicate, with a different digest it

@@ -1,0 +1,406 @@
+// SqliteLedger: the port's contract suite, plus what only the SQLite ledger
+// promises (its schema file, its version check, the SQL a finance engineer
+// sees, its in-memory caches surviving a failed transaction).
+#include "ledger/sqlite_ledger.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ledger_contract.h"
+#include "model/merchant.h"
+#include "rules/rules.h"
+
+namespace settle::ledger {
+namespace {
+
+namespace fs = std::filesystem;
+
+LedgerFactory sqlite_factory(std::string name, Synchronous synchronous, std::int64_t cache_kib) {
+  return LedgerFactory{
+      std::move(name), [synchronous, cache_kib](const std::string& scratch) {
+        SqliteLedgerOptions options;
+        options.path = fs::path(scratch) / "ledger.db";
+        options.synchronous = synchronous;
+        options.cache_kib = cache_kib;
+        auto opened = SqliteLedger::open(options);
+        if (!opened.ok()) {
+          ADD_FAILURE() << opened.error().to_string();
+          return std::unique_ptr<Ledger>();
+        }
+        return std::unique_ptr<Ledger>(std::move(opened).value());
+      }};
+}
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, LedgerContract,
+                         ::testing::Values(sqlite_factory("Full", Synchronous::kFull, 262144),
+                                           sqlite_factory("NormalSmallCache", Synchronous::kNormal,
+                                                          256)),
+                         ledger_factory_name);
+
+// A second, plain connection to the same file: what an operator with the
+// sqlite3 shell sees and can do.
+class RawDb {
+ public:
+  explicit RawDb(const fs::path& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      throw std::runtime_error("cannot open " + path.string());
+    }
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDb() { sqlite3_close_v2(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  // SQLITE_OK or the error code; the message in last_error().
+  int exec(const std::string& sql) {
+    char* msg = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg);
+    last_error_ = msg != nullptr ? msg : "";
+    sqlite3_free(msg);
+    return rc;
+  }
+  std::string last_error() const { return last_error_; }
+
+  // The first column of every row, as text.
+  std::vector<std::string> column(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sqlite3_errmsg(db_));
+    }
+    std::vector<std::string> out;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(s, 0);
+      out.emplace_back(t != nullptr ? reinterpret_cast<const char*>(t) : "NULL");
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+  std::string one(const std::string& sql) {
+    const auto c = column(sql);
+    if (c.size() != 1) throw std::runtime_error("expected one row from " + sql);
+    return c[0];
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::string last_error_;
+};
+
+model::Merchant merchant(const std::string& id) {
+  model::Merchant m;
+  m.id = MerchantId(id);
+  m.fees[0] = {290, 30};
+  return m;
+}
+
+model::Journal capture(const std::string& merchant_id, const std::string& id, Minor amount,
+                       const std::string& currency = "USD") {
+  const model::Merchant m = merchant(merchant_id);
+  model::Event e;
+  e.merchant_id = m.id;
+  e.event_id = EventId(id);
+  e.type = model::EventType::kCapture;
+  e.amount = amount;
+  e.currency = currency;
+  e.occurred_at = parse_rfc3339("2026-03-02T12:00:00.5Z").value();
+  const Date d = rules::batch_date_of(m, e.occurred_at);
+  auto j = rules::event_journal(e, m, d, d, false);
+  if (!j.ok()) throw std::runtime_error(j.error().to_string());
+  return std::move(j).value();
+}
+
+class SqliteLedgerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string dir = (fs::temp_directory_path() / "settle-sqlite-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+    options_.path = dir_ / "ledger.db";
+    options_.synchronous = Synchronous::kNormal;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<SqliteLedger> open() {
+    auto r = SqliteLedger::open(options_);
+    if (!r.ok()) throw std::runtime_error(r.error().to_string());
+    return std::move(r).value();
+  }
+
+  fs::path dir_;
+  SqliteLedgerOptions options_;
+};
+
+TEST_F(SqliteLedgerTest, SchemaFileAndCompiledInSchemaAreIdentical) {
+  std::ifstream in(fs::path(SETTLE_SOURCE_DIR) / "src/ledger/schema_sqlite.sql", std::ios::binary);
+  ASSERT_TRUE(in) << "cannot read schema_sqlite.sql";
+  std::stringstream file;
+  file << in.rdbuf();
+  EXPECT_EQ(SqliteLedger::schema_sql(), file.str())
+      << "the build is stale: re-run CMake so that it embeds schema_sqlite.sql again";
+}
+
+TEST_F(SqliteLedgerTest, NewFileGetsTheSchemaInWalMode) {
+  open();
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(raw.one("SELECT version FROM schema_version"),
+            std::to_string(SqliteLedger::kSchemaVersion));
+  EXPECT_EQ(raw.column("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
+                       "ORDER BY name"),
+            (std::vector<std::string>{"accounts", "batch_fences", "batches", "checkpoints",
+                                      "journals", "postings", "schema_version"}));
+  EXPECT_EQ(raw.one("SELECT count(*) FROM sqlite_schema WHERE name = 'journals_settling'"), "1");
+}
+
+TEST_F(SqliteLedgerTest, ReopeningAFileOfAnotherSchemaVersionIsAClearError) {
+  open();
+  {
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("UPDATE schema_version SET version = 99"), SQLITE_OK);
+  }
+  auto r = SqliteLedger::open(options_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.error().message.find("schema version 99"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find(options_.path.string()), std::string::npos) << r.error().message;
+}
+
+TEST_F(SqliteLedgerTest, ADatabaseThatIsNotALedgerIsRefused) {
+  {
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("CREATE TABLE something_else (x INTEGER)"), SQLITE_OK);
+  }
+  auto r = SqliteLedger::open(options_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition) << r.error().to_string();
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM sqlite_schema"), "1") << "it must stay untouched";
+}
+
+TEST_F(SqliteLedgerTest, AFileThatIsNotADatabaseIsCorruption) {
+  {
+    std::ofstream out(options_.path);
+    out << "merchant_id,batch_date\nthis is a CSV file, not a database, and it is long enough "
+           "for SQLite to read a header from it................................................\n";
+  }
+  auto r = SqliteLedger::open(options_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCorruption) << r.error().to_string();
+  EXPECT_NE(r.error().message.find(options_.path.string()), std::string::npos);
+}
+
+TEST_F(SqliteLedgerTest, AMissingDirectoryIsAnIoErrorAndBadOptionsAreRefused) {
+  options_.path = dir_ / "no" / "such" / "ledger.db";
+  auto r = SqliteLedger::open(options_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kIo) << r.error().to_string();
+  EXPECT_NE(r.error().message.find("no/such/ledger.db"), std::string::npos) << r.error().message;
+
+  EXPECT_EQ(SqliteLedger::open(SqliteLedgerOptions{}).error().code, ErrorCode::kInvalidArgument);
+  options_.path = dir_ / "ledger.db";
+  options_.cache_kib = 0;
+  EXPECT_EQ(SqliteLedger::open(options_).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_F(SqliteLedgerTest, SqlUsersSeeOnePostingPerLegAndBalancesThatMatchThem) {
+  auto ledger = open();
+  ASSERT_TRUE(ledger->post(std::vector<model::Journal>{capture("m1", "a", 10000),
+                                                       capture("m1", "b", 31),  // fee = amount
+                                                       capture("m2", "c", 500, "EUR")},
+                           {})
+                  .ok());
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "3");
+  EXPECT_EQ(raw.one("SELECT count(*) FROM postings"), "8");  // b has no payable leg
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals WHERE leg3_account IS NULL"), "1");
+  // Each account's running balance is the sum of its postings.
+  EXPECT_EQ(raw.one("SELECT count(*) FROM accounts AS a WHERE a.balance <> "
+                    "(SELECT sum(p.amount) FROM postings AS p WHERE p.account_id = a.account_id) "
+                    "OR a.postings <> "
+                    "(SELECT count(*) FROM postings AS p WHERE p.account_id = a.account_id)"),
+            "0");
+  EXPECT_EQ(raw.one("SELECT occurred_at FROM journals WHERE ref = 'a'"), "2026-03-02T12:00:00.500Z");
+  EXPECT_EQ(raw.one("SELECT batch_date || ' ' || settle_date || ' ' || late || ' ' || kind "
+                    "FROM journals WHERE ref = 'c'"),
+            "2026-03-02 2026-03-02 0 capture");
+  EXPECT_EQ(raw.one("SELECT length(digest) FROM journals WHERE ref = 'a'"), "16");
+  EXPECT_EQ(raw.one("SELECT coalesce(metadata, 'NULL') || coalesce(trace_id, 'NULL') "
+                    "FROM journals WHERE ref = 'a'"),
+            "NULLNULL");
+}
+
+TEST_F(SqliteLedgerTest, TheSchemaRefusesWhatTheLedgerRefuses) {
+  auto ledger = open();
+  ASSERT_TRUE(ledger->post(std::vector<model::Journal>{capture("m1", "a", 10000)}, {}).ok());
+  RawDb raw(options_.path);
+  // SQLite enforces foreign keys only on connections that ask for it.
+  ASSERT_EQ(raw.exec("PRAGMA foreign_keys = ON"), SQLITE_OK);
+  const std::string insert =
+      "INSERT INTO journals (merchant_id, ref, kind, currency, batch_date, settle_date, late, "
+      "occurred_at, amount, fee, digest, leg1_account, leg1_amount, leg2_account, leg2_amount) "
+      "VALUES ('m1', 'x', 'capture', 'USD', '2026-03-02', '2026-03-02', 0, "
+      "'2026-03-02T12:00:00Z', 100, 0, zeroblob(16), 1, ";
+  EXPECT_EQ(raw.exec(insert + "100, 2, -99)"), SQLITE_CONSTRAINT) << "unbalanced";
+  EXPECT_EQ(raw.exec(insert + "100, 2, 'a lot')"), SQLITE_CONSTRAINT) << "not an integer";
+  EXPECT_EQ(raw.exec(insert + "100, 99, -100)"), SQLITE_CONSTRAINT) << "no such account";
+  EXPECT_EQ(raw.exec(insert + "0, 2, 0)"), SQLITE_CONSTRAINT) << "zero legs";
+  EXPECT_EQ(raw.exec("UPDATE journals SET kind = 'captured' WHERE ref = 'a'"), SQLITE_CONSTRAINT)
+      << "no such kind";
+  EXPECT_EQ(raw.exec("UPDATE accounts SET balance = balance + 9223372036854775807"),
+            SQLITE_CONSTRAINT)
+      << "an integer overflow is an error, not a REAL";
+  EXPECT_EQ(raw.exec(insert + "100, 2, -100)"), SQLITE_OK) << raw.last_error();
+}
+
+TEST_F(SqliteLedgerTest, AFailedTransactionLeavesNoStaleAccountInTheCache) {
+  auto ledger = open();
+  {
+    // Fails the insert of 'zz_boom' after 'aa_new' has created its JPY accounts.
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("CREATE TRIGGER boom BEFORE INSERT ON journals WHEN NEW.ref = 'zz_boom' "
+                       "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+              SQLITE_OK);
+  }
+  const std::vector<model::Journal> call = {capture("m1", "aa_new", 1000, "JPY"),
+                                            capture("m1", "zz_boom", 1000, "JPY")};
+  const auto failed = ledger->post(call, {});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.error().message.find("boom"), std::string::npos) << failed.error().message;
+  {
+    RawDb raw(options_.path);
+    EXPECT_EQ(raw.one("SELECT count(*) FROM accounts"), "0");
+    ASSERT_EQ(raw.exec("DROP TRIGGER boom"), SQLITE_OK);
+  }
+  // Had the cache kept the ids of the rolled-back accounts, these journals
+  // would point at accounts that do not exist.
+  const auto posted = ledger->post(call, {});
+  ASSERT_TRUE(posted.ok()) << posted.error().to_string();
+  const auto balances = ledger->balances(std::nullopt);
+  ASSERT_TRUE(balances.ok());
+  ASSERT_EQ(balances->size(), 3U);
+  for (const Balance& b : *balances) EXPECT_EQ(b.postings, 2) << b.account;
+}
+
+TEST_F(SqliteLedgerTest, ABalanceThatWouldLeaveInt64FailsTheCallAndWritesNothing) {
+  auto ledger = open();
+  model::Journal big = capture("m1", "big1", INT64_MAX);
+  ASSERT_TRUE(ledger->post(std::vector<model::Journal>{big}, {}).ok());
+  big.ref = "big2";
+  const auto r = ledger->post(std::vector<model::Journal>{capture("m1", "small", 5), big}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kOverflow) << r.error().to_string();
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "1");
+}
+
+TEST_F(SqliteLedgerTest, TwoLedgersOnOneFileSeeEachOthersCommits) {
+  auto first = open();
+  auto second = open();
+  ASSERT_TRUE(first->post(std::vector<model::Journal>{capture("m1", "a", 100)}, {}).ok());
+  const auto dup = second->post(std::vector<model::Journal>{capture("m1", "a", 100)}, {});
+  ASSERT_TRUE(dup.ok()) << dup.error().to_string();
+  EXPECT_EQ(dup->at(0), PostOutcome::kDuplicate);
+  ASSERT_TRUE(second->post(std::vector<model::Journal>{capture("m1", "b", 100)}, {}).ok());
+  const auto tb = first->trial_balance();
+  ASSERT_TRUE(tb.ok());
+  ASSERT_EQ(tb->size(), 1U);
+  EXPECT_EQ(tb->at(0).debits, 200);
+}
+
+
+TEST_F(SqliteLedgerTest, AFailureInALargeCallNamesTheJournalAndWritesNothing) {
+  auto ledger = open();
+  {
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("CREATE TRIGGER boom BEFORE INSERT ON journals WHEN NEW.ref = 'j0150' "
+                       "BEGIN SELECT RAISE(ABORT, 'boom'); END"),
+              SQLITE_OK);
+  }
+  std::vector<model::Journal> call;
+  for (int i = 0; i < 300; ++i) {
+    char ref[8];
+    std::snprintf(ref, sizeof ref, "j%04d", i);
+    call.push_back(capture("m1", ref, 100 + i));
+  }
+  const auto r = ledger->post(call, std::vector<Checkpoint>{{"p", 0, 1, "s"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("m1/j0150"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("boom"), std::string::npos) << r.error().message;
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "0");
+  EXPECT_EQ(raw.one("SELECT count(*) FROM checkpoints"), "0");
+}
+
+// The ledger formats dates and instants itself (snprintf was too slow for
+// the ingest path); what it stores must be what common/time.h writes.
+TEST_F(SqliteLedgerTest, StoredDatesAndInstantsAreWhatCommonTimeFormats) {
+  auto ledger = open();
+  std::vector<Timestamp> instants = {
+      Timestamp{0},
+      Timestamp{-1},
+      parse_rfc3339("1969-12-31T23:59:59.999999999Z").value(),
+      parse_rfc3339("1700-02-28T01:02:03Z").value(),
+      parse_rfc3339("2000-02-29T12:00:00.5Z").value(),
+      parse_rfc3339("2026-03-02T12:00:00.123456Z").value(),
+      parse_rfc3339("2026-03-02T12:00:00.000000001Z").value(),
+      parse_rfc3339("2261-12-31T23:59:59.999Z").value(),
+  };
+  std::uint64_t x = 88172645463325252ULL;
+  for (int i = 0; i < 300; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::int64_t ns = static_cast<std::int64_t>(x % 9'000'000'000'000'000'000ULL) -
+                      4'500'000'000'000'000'000;
+    if (i % 3 == 0) ns -= ns % 1'000'000'000;  // whole seconds
+    if (i % 3 == 1) ns -= ns % 1'000'000;      // milliseconds
+    instants.push_back(Timestamp{ns});
+  }
+  std::vector<model::Journal> journals;
+  for (std::size_t i = 0; i < instants.size(); ++i) {
+    model::Journal j = capture("m1", "t" + std::to_string(i), 1000);
+    j.occurred_at = instants[i];
+    j.batch_date = Date{static_cast<std::int32_t>(instants[i].ns / kNsPerDay)};
+    j.settle_date = j.batch_date.plus_days(static_cast<std::int32_t>(i % 3));
+    journals.push_back(j);
+  }
+  ASSERT_TRUE(ledger->post(journals, {}).ok());
+  RawDb raw(options_.path);
+  const auto stored = raw.column(
+      "SELECT occurred_at || ' ' || batch_date || ' ' || settle_date FROM journals "
+      "ORDER BY CAST(substr(ref, 2) AS INTEGER)");
+  ASSERT_EQ(stored.size(), journals.size());
+  for (std::size_t i = 0; i < journals.size(); ++i) {
+    EXPECT_EQ(stored[i], format_rfc3339(journals[i].occurred_at) + ' ' +
+                             format_date(journals[i].batch_date) + ' ' +
+                             format_date(journals[i].settle_date))
+        << instants[i].ns;
+  }
+}
+
+TEST_F(SqliteLedgerTest, DatesOutsideTheYearsOneTo9999AreRefused) {
+  auto ledger = open();
+  model::Journal j = capture("m1", "far", 1000);
+  j.settle_date = date_from_civil(10000, 1, 1);
+  const auto r = ledger->post(std::vector<model::Journal>{j}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << r.error().to_string();
+}
+
+}  // namespace
+}  // namespace settle::ledger
