@@ -188,7 +188,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     const Date batch_date = rules::batch_date_of(*merchant, ev.occurred_at);
     Date settle_date = batch_date;
     bool late = false;
-    auto closed = next.last_closed.find({ev.merchant_id.str(), ev.currency});
+    auto closed = next.last_closed.find(MerchantCurrencyLess::Ref{ev.merchant_id.view(), ev.currency});
     if (closed != next.last_closed.end() && batch_date <= closed->second) {
       late = true;
       settle_date = settle_date_for_late(next, *merchant, ev.currency, closed->second, rec.timestamp_ms);
@@ -199,7 +199,11 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
       continue;
     }
     // Count it tentatively; duplicates and conflicts are taken back below.
-    ControlTotals& totals = next.open[BatchKey{ev.merchant_id, settle_date, ev.currency}];
+    auto open = next.open.find(KeyRef{ev.merchant_id.view(), settle_date, ev.currency});
+    if (open == next.open.end()) {
+      open = next.open.emplace(BatchKey{ev.merchant_id, settle_date, ev.currency}, ControlTotals{}).first;
+    }
+    ControlTotals& totals = open->second;
     ControlTotals tentative = totals;
     if (auto st = rules::add_to_totals(tentative, ev.type, journal->amount, journal->fee); !st.ok()) {
       reject(rec, ev.merchant_id.str(), ev.event_id.str(),

@@ -22,6 +22,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -89,12 +91,37 @@ class StreamProcessor {
     std::optional<Date> previous;
     model::ControlTotals totals;
   };
+  // Per-event lookups by views of the event's strings, without building keys.
+  struct KeyRef {
+    std::string_view merchant;
+    Date date;
+    std::string_view currency;
+  };
+  struct BatchKeyLess {
+    using is_transparent = void;
+    static KeyRef ref(const model::BatchKey& k) { return {k.merchant_id.view(), k.batch_date, k.currency}; }
+    static const KeyRef& ref(const KeyRef& k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      const KeyRef x = ref(a), y = ref(b);
+      return std::tie(x.merchant, x.date, x.currency) < std::tie(y.merchant, y.date, y.currency);
+    }
+  };
+  using MerchantCurrency = std::pair<std::string, std::string>;
+  struct MerchantCurrencyLess {
+    using is_transparent = void;
+    using Ref = std::pair<std::string_view, std::string_view>;
+    static Ref ref(const MerchantCurrency& k) { return {k.first, k.second}; }
+    static const Ref& ref(const Ref& k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const { return ref(a) < ref(b); }
+  };
   struct PartitionState {
     std::int64_t next_offset = 0;
     std::int64_t max_event_ns = INT64_MIN;
     std::int64_t last_input_ms = 0;  // wall clock of the last record read
-    std::map<model::BatchKey, model::ControlTotals> open;
-    std::map<std::pair<std::string, std::string>, Date> last_closed;  // (merchant, currency)
+    std::map<model::BatchKey, model::ControlTotals, BatchKeyLess> open;
+    std::map<MerchantCurrency, Date, MerchantCurrencyLess> last_closed;
     std::vector<Closing> closing;  // checkpointed, emitted after the commit
   };
 
