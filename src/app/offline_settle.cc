@@ -130,7 +130,8 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
     SETTLE_ASSIGN_OR_RETURN(status_from[static_cast<std::size_t>(p)], rt.bus->end_offset(processor::kStatusTopic, p));
   }
 
-  const processor::ProcessorOptions processor_options;
+  processor::ProcessorOptions processor_options;
+  processor_options.pipelined = true;
   const std::size_t chunk_records = processor_options.chunk_records;
   processor::StreamProcessor proc(*rt.bus, *rt.ledger, directory, processor_options);
   settlement::SettlementWorker worker(*rt.bus, *rt.ledger, *rt.store, settlement::WorkerOptions{});

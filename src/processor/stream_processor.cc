@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "model/settlement_task.h"
@@ -44,7 +45,10 @@ StreamProcessor::StreamProcessor(bus::Bus& bus, ledger::Ledger& ledger, Merchant
                                  ProcessorOptions options)
     : bus_(bus), ledger_(ledger), merchants_(merchants), options_(std::move(options)) {}
 
-StreamProcessor::~StreamProcessor() = default;
+StreamProcessor::~StreamProcessor() {
+  // An in-flight post finishes (or fails) before its buffers go away.
+  if (pending_) (void)pending_->outcome.wait();
+}
 
 StreamProcessor::PartitionState& StreamProcessor::state(std::int32_t partition) {
   auto it = partitions_.find(partition);
@@ -122,6 +126,7 @@ Result<StreamProcessor::PartitionState> StreamProcessor::decode_state(const ledg
 }
 
 Status StreamProcessor::recover(std::int32_t partition) {
+  SETTLE_TRY(flush());
   SETTLE_ASSIGN_OR_RETURN(auto cp, ledger_.checkpoint(options_.consumer, partition));
   PartitionState st;
   if (cp) {
@@ -147,27 +152,32 @@ Date StreamProcessor::settle_date_for_late(PartitionState& st, const model::Merc
 }
 
 Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
-  PartitionState& current = state(partition);
+  if (!broken_.ok()) return broken_.error();
+  PartitionState& st = state(partition);
   SETTLE_ASSIGN_OR_RETURN(auto records,
-                          bus_.read(kEventsTopic, partition, current.next_offset, options_.chunk_records));
-  if (records.empty()) return std::size_t{0};
+                          bus_.read(kEventsTopic, partition, st.next_offset, options_.chunk_records));
+  if (records.empty()) {
+    SETTLE_TRY(flush());
+    return std::size_t{0};
+  }
+  // From here on the partition's state moves ahead of what the ledger has
+  // committed; if the ledger refuses the chunk the processor is broken and
+  // must be recovered from its checkpoint (see broken_).
+  st.next_offset = records.back().offset + 1;
+  st.last_input_ms = wall_ms();
 
-  PartitionState next = current;  // committed only if the ledger accepts the chunk
-  next.next_offset = records.back().offset + 1;
-  next.last_input_ms = wall_ms();
-
-  std::vector<model::Journal> journals;
-  journals.reserve(records.size());
-  std::vector<const bus::StoredRecord*> sources;
-  sources.reserve(records.size());
-  std::vector<StatusUpdate> updates;
-  const std::int64_t now_ms = next.last_input_ms;
+  auto chunk = std::make_unique<PendingPost>();
+  chunk->partition = partition;
+  chunk->now_ms = st.last_input_ms;
+  chunk->journals.reserve(records.size());
+  chunk->sources.reserve(records.size());
+  const std::int64_t now_ms = chunk->now_ms;
 
   auto reject = [&](const bus::StoredRecord& rec, std::string merchant, std::string event_id, std::string why) {
     ++stats_.rejected;
-    updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
-                                   std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
-                                   std::move(why), now_ms});
+    chunk->updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
+                                          std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
+                                          std::move(why), now_ms});
   };
 
   for (const bus::StoredRecord& rec : records) {
@@ -188,76 +198,104 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     const Date batch_date = rules::batch_date_of(*merchant, ev.occurred_at);
     Date settle_date = batch_date;
     bool late = false;
-    auto closed = next.last_closed.find(MerchantCurrencyLess::Ref{ev.merchant_id.view(), ev.currency});
-    if (closed != next.last_closed.end() && batch_date <= closed->second) {
+    auto closed = st.last_closed.find(MerchantCurrencyLess::Ref{ev.merchant_id.view(), ev.currency});
+    if (closed != st.last_closed.end() && batch_date <= closed->second) {
       late = true;
-      settle_date = settle_date_for_late(next, *merchant, ev.currency, closed->second, rec.timestamp_ms);
+      settle_date = settle_date_for_late(st, *merchant, ev.currency, closed->second, rec.timestamp_ms);
     }
     auto journal = rules::event_journal(ev, *merchant, batch_date, settle_date, late);
     if (!journal.ok()) {
       reject(rec, ev.merchant_id.str(), ev.event_id.str(), journal.error().message);
       continue;
     }
-    // Count it tentatively; duplicates and conflicts are taken back below.
-    auto open = next.open.find(KeyRef{ev.merchant_id.view(), settle_date, ev.currency});
-    if (open == next.open.end()) {
-      open = next.open.emplace(BatchKey{ev.merchant_id, settle_date, ev.currency}, ControlTotals{}).first;
+    // Count it tentatively; duplicates and conflicts are taken back when the
+    // ledger's verdicts arrive.
+    auto open = st.open.find(KeyRef{ev.merchant_id.view(), settle_date, ev.currency});
+    if (open == st.open.end()) {
+      open = st.open.emplace(BatchKey{ev.merchant_id, settle_date, ev.currency}, ControlTotals{}).first;
     }
-    ControlTotals& totals = open->second;
-    ControlTotals tentative = totals;
-    if (auto st = rules::add_to_totals(tentative, ev.type, journal->amount, journal->fee); !st.ok()) {
+    ControlTotals tentative = open->second;
+    if (auto added = rules::add_to_totals(tentative, ev.type, journal->amount, journal->fee); !added.ok()) {
       reject(rec, ev.merchant_id.str(), ev.event_id.str(),
-             fmt::format("batch {}: {}", BatchKey{ev.merchant_id, settle_date, ev.currency}.to_string(),
-                         st.error().message));
+             fmt::format("batch {}: {}", open->first.to_string(), added.error().message));
       continue;
     }
-    totals = tentative;
+    open->second = tentative;
     journal->trace_id = trace_id_of(rec.header(kTraceparentHeader));
-    next.max_event_ns = std::max(next.max_event_ns, ev.occurred_at.ns);
-    journals.push_back(std::move(journal).value());
-    sources.push_back(&rec);
+    st.max_event_ns = std::max(st.max_event_ns, ev.occurred_at.ns);
+    chunk->journals.push_back(std::move(journal).value());
+    chunk->sources.emplace_back(rec.header(kSourceHeader));
   }
+  chunk->checkpoint = ledger::Checkpoint{options_.consumer, partition, st.next_offset, encode_state(st)};
 
-  const ledger::Checkpoint cp{options_.consumer, partition, next.next_offset, encode_state(next)};
-  SETTLE_ASSIGN_OR_RETURN(auto outcomes, ledger_.post(journals, std::span(&cp, 1)));
-  SETTLE_ASSERT(outcomes.size() == journals.size(), "one outcome per journal");
+  // One chunk in flight: the previous chunk's verdicts are applied before
+  // this one is handed to the ledger, so chunks commit in order.
+  SETTLE_TRY(flush());
+  PendingPost* p = chunk.get();
+  if (options_.pipelined) {
+    p->outcome = std::async(std::launch::async, [this, p] {
+      return ledger_.post(p->journals, std::span(&p->checkpoint, 1));
+    });
+  } else {
+    std::promise<Result<std::vector<ledger::PostOutcome>>> done;
+    done.set_value(ledger_.post(p->journals, std::span(&p->checkpoint, 1)));
+    p->outcome = done.get_future();
+  }
+  pending_ = std::move(chunk);
+  if (!options_.pipelined) SETTLE_TRY(flush());
+  return records.size();
+}
 
-  for (std::size_t i = 0; i < journals.size(); ++i) {
-    const model::Journal& j = journals[i];
-    const BatchKey key{j.merchant_id, j.settle_date, j.currency};
-    const std::string source(sources[i]->header(kSourceHeader));
-    switch (outcomes[i]) {
+Status StreamProcessor::flush() {
+  if (!broken_.ok()) return broken_;
+  if (!pending_) return ok_status();
+  std::unique_ptr<PendingPost> p = std::move(pending_);
+  auto outcomes = p->outcome.get();
+  if (!outcomes.ok()) {
+    broken_ = outcomes.error();
+    return broken_;
+  }
+  SETTLE_ASSERT(outcomes->size() == p->journals.size(), "one outcome per journal");
+  PartitionState& st = state(p->partition);
+  for (std::size_t i = 0; i < p->journals.size(); ++i) {
+    const model::Journal& j = p->journals[i];
+    auto settle_batch = [&]() -> ControlTotals& {
+      auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
+      SETTLE_ASSERT(it != st.open.end(), "a posted journal's batch stays open until flushed");
+      return it->second;
+    };
+    switch ((*outcomes)[i]) {
       case ledger::PostOutcome::kPosted:
         ++stats_.posted;
         if (j.late) {
           ++stats_.late;
-          updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, source, key, 0, 0,
-                                         fmt::format("belongs to closed batch {}; settles in {}",
-                                                     format_date(j.batch_date), format_date(j.settle_date)),
-                                         now_ms});
+          p->updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, p->sources[i],
+                                            BatchKey{j.merchant_id, j.settle_date, j.currency}, 0, 0,
+                                            fmt::format("belongs to closed batch {}; settles in {}",
+                                                        format_date(j.batch_date), format_date(j.settle_date)),
+                                            p->now_ms});
         }
         break;
       case ledger::PostOutcome::kDuplicate:
         ++stats_.duplicates;
-        subtract(next.open[key], j);
-        updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, source,
-                                       std::nullopt, 0, 0, "already accepted with identical content", now_ms});
+        subtract(settle_batch(), j);
+        p->updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p->sources[i],
+                                          std::nullopt, 0, 0, "already accepted with identical content",
+                                          p->now_ms});
         break;
       case ledger::PostOutcome::kConflict:
         ++stats_.conflicts;
-        subtract(next.open[key], j);
-        updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, source,
-                                       std::nullopt, 0, 0,
-                                       "an event with this event_id and different content was accepted before",
-                                       now_ms});
+        subtract(settle_batch(), j);
+        p->updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, p->sources[i],
+                                          std::nullopt, 0, 0,
+                                          "an event with this event_id and different content was accepted before",
+                                          p->now_ms});
         break;
     }
   }
-  current = std::move(next);
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.
-  SETTLE_TRY(emit_statuses(updates));
-  return records.size();
+  return emit_statuses(p->updates);
 }
 
 void StreamProcessor::begin_close(PartitionState& st, const std::vector<BatchKey>& keys) {
@@ -287,6 +325,7 @@ Status StreamProcessor::commit_closes(std::int32_t partition, PartitionState nex
 }
 
 Status StreamProcessor::close_through(std::int32_t partition, Date through) {
+  SETTLE_TRY(flush());
   PartitionState next = state(partition);
   std::vector<BatchKey> keys;
   for (const auto& [key, totals] : next.open) {
@@ -302,6 +341,7 @@ Status StreamProcessor::close_through(std::int32_t partition, Date through) {
 }
 
 Status StreamProcessor::advance(std::int32_t partition, Timestamp now) {
+  SETTLE_TRY(flush());
   PartitionState next = state(partition);
   std::int64_t high_ns = next.max_event_ns;
   const std::int64_t now_ms = now.ns / 1'000'000;

@@ -14,10 +14,12 @@
 // close; tasks are idempotent by batch identity.
 //
 // Memory: state is per open batch and per (merchant, currency), never per event.
-// Thread safety: one thread per StreamProcessor.
+// Thread safety: one thread per StreamProcessor (in pipelined mode it uses a
+// second one internally for the ledger writes).
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +50,10 @@ struct ProcessorOptions {
   // Live mode: a partition with no input for this long lets wall-clock time
   // (minus grace) drive its watermark, so a quiet merchant's batch still closes.
   std::int64_t idle_ms = 60 * 1000;
+  // Overlap the ledger's write of one chunk with the reading and enrichment
+  // of the next (on a second thread). poll() may then return before its chunk
+  // is committed; flush() waits for it. Off: poll() returns committed.
+  bool pipelined = false;
 };
 
 struct ProcessorStats {
@@ -70,8 +76,13 @@ class StreamProcessor {
   // tasks the checkpoint says were being emitted. Must precede poll().
   Status recover(std::int32_t partition);
 
-  // Processes up to chunk_records records of the partition; 0 at the end.
+  // Processes up to chunk_records records of the partition; 0 at the end
+  // (after flushing). When the ledger refuses a chunk, this and every later
+  // call fail: the in-memory state is ahead of the ledger, and the way back
+  // is a new StreamProcessor and recover().
   Result<std::size_t> poll(std::int32_t partition);
+  // Waits for the chunk in flight (pipelined mode) and applies its verdicts.
+  Status flush();
 
   // Offline: closes every open batch of the partition with batch_date <=
   // through, in ascending date per merchant and currency.
@@ -132,6 +143,17 @@ class StreamProcessor {
   void begin_close(PartitionState& st, const std::vector<model::BatchKey>& keys);
   // Checkpoints `next` (no journals), makes it current and emits its tasks.
   Status commit_closes(std::int32_t partition, PartitionState next);
+  // A chunk handed to the ledger, and what its verdicts need.
+  struct PendingPost {
+    std::int32_t partition = 0;
+    std::int64_t now_ms = 0;
+    std::vector<model::Journal> journals;
+    std::vector<std::string> sources;  // each journal's source header
+    std::vector<model::StatusUpdate> updates;
+    ledger::Checkpoint checkpoint;
+    std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
+  };
+
   Status emit_tasks(std::int32_t partition, PartitionState& st);
   Status emit_statuses(std::vector<model::StatusUpdate>& updates);
   Date settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
@@ -143,6 +165,8 @@ class StreamProcessor {
   ProcessorOptions options_;
   model::EventParser parser_;
   std::map<std::int32_t, PartitionState> partitions_;
+  std::unique_ptr<PendingPost> pending_;
+  Status broken_ = ok_status();
   ProcessorStats stats_;
 };
 
