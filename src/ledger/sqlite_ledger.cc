@@ -132,11 +132,11 @@ std::string journal_id_text(const Journal& j) {
   return fmt::format("journal {}/{}", j.merchant_id.str(), j.ref);
 }
 
-
 // ---------------------------------------------------------------------------
-// Text columns, written without snprintf: formatting three dates per journal
-// with it cost about as much as a B-tree insert. The output is exactly that of
-// format_date() and format_rfc3339() (tests/ledger checks it).
+// Text columns of an inserted journal, written into fixed buffers: three
+// std::string results per journal were a measurable part of post(). The
+// output is exactly that of format_date() and format_rfc3339() (tests/ledger
+// checks it).
 
 void put_digits(char* out, std::int64_t value, int width) {
   for (int i = width - 1; i >= 0; --i) {
@@ -193,10 +193,28 @@ std::size_t put_rfc3339(char* out, Timestamp ts) {
   return n;
 }
 
-bool date_in_range(Date d) {
-  static const Date kFirst = date_from_civil(1, 1, 1);
-  static const Date kLast = date_from_civil(9999, 12, 31);
-  return d >= kFirst && d <= kLast;
+// The dates the ledger stores: four-digit years, as 'YYYY-MM-DD' needs (and
+// as format_date() asserts).
+const Date kFirstDate = date_from_civil(1, 1, 1);
+const Date kLastDate = date_from_civil(9999, 12, 31);
+
+bool date_in_range(Date d) { return d >= kFirstDate && d <= kLastDate; }
+
+// A key naming a batch, checked before anything formats its date.
+Status check_key(const BatchKey& key) {
+  if (key.merchant_id.empty() || key.currency.size() != 3 || !date_in_range(key.batch_date)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("batch key {}/(day {})/{}: needs a merchant, a 3-letter "
+                                  "currency and a date in the years 0001-9999",
+                                  key.merchant_id.str(), key.batch_date.days, key.currency));
+  }
+  return ok_status();
+}
+
+// A query bound outside the storable dates means "no bound".
+std::string bound_text(const std::optional<Date>& d) {
+  if (!d) return {};
+  return format_date(std::clamp(*d, kFirstDate, kLastDate));
 }
 
 // What the ledger refuses before it opens a transaction: a journal that does
@@ -275,7 +293,6 @@ AccountKeyView account_key(const Journal& j, const model::Posting& p) {
   return {p.account, model::is_merchant_account(p.account) ? j.merchant_id.view() : "",
           j.currency};
 }
-
 
 // A journal's columns that need formatting, kept alive until its INSERT ran
 // (bound without a copy).
@@ -1308,6 +1325,9 @@ Result<std::optional<Checkpoint>> SqliteLedger::checkpoint(std::string_view cons
 
 Result<model::ControlTotals> SqliteLedger::settling_totals(const BatchKey& key) {
   Impl& d = *impl_;
+  if (auto s = check_key(key); !s.ok()) {
+    return d.fail(ErrorCode::kInvalidArgument, "settling totals", s.error().message);
+  }
   const std::string what = "settling totals " + key.to_string();
   const std::string date = format_date(key.batch_date);
   std::lock_guard lock(d.mu);
@@ -1363,6 +1383,9 @@ Result<BatchHistory> SqliteLedger::batch_history(std::string_view merchant_id,
 
 Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
   Impl& d = *impl_;
+  if (auto s = check_key(key); !s.ok()) {
+    return d.fail(ErrorCode::kInvalidArgument, "register fence", s.error().message);
+  }
   const std::string what = "register fence " + key.to_string();
   if (token > static_cast<std::uint64_t>(INT64_MAX)) {
     return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
@@ -1388,14 +1411,21 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
                                                std::span<const Journal> journals,
                                                std::uint64_t fencing_token) {
   Impl& d = *impl_;
+  if (auto s = check_key(summary.key); !s.ok()) {
+    return d.fail(ErrorCode::kInvalidArgument, "close batch", s.error().message);
+  }
   const std::string what = "close batch " + summary.key.to_string();
   if (fencing_token > static_cast<std::uint64_t>(INT64_MAX)) {
     return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
   }
-  if (summary.key.merchant_id.empty() || summary.key.currency.size() != 3) {
-    return d.fail(ErrorCode::kInvalidArgument, what, "the batch key names no merchant or currency");
+  if (!date_in_range(summary.payout_date)) {
+    return d.fail(ErrorCode::kInvalidArgument, what, "payout_date outside the years 0001-9999");
   }
   for (const Date r : released) {
+    if (!date_in_range(r)) {
+      return d.fail(ErrorCode::kInvalidArgument, what,
+                    "releases a hold dated outside the years 0001-9999");
+    }
     if (r >= summary.key.batch_date) {
       return d.fail(ErrorCode::kInvalidArgument, what,
                     fmt::format("releases the hold of {}, which is not an earlier batch",
@@ -1419,8 +1449,8 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
 Result<std::vector<BatchSummary>> SqliteLedger::closed_batches(const BatchQuery& query) {
   Impl& d = *impl_;
   constexpr std::string_view kWhat = "closed batches";
-  const std::string from = query.from ? format_date(*query.from) : std::string();
-  const std::string to = query.to ? format_date(*query.to) : std::string();
+  const std::string from = bound_text(query.from);
+  const std::string to = bound_text(query.to);
   std::lock_guard lock(d.mu);
   Run r(d.closed_batches);
   if (query.merchant_id) {
@@ -1508,8 +1538,8 @@ Result<std::vector<PostingRow>> SqliteLedger::postings(const PostingQuery& query
   constexpr std::string_view kWhat = "postings";
   const unsigned mask = (query.merchant_id ? 1U : 0U) | (query.account ? 2U : 0U) |
                         (query.settle_from ? 4U : 0U) | (query.settle_to ? 8U : 0U);
-  const std::string from = query.settle_from ? format_date(*query.settle_from) : std::string();
-  const std::string to = query.settle_to ? format_date(*query.settle_to) : std::string();
+  const std::string from = bound_text(query.settle_from);
+  const std::string to = bound_text(query.settle_to);
   std::vector<PostingRow> out;
   if (query.limit == 0) return out;
   std::lock_guard lock(d.mu);

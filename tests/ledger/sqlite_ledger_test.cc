@@ -393,13 +393,35 @@ TEST_F(SqliteLedgerTest, StoredDatesAndInstantsAreWhatCommonTimeFormats) {
   }
 }
 
-TEST_F(SqliteLedgerTest, DatesOutsideTheYearsOneTo9999AreRefused) {
+// 'YYYY-MM-DD' has four digits of year: other dates are refused (or, as a
+// query bound, mean "no bound"), never formatted into something else.
+TEST_F(SqliteLedgerTest, DatesOutsideTheYearsOneTo9999AreRefusedOrClamped) {
   auto ledger = open();
   model::Journal j = capture("m1", "far", 1000);
   j.settle_date = date_from_civil(10000, 1, 1);
   const auto r = ledger->post(std::vector<model::Journal>{j}, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << r.error().to_string();
+
+  const Date far{3'000'000};
+  const model::BatchKey key{MerchantId("m1"), far, "USD"};
+  EXPECT_EQ(ledger->settling_totals(key).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ledger->register_fence(key, 1).error().code, ErrorCode::kInvalidArgument);
+  model::BatchSummary s;
+  s.key = key;
+  s.payout_date = far;
+  EXPECT_EQ(ledger->close_batch(s, {}, {}, 1).error().code, ErrorCode::kInvalidArgument);
+  s.key.batch_date = date_from_civil(2026, 3, 2);
+  EXPECT_EQ(ledger->close_batch(s, {}, {}, 1).error().code, ErrorCode::kInvalidArgument);
+
+  ASSERT_TRUE(ledger->post(std::vector<model::Journal>{capture("m1", "near", 1000)}, {}).ok());
+  PostingQuery q;
+  q.settle_from = Date{-3'000'000};
+  q.settle_to = far;
+  EXPECT_EQ(ledger->postings(q)->size(), 3U);
+  s.payout_date = date_from_civil(2026, 3, 3);
+  ASSERT_TRUE(ledger->close_batch(s, {}, {}, 1).ok());
+  EXPECT_EQ(ledger->closed_batches(BatchQuery{std::nullopt, Date{-3'000'000}, far})->size(), 1U);
 }
 
 }  // namespace
