@@ -12,7 +12,12 @@
 //   closed batch again with an equal summary is kAlreadyClosed, with a
 //   different one kConflict. A fencing token lower than one registered for the
 //   batch is refused (kFenced) and nothing is written.
-// - Batches of one merchant and currency close in ascending batch_date.
+// - Batches of one merchant and currency close in ascending batch_date, each
+//   from the history the previous closes left: close_batch() refuses
+//   (kFailedPrecondition) a batch when a later one is closed, when its
+//   carried_in is not the carry_out of the latest closed batch, or when
+//   `released` does not name closed, unreleased holds that add up to its
+//   reserve_released (a summary computed from a stale batch_history()).
 // Thread safety: every method may be called from any thread; calls are
 // serialized where the backend needs it.
 #pragma once

@@ -672,8 +672,7 @@ struct SqliteLedger::Impl {
   // Finds or creates the account, inside the open transaction.
   Result<AccountEntry*> account(const AccountKeyView& key, std::string_view what) {
     if (auto it = accounts.find(key); it != accounts.end()) return &it->second;
-    const std::string name =
-        model::account_name(key.role, key.merchant);
+    const std::string name = model::account_name(key.role, key.merchant);
     std::int64_t id = 0;
     {
       Run r(find_account);
@@ -696,9 +695,9 @@ struct SqliteLedger::Impl {
       id = sqlite3_last_insert_rowid(db);
       created.push_back(owned);
     }
-    auto [it, inserted] = accounts.emplace(std::move(owned), AccountEntry{});
-    it->second.id = id;
-    return &it->second;
+    AccountEntry& entry = accounts.emplace(std::move(owned), AccountEntry{}).first->second;
+    entry.id = id;
+    return &entry;
   }
 
   // Writes the call's accumulated balance deltas, one UPDATE per account.

@@ -7,11 +7,8 @@
 // balances are maintained in the same transaction as the journals that move
 // them. Every call is one transaction.
 //
-// Beyond the port's contract, close_batch() also refuses (kFailedPrecondition)
-// a summary whose carried_in is not the carry_out of the latest closed batch
-// of its merchant and currency, or whose reserve_released is not the sum of
-// the holds it names: both mean the summary was computed from a stale
-// batch_history().
+// Dates are stored as 'YYYY-MM-DD', so the ledger refuses (kInvalidArgument)
+// journals and batches dated outside the years 0001-9999.
 //
 // Thread safety: one connection, guarded by a mutex; every method may be
 // called from any thread. Several processes may open the same file (SQLite's

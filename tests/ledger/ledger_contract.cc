@@ -688,8 +688,8 @@ TEST_P(LedgerContract, ReleasingWhatIsNotAnUnreleasedHoldIsRefused) {
   EXPECT_EQ(dump(ledger()), after4);
 }
 
-// SqliteLedger's (and every port implementation's) guard against a worker
-// that settled from a stale batch_history: the carry must chain.
+// The port's guard against a worker that settled from a stale
+// batch_history(): the carry must chain from one batch to the next.
 TEST_P(LedgerContract, CarriedInThatIsNotThePreviousCarryOutIsRefused) {
   const Merchant m = merchant("m1");
   post(ledger(), {journal(m, event(m, "cb2", EventType::kChargeback, 10000, day(2))),
