@@ -32,6 +32,7 @@ Result<EmbeddedRuntime> EmbeddedRuntime::open(const RuntimeOptions& options) {
   ledger::SqliteLedgerOptions ledger_options;
   ledger_options.path = ledger_path;
   ledger_options.synchronous = options.ledger_sync;
+  ledger_options.cache_kib = options.ledger_cache_kib;
   SETTLE_ASSIGN_OR_RETURN(rt.ledger, ledger::SqliteLedger::open(ledger_options));
 
   rt.store = std::make_unique<idempotency::MemoryStore>(idempotency::MemoryStoreOptions{});

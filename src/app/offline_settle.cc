@@ -1,6 +1,7 @@
 #include "app/offline_settle.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -141,6 +142,7 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
   std::atomic<bool> ingest_done{false};
   Status ingest_status = ok_status();
   std::thread ingest_thread([&] {
+    pthread_setname_np(pthread_self(), "ingest");
     ingest_status = ingestor.run();
     ingest_done.store(true, std::memory_order_release);
   });

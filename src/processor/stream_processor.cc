@@ -1,6 +1,7 @@
 #include "processor/stream_processor.h"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -234,6 +235,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   PendingPost* p = chunk.get();
   if (options_.pipelined) {
     p->outcome = std::async(std::launch::async, [this, p] {
+      pthread_setname_np(pthread_self(), "ledger-post");  // for top -H and profilers
       return ledger_.post(p->journals, std::span(&p->checkpoint, 1));
     });
   } else {
