@@ -34,7 +34,8 @@ enum class Synchronous : std::uint8_t {
 
 struct SqliteLedgerOptions {
   // The database file; created, with its schema, when absent. Its directory
-  // must exist. SQLite keeps "-wal" and "-shm" files beside it.
+  // must exist. SQLite keeps "-wal" (up to about 256 MiB between checkpoints)
+  // and "-shm" files beside it.
   std::filesystem::path path;
   Synchronous synchronous = Synchronous::kFull;
   // Page cache of the connection. The journals' unique index is written in

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -422,6 +424,33 @@ TEST_F(SqliteLedgerTest, DatesOutsideTheYearsOneTo9999AreRefusedOrClamped) {
   s.payout_date = date_from_civil(2026, 3, 3);
   ASSERT_TRUE(ledger->close_batch(s, {}, {}, 1).ok());
   EXPECT_EQ(ledger->closed_batches(BatchQuery{std::nullopt, Date{-3'000'000}, far})->size(), 1U);
+}
+
+
+// A commit is in the WAL when post() returns: a process that dies right
+// after (no destructor, no checkpoint) loses nothing.
+TEST_F(SqliteLedgerTest, ACommitSurvivesAProcessThatDiesWithoutClosing) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto opened = SqliteLedger::open(options_);
+    if (!opened.ok()) ::_exit(2);
+    auto& ledger = *opened.value();
+    const auto r = ledger.post(std::vector<model::Journal>{capture("m1", "a", 100)},
+                               std::vector<Checkpoint>{{"p", 0, 7, "s"}});
+    ::_exit(r.ok() ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_TRUE(fs::exists(fs::path(options_.path.string() + "-wal")));
+  auto ledger = open();
+  const auto cp = ledger->checkpoint("p", 0);
+  ASSERT_TRUE(cp.ok());
+  ASSERT_TRUE(cp->has_value());
+  EXPECT_EQ((*cp)->next_offset, 7);
+  EXPECT_EQ(ledger->trial_balance()->at(0).debits, 100);
 }
 
 }  // namespace
