@@ -79,6 +79,11 @@ Result<app::RuntimeOptions> runtime_options(const CommonFlags& f, const fs::path
   return o;
 }
 
+Result<app::EmbeddedRuntime> open_runtime(const CommonFlags& flags, const fs::path& dir) {
+  SETTLE_ASSIGN_OR_RETURN(app::RuntimeOptions options, runtime_options(flags, dir));
+  return app::EmbeddedRuntime::open(options);
+}
+
 void print_summary(const app::SettleStats& s) {
   std::fprintf(stderr,
                "settled: %lld lines: %lld accepted, %lld invalid; %lld posted, %lld duplicates, %lld conflicts, "
@@ -105,9 +110,7 @@ int run_settle(const CommonFlags& flags, const std::string& merchants_file, cons
     scratch.emplace();
     dir = scratch->path;
   }
-  auto options = runtime_options(flags, dir);
-  if (!options.ok()) return fatal(options.error().message);
-  auto rt = app::EmbeddedRuntime::open(*options);
+  auto rt = open_runtime(flags, dir);
   if (!rt.ok()) return fatal(rt.error().message);
 
   app::SettleOptions so;
@@ -143,9 +146,7 @@ int run_demo(CommonFlags flags, int events_per_day, std::uint64_t seed) {
   std::ofstream(merchants_file) << sample.merchants_json;
   std::ofstream(events_file) << sample.events_ndjson;
 
-  auto options = runtime_options(flags, dir);
-  if (!options.ok()) return fatal(options.error().message);
-  auto rt = app::EmbeddedRuntime::open(*options);
+  auto rt = open_runtime(flags, dir);
   if (!rt.ok()) return fatal(rt.error().message);
   app::SettleOptions so;
   so.events_file = events_file;

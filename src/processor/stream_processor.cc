@@ -300,7 +300,12 @@ Status StreamProcessor::flush() {
   return emit_statuses(p->updates);
 }
 
-void StreamProcessor::begin_close(PartitionState& st, const std::vector<BatchKey>& keys) {
+void StreamProcessor::begin_close(PartitionState& st, std::vector<BatchKey> keys) {
+  // Ascending batch_date per merchant and currency: the order the worker
+  // must settle them in (the map's order is merchant, date, currency).
+  std::stable_sort(keys.begin(), keys.end(), [](const BatchKey& a, const BatchKey& b) {
+    return std::tie(a.merchant_id, a.currency, a.batch_date) < std::tie(b.merchant_id, b.currency, b.batch_date);
+  });
   for (const BatchKey& key : keys) {
     auto it = st.open.find(key);
     SETTLE_ASSERT(it != st.open.end(), "closing a batch that is not open");
@@ -334,11 +339,7 @@ Status StreamProcessor::close_through(std::int32_t partition, Date through) {
     if (key.batch_date <= through) keys.push_back(key);
   }
   if (keys.empty()) return ok_status();
-  // Map order is (merchant, date, currency): ascending date per merchant and currency.
-  std::stable_sort(keys.begin(), keys.end(), [](const BatchKey& a, const BatchKey& b) {
-    return std::tie(a.merchant_id, a.currency, a.batch_date) < std::tie(b.merchant_id, b.currency, b.batch_date);
-  });
-  begin_close(next, keys);
+  begin_close(next, std::move(keys));
   return commit_closes(partition, std::move(next));
 }
 
@@ -359,10 +360,7 @@ Status StreamProcessor::advance(std::int32_t partition, Timestamp now) {
     if (rules::batch_end(*merchant, key.batch_date).ns <= watermark_ns) keys.push_back(key);
   }
   if (keys.empty()) return ok_status();
-  std::stable_sort(keys.begin(), keys.end(), [](const BatchKey& a, const BatchKey& b) {
-    return std::tie(a.merchant_id, a.currency, a.batch_date) < std::tie(b.merchant_id, b.currency, b.batch_date);
-  });
-  begin_close(next, keys);
+  begin_close(next, std::move(keys));
   return commit_closes(partition, std::move(next));
 }
 

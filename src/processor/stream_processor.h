@@ -139,8 +139,8 @@ class StreamProcessor {
   PartitionState& state(std::int32_t partition);
   std::string encode_state(const PartitionState& st) const;
   Result<PartitionState> decode_state(const ledger::Checkpoint& cp);
-  // Moves `keys` (ascending per merchant/currency) from open to closing.
-  void begin_close(PartitionState& st, const std::vector<model::BatchKey>& keys);
+  // Moves `keys` from open to closing, in settlement order.
+  void begin_close(PartitionState& st, std::vector<model::BatchKey> keys);
   // Checkpoints `next` (no journals), makes it current and emits its tasks.
   Status commit_closes(std::int32_t partition, PartitionState next);
   // A chunk handed to the ledger, and what its verdicts need.
