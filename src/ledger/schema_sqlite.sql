@@ -34,7 +34,7 @@ CREATE TABLE accounts (
 -- (reserve_hold, reserve_release, payout). A journal has at most three legs,
 -- kept in fixed columns so that an event is one row; the postings view below
 -- shows them one row per posting. Identity is (merchant_id, ref): ref is the
--- event_id, or 'batch:YYYY-MM-DD:CUR:hold|release|payout' for a batch journal.
+-- event_id, or '§batch:YYYY-MM-DD:CUR:hold|release|payout' for a batch journal.
 CREATE TABLE journals (
   journal_id   INTEGER PRIMARY KEY,
   merchant_id  TEXT    NOT NULL,

@@ -59,7 +59,8 @@ struct Digest {
 
 struct Journal {
   // Identity: (merchant_id, ref). For an event journal ref is the event_id; for
-  // a batch journal "batch:YYYY-MM-DD:CUR:hold|release|payout".
+  // a batch journal "§batch:YYYY-MM-DD:CUR:hold|release|payout" (the '§' is
+  // outside the event-id alphabet, so the two kinds of ref never collide).
   MerchantId merchant_id;
   std::string ref;
   JournalKind kind = JournalKind::kCapture;

@@ -134,7 +134,9 @@ Result<BatchOutcome> settle_batch(const Merchant& merchant, const BatchKey& key,
 
 std::vector<Journal> batch_journals(const BatchSummary& s) {
   std::vector<Journal> out;
-  const std::string base = fmt::format("batch:{}:{}:", format_date(s.key.batch_date), s.key.currency);
+  // The '§' keeps batch refs apart from event ids, which are printable ASCII:
+  // no event can take a batch journal's identity.
+  const std::string base = fmt::format("§batch:{}:{}:", format_date(s.key.batch_date), s.key.currency);
   auto make = [&](JournalKind kind, const char* suffix, Minor amount, AccountRole debit,
                   AccountRole credit) {
     if (amount == 0) return;

@@ -511,11 +511,11 @@ TEST_P(LedgerContract, CloseBatchWritesSummaryAndJournalsAndBalancesFollowTheRul
   q.account = "platform:payouts";
   const auto payouts = must(ledger().postings(q));
   ASSERT_EQ(payouts.size(), 2U);
-  EXPECT_EQ(payouts[0].ref, "batch:2026-03-02:USD:payout");
+  EXPECT_EQ(payouts[0].ref, "§batch:2026-03-02:USD:payout");
   EXPECT_EQ(payouts[0].kind, "payout");
   EXPECT_EQ(payouts[0].amount, -summaries[0].payout);
   EXPECT_EQ(payouts[0].settle_date, day(2));
-  EXPECT_EQ(payouts[1].ref, "batch:2026-03-04:USD:payout");
+  EXPECT_EQ(payouts[1].ref, "§batch:2026-03-04:USD:payout");
   q.account = "merchant:m1:reserve";
   const auto reserve = must(ledger().postings(q));
   ASSERT_EQ(reserve.size(), 3U);  // hold day 2, hold day 4, release on day 4
@@ -708,8 +708,9 @@ TEST_P(LedgerContract, CarriedInThatIsNotThePreviousCarryOutIsRefused) {
 
 TEST_P(LedgerContract, CloseBatchWhoseJournalConflictsWritesNothing) {
   const Merchant m = merchant("m1");
-  // An event whose id happens to be a batch journal's ref.
-  post(ledger(), {capture(m, "batch:2026-03-02:USD:payout", 10000, day(2))});
+  // A journal that took a batch journal's identity (no event can: event ids
+  // are printable ASCII and batch refs start with '§').
+  post(ledger(), {capture(m, "§batch:2026-03-02:USD:payout", 10000, day(2))});
   const std::string before = dump(ledger());
   const BatchKey key{m.id, day(2), "USD"};
   const auto out = must(rules::settle_batch(m, key, must(ledger().settling_totals(key)), 0, {}));

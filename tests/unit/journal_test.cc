@@ -257,7 +257,7 @@ TEST(BatchJournals, HoldReleaseAndPayoutLegs) {
   // hold R = 100: payable +100, reserve -100.
   EXPECT_EQ(legs_of(*hold), (Legs{{AccountRole::kMerchantPayable, 100},
                                   {AccountRole::kMerchantReserve, -100}}));
-  EXPECT_EQ(hold->ref, "batch:2026-11-23:USD:hold");
+  EXPECT_EQ(hold->ref, "§batch:2026-11-23:USD:hold");
   EXPECT_EQ(hold->amount, 100);
 
   const Journal* release = find_kind(js, JournalKind::kReserveRelease);
@@ -265,14 +265,14 @@ TEST(BatchJournals, HoldReleaseAndPayoutLegs) {
   // release L = 50: reserve +50, payable -50.
   EXPECT_EQ(legs_of(*release), (Legs{{AccountRole::kMerchantReserve, 50},
                                      {AccountRole::kMerchantPayable, -50}}));
-  EXPECT_EQ(release->ref, "batch:2026-11-23:USD:release");
+  EXPECT_EQ(release->ref, "§batch:2026-11-23:USD:release");
 
   const Journal* payout = find_kind(js, JournalKind::kPayout);
   ASSERT_NE(payout, nullptr);
   // payout P = 1234: payable +1234, payouts -1234.
   EXPECT_EQ(legs_of(*payout), (Legs{{AccountRole::kMerchantPayable, 1234},
                                     {AccountRole::kPlatformPayouts, -1234}}));
-  EXPECT_EQ(payout->ref, "batch:2026-11-23:USD:payout");
+  EXPECT_EQ(payout->ref, "§batch:2026-11-23:USD:payout");
 
   for (const Journal& j : js) {
     EXPECT_EQ(sum_of(j), 0);
