@@ -136,7 +136,7 @@ Status StreamProcessor::recover(std::int32_t partition) {
   st.last_input_ms = wall_ms();
   auto& slot = partitions_[partition] = std::move(st);
   // A crash may have fallen between the checkpoint and the tasks' emission.
-  return emit_tasks(partition, slot);
+  return emit_tasks(slot);
 }
 
 Date StreamProcessor::settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
@@ -328,7 +328,7 @@ Status StreamProcessor::commit_closes(std::int32_t partition, PartitionState nex
   SETTLE_TRY(ledger_.post({}, std::span(&cp, 1)));
   PartitionState& current = state(partition);
   current = std::move(next);
-  return emit_tasks(partition, current);
+  return emit_tasks(current);
 }
 
 Status StreamProcessor::close_through(std::int32_t partition, Date through) {
@@ -364,7 +364,7 @@ Status StreamProcessor::advance(std::int32_t partition, Timestamp now) {
   return commit_closes(partition, std::move(next));
 }
 
-Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
+Status StreamProcessor::emit_tasks(PartitionState& st) {
   if (st.closing.empty()) return ok_status();
   std::vector<bus::Record> tasks;
   std::vector<StatusUpdate> updates;
@@ -387,7 +387,6 @@ Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
   SETTLE_TRY(bus_.append(kTasksTopic, tasks));
   stats_.tasks += static_cast<std::int64_t>(tasks.size());
   st.closing.clear();
-  (void)partition;
   return emit_statuses(updates);
 }
 

@@ -154,7 +154,7 @@ class StreamProcessor {
     std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
   };
 
-  Status emit_tasks(std::int32_t partition, PartitionState& st);
+  Status emit_tasks(PartitionState& st);
   Status emit_statuses(std::vector<model::StatusUpdate>& updates);
   Date settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
                             const std::string& currency, Date last_closed, std::int64_t arrival_ms);
