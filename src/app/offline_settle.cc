@@ -48,7 +48,7 @@ class Ingestor {
     pending.reserve(options_.ingest_batch_records);
     std::string line;
     std::int64_t line_no = 0;
-    while (std::getline(in, line)) {
+    while (!stop_.load(std::memory_order_relaxed) && std::getline(in, line)) {
       ++line_no;
       bytes_read_.fetch_add(static_cast<std::int64_t>(line.size()) + 1, std::memory_order_relaxed);
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -72,6 +72,8 @@ class Ingestor {
     return flush(pending);
   }
 
+  // Asks run() to return early (the pipeline failed; the rest is not needed).
+  void stop() { stop_.store(true, std::memory_order_relaxed); }
   std::int64_t lines() const { return lines_; }
   std::int64_t accepted() const { return accepted_; }
   std::int64_t invalid() const { return invalid_; }
@@ -103,6 +105,7 @@ class Ingestor {
   std::int64_t invalid_ = 0;
   std::int64_t total_bytes_ = 0;
   std::atomic<std::int64_t> bytes_read_{0};
+  std::atomic<bool> stop_{false};
 };
 
 void draw_progress(double fraction, std::int64_t processed) {
@@ -148,10 +151,13 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
   });
   struct Join {
     std::thread& t;
+    Ingestor& ingestor;
     ~Join() {
-      if (t.joinable()) t.join();
+      if (!t.joinable()) return;
+      ingestor.stop();
+      t.join();
     }
-  } join{ingest_thread};
+  } join{ingest_thread, ingestor};
 
   // Consume while ingestion runs; after it ends, drain every partition.
   auto last_draw = Clock::now();
@@ -187,6 +193,7 @@ Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Me
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
+  if (!pipeline_status.ok()) ingestor.stop();
   ingest_thread.join();
   if (options.progress) {
     draw_progress(1.0, proc.stats().events);
