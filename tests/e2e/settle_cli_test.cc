@@ -115,6 +115,27 @@ TEST_F(SettleCli, ReportAndBalancesReadTheDataDirectoryItLeft) {
   EXPECT_EQ(again.out, slurp(f / "expected.csv"));
 }
 
+TEST_F(SettleCli, DemoSettlesItsSampleAndItsLedgerBalances) {
+  const fs::path data = dir_ / "demo";
+  const CliRun r = settled("demo --events-per-day 30 --data-dir " + data.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("20 batches closed"), std::string::npos) << r.out;  // 5 merchants x 4 days
+  EXPECT_NE(r.out.find("Trial balance"), std::string::npos);
+  // The demo's report is the ledger's: the same rows as `report` prints.
+  const CliRun report = settled("report --data-dir " + data.string());
+  ASSERT_EQ(report.exit_code, 0);
+  EXPECT_EQ(std::count(report.out.begin(), report.out.end(), '\n'), 21);  // header + 20 batches
+  // Running it again replaces its own directory rather than refusing.
+  EXPECT_EQ(settled("demo --events-per-day 30 --data-dir " + data.string()).exit_code, 0);
+  // A directory that is not a demo's is never removed.
+  const fs::path other = dir_ / "precious";
+  fs::create_directories(other);
+  write("precious/keep.txt", "mine");
+  const CliRun refused = settled("demo --data-dir " + other.string());
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_TRUE(fs::exists(other / "keep.txt"));
+}
+
 TEST_F(SettleCli, MissingDataDirectoryIsAClearError) {
   const CliRun r = settled("report --data-dir " + (dir_ / "nothing-here").string());
   EXPECT_EQ(r.exit_code, 2);
