@@ -40,9 +40,9 @@ struct CliRun {
 class SettleCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("settle-e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
-            std::to_string(::getpid()));
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterized names have a '/'
+    dir_ = fs::temp_directory_path() / ("settle-e2e-" + name + "-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -262,8 +262,12 @@ std::string reference_report(const Workload& w, Date through) {
   return out;
 }
 
-TEST_F(SettleCli, ReportIsIndependentOfOrderDuplicatesAndPartitionsAndMatchesTheRules) {
-  const Workload w = make_workload(7);
+class SettleCliSeeded : public SettleCli, public ::testing::WithParamInterface<std::uint64_t> {};
+
+TEST_P(SettleCliSeeded, ReportIsIndependentOfOrderDuplicatesAndPartitionsAndMatchesTheRules) {
+  const std::uint64_t seed = GetParam();
+  SCOPED_TRACE("workload seed " + std::to_string(seed));
+  const Workload w = make_workload(seed);
   std::string merchants;
   for (const auto& m : w.merchants_json) merchants += m + "\n";
   const fs::path mfile = write("merchants.ndjson", merchants);
@@ -273,7 +277,7 @@ TEST_F(SettleCli, ReportIsIndependentOfOrderDuplicatesAndPartitionsAndMatchesThe
   for (const auto& l : lines) in_order += l + "\n";
   const fs::path ordered = write("ordered.ndjson", in_order);
 
-  std::mt19937_64 rng(99);
+  std::mt19937_64 rng(seed * 31 + 1);
   std::vector<std::string> shuffled = lines;
   for (std::size_t i = 0; i < 400; ++i) shuffled.push_back(lines[rng() % lines.size()]);
   std::shuffle(shuffled.begin(), shuffled.end(), rng);
@@ -296,6 +300,8 @@ TEST_F(SettleCli, ReportIsIndependentOfOrderDuplicatesAndPartitionsAndMatchesThe
   EXPECT_EQ(a.out, c.out);
   EXPECT_EQ(a.out, reference_report(w, *parse_date(through)));
 }
+
+INSTANTIATE_TEST_SUITE_P(Seeds, SettleCliSeeded, ::testing::Values(7u, 1234u, 20261126u));
 
 }  // namespace
 }  // namespace settle
