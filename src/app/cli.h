@@ -1,0 +1,34 @@
+// The settled command line: each group of subcommands lives in its own file
+// (cli_<group>.cc) and registers itself with add_<group>_commands(); main.cc
+// lists the groups. Exit status: 0 ok, 1 the run completed but input was
+// rejected or a check failed, 2 the run could not complete.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace settle::app {
+
+constexpr int kExitOk = 0;
+constexpr int kExitRejected = 1;
+constexpr int kExitFatal = 2;
+
+struct Command {
+  CLI::App* cli = nullptr;
+  std::function<int()> run;  // called when this subcommand was given
+};
+using Commands = std::vector<Command>;
+
+// Prints "settled: <message>" on stderr; returns kExitFatal.
+int fatal(const std::string& message);
+Result<std::string> read_file(const std::filesystem::path& path);
+
+// One per cli_<group>.cc.
+void add_embedded_commands(CLI::App& cli, Commands& commands);  // settle, demo, report, balances
+
+}  // namespace settle::app
