@@ -11,7 +11,7 @@
 
 #include "app/cli.h"
 #include "app/demo.h"
-#include "app/embedded_runtime.h"
+#include "app/runtime.h"
 #include "app/offline_settle.h"
 #include "model/merchant_json.h"
 
@@ -61,9 +61,9 @@ Result<app::RuntimeOptions> runtime_options(const CommonFlags& f, const fs::path
   return o;
 }
 
-Result<app::EmbeddedRuntime> open_runtime(const CommonFlags& flags, const fs::path& dir) {
+Result<app::Runtime> open_runtime(const CommonFlags& flags, const fs::path& dir) {
   SETTLE_ASSIGN_OR_RETURN(app::RuntimeOptions options, runtime_options(flags, dir));
-  return app::EmbeddedRuntime::open(options);
+  return app::Runtime::open(options);
 }
 
 void print_summary(const app::SettleStats& s) {
@@ -166,11 +166,11 @@ int run_demo(CommonFlags flags, int events_per_day, std::uint64_t seed) {
   return kExitOk;
 }
 
-Result<app::EmbeddedRuntime> open_existing(const std::string& data_dir) {
+Result<app::Runtime> open_existing(const std::string& data_dir) {
   app::RuntimeOptions o;
   o.data_dir = data_dir;
   o.create = false;
-  return app::EmbeddedRuntime::open(o);
+  return app::Runtime::open(o);
 }
 
 int run_report(const std::string& data_dir) {

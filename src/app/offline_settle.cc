@@ -118,7 +118,7 @@ void draw_progress(double fraction, std::int64_t processed) {
 
 }  // namespace
 
-Result<SettleStats> settle_file(EmbeddedRuntime& rt, const std::vector<model::Merchant>& merchants,
+Result<SettleStats> settle_file(Runtime& rt, const std::vector<model::Merchant>& merchants,
                                 const SettleOptions& options, std::ostream& diagnostics) {
   const auto started = Clock::now();
   SETTLE_TRY(processor::MerchantDirectory::publish(*rt.bus, merchants));

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "app/embedded_runtime.h"
+#include "app/runtime.h"
 #include "common/result.h"
 #include "common/time.h"
 #include "model/batch.h"
@@ -45,7 +45,7 @@ struct SettleStats {
 // Per-line problems are written to `diagnostics` ("file:line: reason") and
 // counted; the Result is an error only when the run itself could not proceed
 // (unreadable file, I/O, corruption).
-Result<SettleStats> settle_file(EmbeddedRuntime& runtime, const std::vector<model::Merchant>& merchants,
+Result<SettleStats> settle_file(Runtime& runtime, const std::vector<model::Merchant>& merchants,
                                 const SettleOptions& options, std::ostream& diagnostics);
 
 // The report (SETTLEMENT_RULES §7) of every closed batch in the ledger.

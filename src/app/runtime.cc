@@ -1,4 +1,4 @@
-#include "app/embedded_runtime.h"
+#include "app/runtime.h"
 
 #include <fmt/format.h>
 
@@ -8,41 +8,78 @@
 #include "processor/topics.h"
 
 namespace settle::app {
+namespace {
 
-Result<EmbeddedRuntime> EmbeddedRuntime::open(const RuntimeOptions& options) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path ledger_path = options.data_dir / "ledger.db";
-  if (!options.create && !fs::exists(ledger_path, ec)) {
-    return make_error(ErrorCode::kNotFound,
-                      fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)",
-                                  options.data_dir.string(), options.data_dir.string()));
+namespace fs = std::filesystem;
+
+Status unknown_scheme(std::string_view port, std::string_view url, std::string_view expected) {
+  return make_error(ErrorCode::kInvalidArgument,
+                    fmt::format("{}: '{}' is not a URL this build can open (expected {})", port, url, expected));
+}
+
+Status open_bus(const RuntimeOptions& options, Runtime& rt) {
+  if (options.bus_url.empty()) {
+    bus::FileLogOptions bus_options;
+    bus_options.dir = options.data_dir / "bus";
+    bus_options.fsync = options.bus_fsync;
+    SETTLE_ASSIGN_OR_RETURN(rt.bus, bus::FileLogBus::open(bus_options));
+    rt.bus_kind = "file";
+    return ok_status();
   }
-  fs::create_directories(options.data_dir, ec);
-  if (ec) {
-    return make_error(ErrorCode::kIo, fmt::format("cannot create data directory {}: {}",
-                                                  options.data_dir.string(), ec.message()));
+  return unknown_scheme("bus", options.bus_url, "kafka://host:port");
+}
+
+Status open_ledger(const RuntimeOptions& options, Runtime& rt) {
+  if (options.ledger_url.empty()) {
+    const fs::path ledger_path = options.data_dir / "ledger.db";
+    ledger::SqliteLedgerOptions ledger_options;
+    ledger_options.path = ledger_path;
+    ledger_options.synchronous = options.ledger_sync;
+    ledger_options.cache_kib = options.ledger_cache_kib;
+    SETTLE_ASSIGN_OR_RETURN(rt.ledger, ledger::SqliteLedger::open(ledger_options));
+    rt.ledger_kind = "sqlite";
+    return ok_status();
   }
-  EmbeddedRuntime rt;
-  bus::FileLogOptions bus_options;
-  bus_options.dir = options.data_dir / "bus";
-  bus_options.fsync = options.bus_fsync;
-  SETTLE_ASSIGN_OR_RETURN(rt.bus, bus::FileLogBus::open(bus_options));
+  return unknown_scheme("ledger", options.ledger_url, "postgresql://...");
+}
 
-  ledger::SqliteLedgerOptions ledger_options;
-  ledger_options.path = ledger_path;
-  ledger_options.synchronous = options.ledger_sync;
-  ledger_options.cache_kib = options.ledger_cache_kib;
-  SETTLE_ASSIGN_OR_RETURN(rt.ledger, ledger::SqliteLedger::open(ledger_options));
+Status open_store(const RuntimeOptions& options, Runtime& rt) {
+  if (options.store_url.empty() || options.store_url == "memory://") {
+    rt.store = std::make_unique<idempotency::MemoryStore>(idempotency::MemoryStoreOptions{});
+    rt.store_kind = "memory";
+    return ok_status();
+  }
+  return unknown_scheme("store", options.store_url, "redis://host:port");
+}
 
-  rt.store = std::make_unique<idempotency::MemoryStore>(idempotency::MemoryStoreOptions{});
+}  // namespace
+
+Result<Runtime> Runtime::open(const RuntimeOptions& options) {
+  const bool embedded_files = options.bus_url.empty() || options.ledger_url.empty();
+  if (embedded_files) {
+    std::error_code ec;
+    if (options.ledger_url.empty() && !options.create && !fs::exists(options.data_dir / "ledger.db", ec)) {
+      return make_error(ErrorCode::kNotFound,
+                        fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)",
+                                    options.data_dir.string(), options.data_dir.string()));
+    }
+    fs::create_directories(options.data_dir, ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo, fmt::format("cannot create data directory {}: {}",
+                                                    options.data_dir.string(), ec.message()));
+    }
+  }
+  Runtime rt;
+  SETTLE_TRY(open_bus(options, rt));
+  SETTLE_TRY(open_ledger(options, rt));
+  SETTLE_TRY(open_store(options, rt));
 
   auto existing = rt.bus->partition_count(processor::kEventsTopic);
   if (existing.ok() && options.partitions && *options.partitions != *existing) {
     return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("{} was created with {} partitions, not {}; use a new --data-dir to "
-                                  "change the partition count",
-                                  options.data_dir.string(), *existing, *options.partitions));
+                      fmt::format("the bus's events topic has {} partitions, not {}; use a new --data-dir "
+                                  "(or new topics) to change the partition count",
+                                  *existing, *options.partitions));
   }
   rt.partitions = existing.ok() ? *existing : options.partitions.value_or(8);
   if (rt.partitions < 1 || rt.partitions > 1024) {

@@ -1,6 +1,10 @@
-// The embedded backends of one data directory: the file-backed bus
-// (DIR/bus), the SQLite ledger (DIR/ledger.db) and the in-process idempotency
-// store. This is where the embedded default picks its implementations.
+// The backends a process runs on, and the one place that picks them.
+//
+// The embedded default keeps everything in one data directory: the
+// file-backed bus (DIR/bus), the SQLite ledger (DIR/ledger.db) and the
+// in-process idempotency store. A URL per port selects a production backend
+// instead (kafka://, redis://, postgresql://); any mix is allowed, e.g. a
+// Kafka bus with the embedded ledger for a trial.
 #pragma once
 
 #include <filesystem>
@@ -28,15 +32,22 @@ struct RuntimeOptions {
   // index in memory, which speeds up inserts once the ledger outgrows it.
   std::int64_t ledger_cache_kib = 64 * 1024;
   bool create = true;  // false: the directory must already hold a ledger
+
+  // Production backends; empty selects the embedded one in data_dir.
+  std::string bus_url;     // kafka://host:port[,host:port][?options]
+  std::string store_url;   // redis://host:port[?options]
+  std::string ledger_url;  // postgresql://user@host:port/db[?options]
 };
 
-struct EmbeddedRuntime {
+struct Runtime {
+  // "file", "kafka"; "memory", "redis"; "sqlite", "postgresql".
+  std::string bus_kind, store_kind, ledger_kind;
   std::unique_ptr<bus::Bus> bus;
   std::unique_ptr<ledger::Ledger> ledger;
   std::unique_ptr<idempotency::Store> store;
   std::int32_t partitions = 0;
 
-  static Result<EmbeddedRuntime> open(const RuntimeOptions& options);
+  static Result<Runtime> open(const RuntimeOptions& options);
 };
 
 }  // namespace settle::app

@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "app/embedded_runtime.h"
+#include "app/runtime.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "model/settlement_task.h"
@@ -89,7 +89,7 @@ class Pipeline : public ::testing::Test {
     o.partitions = 1;
     o.bus_fsync = bus::FsyncPolicy::kNone;
     o.ledger_sync = ledger::Synchronous::kNormal;
-    auto rt = app::EmbeddedRuntime::open(o);
+    auto rt = app::Runtime::open(o);
     ASSERT_TRUE(rt.ok()) << rt.error().to_string();
     rt_ = std::move(rt).value();
   }
@@ -137,7 +137,7 @@ class Pipeline : public ::testing::Test {
   }
 
   fs::path dir_;
-  app::EmbeddedRuntime rt_;
+  app::Runtime rt_;
   model::Merchant merchant_;
   std::unique_ptr<processor::MerchantDirectory> directory_;
 };
