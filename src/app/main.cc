@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
 
   Commands commands;
   add_embedded_commands(cli, commands);
+  add_role_commands(cli, commands);
 
   try {
     cli.parse(argc, argv);

@@ -1,0 +1,106 @@
+// The pipeline running live: the stream processor and the settlement worker
+// each on their own thread, over a Runtime's bus, ledger and store, until
+// stop(). Batches close when the processor's watermark passes their end
+// (ProcessorOptions::grace_ms, idle_ms), their tasks are settled by the
+// worker as they arrive. This is what `settled all`, `settled processor` and
+// `settled worker` run.
+//
+// A role that fails (the ledger refuses a chunk, the bus is unreachable for
+// longer than its retries) stops its thread and reports the error through
+// failure(); the process exits non-zero and a restart recovers from the
+// ledger's checkpoints.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus/bus.h"
+#include "common/result.h"
+#include "idempotency/store.h"
+#include "ledger/ledger.h"
+#include "processor/stream_processor.h"
+#include "settlement/settlement_worker.h"
+
+namespace settle::app {
+
+struct LiveOptions {
+  bool run_processor = true;
+  bool run_worker = true;
+  // Partitions this process owns; empty: every partition of the topic.
+  std::vector<std::int32_t> partitions;
+  // How long a role sleeps when it found nothing to do.
+  std::chrono::milliseconds idle_sleep{5};
+  // How often the processor advances watermarks when input keeps flowing.
+  std::chrono::milliseconds advance_every{200};
+  // A role whose bus or ledger call fails retries this many times (with
+  // backoff up to 2 s) before it gives up and reports the failure.
+  int max_retries = 30;
+  processor::ProcessorOptions processor;
+  settlement::WorkerOptions worker;
+};
+
+struct LiveStats {
+  std::int64_t events = 0;          // read by the processor
+  std::int64_t posted = 0;
+  std::int64_t duplicates = 0;
+  std::int64_t conflicts = 0;
+  std::int64_t rejected = 0;
+  std::int64_t late = 0;
+  std::int64_t tasks_emitted = 0;
+  std::int64_t batches_closed = 0;  // by the worker
+  std::int64_t tasks_failed = 0;
+};
+
+class LivePipeline {
+ public:
+  LivePipeline(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, std::int32_t partitions,
+               LiveOptions options);
+  ~LivePipeline();
+  LivePipeline(const LivePipeline&) = delete;
+  LivePipeline& operator=(const LivePipeline&) = delete;
+
+  // Recovers the processor's partitions from their checkpoints and starts
+  // the threads.
+  Status start();
+  // Asks the threads to stop, waits for them (the processor flushes its
+  // chunk in flight first) and returns the first failure, if any.
+  Status stop();
+  // The first failure of a role, once one happened.
+  std::optional<Error> failure() const;
+  // Waits until a role failed or `timeout` passed; true when one failed.
+  bool wait_for_failure(std::chrono::milliseconds timeout);
+
+  LiveStats stats() const;
+  // True when every partition's events are processed and every task emitted
+  // so far has been handled (for tests and graceful drains).
+  Result<bool> idle();
+
+ private:
+  void run_processor();
+  void run_worker();
+  void fail(const Error& error);
+
+  bus::Bus& bus_;
+  ledger::Ledger& ledger_;
+  idempotency::Store& store_;
+  std::vector<std::int32_t> partitions_;
+  LiveOptions options_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::condition_variable failed_cv_;
+  std::optional<Error> failure_;
+  LiveStats stats_;
+  std::vector<std::int64_t> processed_offsets_;  // per owned partition, under mu_
+  std::vector<std::int64_t> task_offsets_;        // per owned partition, under mu_
+  std::thread processor_thread_;
+  std::thread worker_thread_;
+};
+
+}  // namespace settle::app

@@ -1,0 +1,127 @@
+#include "app/role_flags.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+
+#include <charconv>
+#include <ctime>
+
+namespace settle::app {
+
+void add_role_flags(CLI::App& cmd, RoleFlags& f) {
+  cmd.set_config("--config", "", "Config file (TOML: key = value, keys as the long options without --)");
+  cmd.add_option("--data-dir", f.data_dir, "Embedded backends' directory (bus/, ledger.db)")
+      ->envname("SETTLE_DATA_DIR")->capture_default_str();
+  cmd.add_option("--bus", f.bus, "Bus URL: kafka://host:port[,host:port] (default: embedded file log)")
+      ->envname("SETTLE_BUS");
+  cmd.add_option("--store", f.store, "Idempotency store URL: redis://host:port (default: in-process)")
+      ->envname("SETTLE_STORE");
+  cmd.add_option("--ledger", f.ledger, "Ledger URL: postgresql://user@host:port/db (default: SQLite in data dir)")
+      ->envname("SETTLE_LEDGER");
+  cmd.add_option("--partitions", f.partitions, "Partitions of newly created topics (default 8)")
+      ->envname("SETTLE_PARTITIONS");
+  cmd.add_option("--owned-partitions", f.owned, "Partitions this process owns, e.g. 0-3,6 (default all)")
+      ->envname("SETTLE_OWNED_PARTITIONS");
+  cmd.add_option("--fsync", f.fsync, "Embedded bus durability: every-append or none")
+      ->envname("SETTLE_FSYNC")->capture_default_str();
+  cmd.add_option("--ledger-sync", f.ledger_sync, "Embedded ledger durability: full or normal")
+      ->envname("SETTLE_LEDGER_SYNC")->capture_default_str();
+  cmd.add_option("--grace-ms", f.grace_ms, "Watermark grace: how late an event may arrive for its own batch")
+      ->envname("SETTLE_GRACE_MS")->capture_default_str();
+  cmd.add_option("--idle-ms", f.idle_ms, "A partition idle this long lets wall-clock time close its batches")
+      ->envname("SETTLE_IDLE_MS")->capture_default_str();
+  cmd.add_option("--listen", f.listen, "HTTP address host:port")->envname("SETTLE_LISTEN")->capture_default_str();
+  cmd.add_option("--io-threads", f.io_threads, "HTTP I/O threads")
+      ->envname("SETTLE_IO_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
+      ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
+}
+
+Result<RuntimeOptions> runtime_options(const RoleFlags& f) {
+  RuntimeOptions o;
+  o.data_dir = f.data_dir;
+  if (f.partitions != 0) o.partitions = f.partitions;
+  if (f.fsync == "every-append") {
+    o.bus_fsync = bus::FsyncPolicy::kEveryAppend;
+  } else if (f.fsync == "none") {
+    o.bus_fsync = bus::FsyncPolicy::kNone;
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("--fsync must be every-append or none, not '{}'", f.fsync));
+  }
+  if (f.ledger_sync == "full") {
+    o.ledger_sync = ledger::Synchronous::kFull;
+  } else if (f.ledger_sync == "normal") {
+    o.ledger_sync = ledger::Synchronous::kNormal;
+  } else {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("--ledger-sync must be full or normal, not '{}'", f.ledger_sync));
+  }
+  o.bus_url = f.bus;
+  o.store_url = f.store;
+  o.ledger_url = f.ledger;
+  return o;
+}
+
+Result<std::vector<std::int32_t>> parse_partition_list(const std::string& text) {
+  std::vector<std::int32_t> out;
+  std::string_view rest = text;
+  auto number = [&](std::string_view s) -> Result<std::int32_t> {
+    std::int32_t v = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || ptr != s.data() + s.size() || v < 0) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("--owned-partitions: '{}' is not a partition number (in '{}')", s, text));
+    }
+    return v;
+  };
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    const auto dash = item.find('-');
+    if (dash == std::string_view::npos) {
+      SETTLE_ASSIGN_OR_RETURN(std::int32_t p, number(item));
+      out.push_back(p);
+    } else {
+      SETTLE_ASSIGN_OR_RETURN(std::int32_t lo, number(item.substr(0, dash)));
+      SETTLE_ASSIGN_OR_RETURN(std::int32_t hi, number(item.substr(dash + 1)));
+      if (hi < lo) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("--owned-partitions: empty range '{}'", item));
+      }
+      for (std::int32_t p = lo; p <= hi; ++p) out.push_back(p);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+Result<LiveOptions> live_options(const RoleFlags& f) {
+  LiveOptions o;
+  SETTLE_ASSIGN_OR_RETURN(o.partitions, parse_partition_list(f.owned));
+  if (f.grace_ms < 0 || f.idle_ms < 0) {
+    return make_error(ErrorCode::kInvalidArgument, "--grace-ms and --idle-ms must not be negative");
+  }
+  o.processor.grace_ms = f.grace_ms;
+  o.processor.idle_ms = f.idle_ms;
+  return o;
+}
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+bool wait_for_signal(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>((timeout.count() % 1000) * 1'000'000)};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+}  // namespace settle::app

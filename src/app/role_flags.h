@@ -1,0 +1,47 @@
+// The options every long-running role shares (settled all | processor |
+// worker | gateway | recon | notify), so one config file serves them all.
+//
+// Precedence: command line, then environment (SETTLE_*), then the config
+// file (--config, TOML: `bus = "kafka://127.0.0.1:9092"`), then defaults.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "app/live_pipeline.h"
+#include "app/runtime.h"
+#include "common/result.h"
+
+namespace settle::app {
+
+struct RoleFlags {
+  std::string data_dir = "settled-data";
+  std::string bus, store, ledger;  // URLs; empty: embedded
+  int partitions = 0;              // of new topics; 0: existing or 8
+  std::string owned;               // "0-3,6": partitions this process owns; empty: all
+  std::string fsync = "every-append";
+  std::string ledger_sync = "full";
+  std::int64_t grace_ms = 10 * 60 * 1000;
+  std::int64_t idle_ms = 60 * 1000;
+  std::string listen = "127.0.0.1:8080";  // HTTP (gateway, notify, metrics)
+  int io_threads = 2;
+  std::string log_level = "info";
+};
+
+// Adds the shared options (and --config) to a role's subcommand.
+void add_role_flags(CLI::App& cmd, RoleFlags& flags);
+
+Result<RuntimeOptions> runtime_options(const RoleFlags& flags);
+// "0-3,6" -> {0,1,2,3,6}; empty -> {}.
+Result<std::vector<std::int32_t>> parse_partition_list(const std::string& text);
+Result<LiveOptions> live_options(const RoleFlags& flags);
+
+// Blocks SIGINT and SIGTERM in the calling thread (call before starting
+// threads, which inherit the mask) so that wait_for_signal() receives them.
+void block_stop_signals();
+// Waits up to `timeout` for SIGINT/SIGTERM; true when one arrived.
+bool wait_for_signal(std::chrono::milliseconds timeout);
+
+}  // namespace settle::app
