@@ -11,6 +11,11 @@
 //   fencing token strictly greater than every token granted before on any key
 //   of this store. unlock() releases only the lease it is given; extend()
 //   renews it only while it is still held.
+// - put_if_absent_many(items, ttl) answers as if put_if_absent were called on
+//   each item in order (a key repeated in one batch sees its earlier item's
+//   value), one outcome per item. On an error some items may have been stored
+//   already; calling it again is safe, those then answer !inserted with their
+//   own value. Implementations may pipeline it; the default loops.
 // - A ttl that is not positive is kInvalidArgument.
 // Thread safety: every method may be called from any thread.
 #pragma once
@@ -19,7 +24,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -28,6 +35,11 @@ namespace settle::idempotency {
 struct PutOutcome {
   bool inserted = false;
   std::string existing;  // the value already stored when !inserted
+};
+
+struct PutRequest {
+  std::string_view key;
+  std::string_view value;
 };
 
 struct Lease {
@@ -41,6 +53,9 @@ class Store {
 
   virtual Result<PutOutcome> put_if_absent(std::string_view key, std::string_view value,
                                            std::chrono::milliseconds ttl) = 0;
+  // Outcomes in the order of items.
+  virtual Result<std::vector<PutOutcome>> put_if_absent_many(std::span<const PutRequest> items,
+                                                             std::chrono::milliseconds ttl);
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
   virtual Result<bool> delete_if_equal(std::string_view key, std::string_view expected) = 0;
 

@@ -258,6 +258,113 @@ TEST_P(StoreContract, UnlockOrExtendWithAForeignLeaseChangesNothing) {
   EXPECT_TRUE(must(store_->unlock(*held)));
 }
 
+std::vector<PutRequest> requests(const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& values) {
+  std::vector<PutRequest> out;
+  for (std::size_t i = 0; i < keys.size(); ++i) out.push_back(PutRequest{keys[i], values[i]});
+  return out;
+}
+
+TEST_P(StoreContract, BatchClaimsInsertNewKeysAndReturnExistingValuesInOrder) {
+  ASSERT_TRUE(must(store_->put_if_absent(key("seen"), "earlier", kTtl)).inserted);
+  const std::vector<std::string> keys = {key("new-1"), key("seen"), key("new-2")};
+  const std::vector<std::string> values = {"v1", "v-seen", "v2"};
+
+  const std::vector<PutOutcome> outcomes =
+      must(store_->put_if_absent_many(requests(keys, values), kTtl));
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_TRUE(outcomes[0].inserted);
+  EXPECT_FALSE(outcomes[1].inserted);
+  EXPECT_EQ(outcomes[1].existing, "earlier");
+  EXPECT_TRUE(outcomes[2].inserted);
+  EXPECT_EQ(must(store_->get(key("new-1"))), std::optional<std::string>("v1"));
+  EXPECT_EQ(must(store_->get(key("seen"))), std::optional<std::string>("earlier"));
+  EXPECT_EQ(must(store_->get(key("new-2"))), std::optional<std::string>("v2"));
+}
+
+TEST_P(StoreContract, BatchWithARepeatedKeyAnswersLikeClaimsInOrder) {
+  const std::vector<std::string> keys = {key("k"), key("other"), key("k")};
+  const std::vector<std::string> values = {"first", "x", "second"};
+  const std::vector<PutOutcome> outcomes =
+      must(store_->put_if_absent_many(requests(keys, values), kTtl));
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_TRUE(outcomes[0].inserted);
+  EXPECT_TRUE(outcomes[1].inserted);
+  EXPECT_FALSE(outcomes[2].inserted);
+  EXPECT_EQ(outcomes[2].existing, "first");
+}
+
+TEST_P(StoreContract, EmptyBatchReturnsNoOutcomesAndBadTtlIsInvalidArgument) {
+  EXPECT_TRUE(must(store_->put_if_absent_many({}, kTtl)).empty());
+  const std::vector<std::string> keys = {key("k")};
+  const std::vector<std::string> values = {"v"};
+  for (const milliseconds ttl : {milliseconds(0), milliseconds(-1)}) {
+    const auto r = store_->put_if_absent_many(requests(keys, values), ttl);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+  }
+  EXPECT_EQ(must(store_->get(key("k"))), std::nullopt);
+}
+
+TEST_P(StoreContract, BatchClaimsExpireAfterTheirTtl) {
+  const std::vector<std::string> keys = {key("a"), key("b")};
+  const std::vector<std::string> values = {"1", "2"};
+  ASSERT_EQ(must(store_->put_if_absent_many(requests(keys, values), kTtl)).size(), 2u);
+  advance(kPastTtl);
+  EXPECT_EQ(must(store_->get(key("a"))), std::nullopt);
+  const std::vector<PutOutcome> again =
+      must(store_->put_if_absent_many(requests(keys, {"3", "4"}), kTtl));
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_TRUE(again[0].inserted && again[1].inserted);
+  EXPECT_EQ(must(store_->get(key("b"))), std::optional<std::string>("4"));
+}
+
+TEST_P(StoreContract, LargeBatchesRacingOnTheSameKeysGiveEachKeyOneWinner) {
+  // Bigger than any sensible pipeline depth, so an implementation that
+  // splits a batch must keep each item's answer with its item.
+  constexpr int kKeys = 3000;
+  constexpr int kThreads = 4;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kKeys; ++i) keys.push_back(key("evt-" + std::to_string(i)));
+  std::vector<std::vector<PutOutcome>> outcomes(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::string> values;
+      for (int i = 0; i < kKeys; ++i) values.push_back("t" + std::to_string(t) + "-" + std::to_string(i));
+      const std::vector<PutRequest> batch = requests(keys, values);
+      start.arrive_and_wait();
+      auto r = store_->put_if_absent_many(batch, kLongTtl);
+      if (r.ok()) {
+        outcomes[t] = std::move(r).value();
+      } else {
+        errors[t] = r.error().to_string();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(errors[t], "") << "thread " << t;
+    ASSERT_EQ(outcomes[t].size(), static_cast<std::size_t>(kKeys)) << "thread " << t;
+  }
+  for (int i = 0; i < kKeys; ++i) {
+    int winner = -1;
+    for (int t = 0; t < kThreads; ++t) {
+      if (!outcomes[t][i].inserted) continue;
+      ASSERT_EQ(winner, -1) << "two winners for key " << i;
+      winner = t;
+    }
+    ASSERT_NE(winner, -1) << "no winner for key " << i;
+    const std::string winner_value = "t" + std::to_string(winner) + "-" + std::to_string(i);
+    for (int t = 0; t < kThreads; ++t) {
+      if (t == winner) continue;
+      ASSERT_EQ(outcomes[t][i].existing, winner_value) << "key " << i;
+    }
+  }
+}
+
 TEST_P(StoreContract, ManyThreadsRacingPutIfAbsentOnTheSameKeyExactlyOneWins) {
   constexpr int kRounds = 25;
   for (int round = 0; round < kRounds; ++round) {
