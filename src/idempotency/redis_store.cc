@@ -692,10 +692,10 @@ std::optional<std::string_view> RedisStore::merchant_of(std::string_view key) {
 
 namespace {
 
-std::string scoped_key(const std::string& prefix, std::string_view space, std::string_view key) {
-  std::string out;
+void append_scoped_key(std::string& out, const std::string& prefix, std::string_view space,
+                       std::string_view key) {
   const auto merchant = RedisStore::merchant_of(key);
-  out.reserve(prefix.size() + key.size() + (merchant ? merchant->size() + 3 : 0) + 4);
+  out.reserve(out.size() + prefix.size() + key.size() + (merchant ? merchant->size() + 3 : 0) + 4);
   out += prefix;
   if (merchant) {
     out += ":{";
@@ -706,6 +706,11 @@ std::string scoped_key(const std::string& prefix, std::string_view space, std::s
   out += space;
   out += ':';
   out += key;
+}
+
+std::string scoped_key(const std::string& prefix, std::string_view space, std::string_view key) {
+  std::string out;
+  append_scoped_key(out, prefix, space, key);
   return out;
 }
 
@@ -742,30 +747,52 @@ Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const P
   if (items.empty()) return outcomes;
   const std::string px = ttl_text(ttl);
   const std::size_t depth = impl_->options.pipeline_depth_max;
-  std::vector<std::string> keys;
-  std::vector<Command> commands;
-  std::vector<ReplyPtr> replies;
-  keys.reserve(std::min(depth, items.size()));
-  commands.reserve(std::min(depth, items.size()));
-  replies.reserve(std::min(depth, items.size()));
+  const std::size_t n = items.size();
   // One connection for the whole batch: a key repeated across chunks must see
   // its earlier item, which one connection's order guarantees.
   SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
-  for (std::size_t start = 0; start < items.size(); start += depth) {
-    const std::size_t end = std::min(items.size(), start + depth);
-    keys.clear();
-    commands.clear();
-    replies.clear();
-    for (std::size_t i = start; i < end; ++i) keys.push_back(value_key(items[i].key));
-    for (std::size_t i = start; i < end; ++i) {
+  SigpipeGuard guard;
+  std::string key;
+  // Appends items [from, from + depth) to the connection's output buffer
+  // (hiredis copies each command there, so `key` can be reused).
+  auto append = [&](std::size_t from) -> Status {
+    for (std::size_t i = from; i < std::min(n, from + depth); ++i) {
+      key.clear();
+      append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
       Command c;
-      c.arg("SET").arg(keys[i - start]).arg(items[i].value).arg("NX").arg("PX").arg(px).arg("GET");
-      commands.push_back(c);
+      c.arg("SET").arg(key).arg(items[i].value).arg("NX").arg("PX").arg(px).arg("GET");
+      if (redisAppendCommandArgv(conn.ctx(), c.argc, c.argv_for_hiredis(), c.lengths.data()) !=
+          REDIS_OK) {
+        std::string what = impl_->io_error(conn.ctx());
+        conn.drop();
+        return impl_->unavailable(op, what);
+      }
     }
-    SETTLE_TRY(impl_->exchange(conn, op, commands, replies));
-    for (const ReplyPtr& r : replies) {
-      SETTLE_ASSIGN_OR_RETURN(PutOutcome outcome, impl_->claim_outcome(conn, op, *r));
-      outcomes.push_back(std::move(outcome));
+    return ok_status();
+  };
+  // Two chunks in flight: reading one chunk's replies first sends the next
+  // chunk, so the server works on it while this thread parses and builds.
+  SETTLE_TRY(append(0));
+  std::size_t appended = std::min(n, depth);
+  for (std::size_t read = 0; read < n;) {
+    if (appended < n) {
+      SETTLE_TRY(append(appended));
+      appended = std::min(n, appended + depth);
+    }
+    for (const std::size_t end = std::min(n, read + depth); read < end; ++read) {
+      void* raw = nullptr;
+      if (redisGetReply(conn.ctx(), &raw) != REDIS_OK) {
+        std::string what = impl_->io_error(conn.ctx());
+        conn.drop();
+        return impl_->unavailable(op, what);
+      }
+      const ReplyPtr reply(static_cast<redisReply*>(raw));
+      auto outcome = impl_->claim_outcome(conn, op, *reply);
+      if (!outcome.ok()) {
+        conn.drop();  // replies of later items are still on their way
+        return outcome.error();
+      }
+      outcomes.push_back(std::move(outcome).value());
     }
   }
   return outcomes;
