@@ -24,12 +24,19 @@ struct Command {
 };
 using Commands = std::vector<Command>;
 
+// Applies the config file named by the subcommand's --config FILE (or
+// --config=FILE) in argv, before parsing: each `key = value` of the file
+// becomes the default of the subcommand's option --key, so the environment
+// (SETTLE_*) and the command line still override it. An unknown key, a
+// section or a missing file is an error naming the file and the key.
+Status apply_config_file(CLI::App& cli, int argc, char** argv);
+
 // Prints "settled: <message>" on stderr; returns kExitFatal.
 int fatal(const std::string& message);
 Result<std::string> read_file(const std::filesystem::path& path);
 
 // One per cli_<group>.cc.
 void add_embedded_commands(CLI::App& cli, Commands& commands);  // settle, demo, report, balances
-void add_role_commands(CLI::App& cli, Commands& commands);      // all, processor, worker
+void add_role_commands(CLI::App& cli, Commands& commands);      // all, processor, worker, ingest
 
 }  // namespace settle::app

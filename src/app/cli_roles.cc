@@ -1,18 +1,29 @@
-// settled all | processor | worker: the long-running pipeline roles.
+// settled all | processor | worker: the long-running pipeline roles, and
+// settled ingest, which feeds them from a file.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <memory>
+#include <unordered_set>
 
 #include "app/cli.h"
+#include "app/ingest.h"
 #include "app/live_pipeline.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
+#include "model/merchant_json.h"
+#include "processor/merchant_directory.h"
 
 namespace settle::app {
 namespace {
 
-int run_role(const char* name, const RoleFlags& flags, bool processor, bool worker) {
+// With drain, the role exits once it has nothing left to do: every event on
+// the bus processed, every task handled, and nothing new for long enough
+// that the idle rule has closed every batch it can.
+int run_role(const char* name, const RoleFlags& flags, bool processor, bool worker, bool drain) {
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
   auto lo = live_options(flags);
@@ -27,8 +38,18 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions%s%s; stop with SIGTERM or Ctrl-C\n",
                name, rt->bus_kind.c_str(), rt->ledger_kind.c_str(), rt->store_kind.c_str(), rt->partitions,
                flags.owned.empty() ? "" : ", owning ", flags.owned.c_str());
-  while (!wait_for_signal(std::chrono::milliseconds(200))) {
+  const auto quiet_needed = std::chrono::milliseconds(std::max<std::int64_t>(flags.idle_ms, 0) + 500);
+  auto quiet_since = std::chrono::steady_clock::now();
+  while (!wait_for_signal(std::chrono::milliseconds(drain ? 50 : 200))) {
     if (pipeline.failure()) break;
+    if (!drain) continue;
+    auto idle = pipeline.idle();
+    const auto now = std::chrono::steady_clock::now();
+    if (!idle.ok() || !*idle) {
+      quiet_since = now;
+    } else if (now - quiet_since >= quiet_needed) {
+      break;
+    }
   }
   const Status stopped = pipeline.stop();
   const LiveStats s = pipeline.stats();
@@ -41,6 +62,30 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
                static_cast<long long>(s.batches_closed), static_cast<long long>(s.tasks_failed));
   if (!stopped.ok()) return fatal(stopped.error().message);
   return kExitOk;
+}
+
+// Publishes merchants and appends the valid events of a file to the bus.
+int run_ingest(const RoleFlags& flags, const std::string& merchants_file, const std::string& events_file) {
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  auto text = read_file(merchants_file);
+  if (!text.ok()) return fatal(text.error().message);
+  auto merchants = model::parse_merchant_list(*text, merchants_file);
+  if (!merchants.ok()) return fatal(merchants.error().message);
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  if (auto s = processor::MerchantDirectory::publish(*rt->bus, *merchants); !s.ok()) return fatal(s.error().message);
+  std::unordered_set<std::string> ids;
+  for (const auto& m : *merchants) ids.insert(m.id.str());
+  SettleOptions so;
+  so.events_file = events_file;
+  Ingestor ingestor(*rt->bus, ids, so, std::cerr);
+  const Status s = ingestor.run();
+  std::fprintf(stderr, "settled ingest: %lld lines: %lld appended to the bus, %lld rejected\n",
+               static_cast<long long>(ingestor.lines()), static_cast<long long>(ingestor.accepted()),
+               static_cast<long long>(ingestor.invalid()));
+  if (!s.ok()) return fatal(s.error().message);
+  return ingestor.invalid() == 0 ? kExitOk : kExitRejected;
 }
 
 }  // namespace
@@ -56,10 +101,26 @@ void add_role_commands(CLI::App& cli, Commands& commands) {
                                 false},
                            Role{"worker", "Run a settlement worker, until SIGTERM", false, true}}) {
     auto flags = std::make_shared<RoleFlags>();
+    auto drain = std::make_shared<bool>(false);
     CLI::App* cmd = cli.add_subcommand(role.name, role.help);
     add_role_flags(*cmd, *flags);
-    commands.push_back({cmd, [flags, role] { return run_role(role.name, *flags, role.processor, role.worker); }});
+    cmd->add_flag("--drain", *drain,
+                  "Exit once everything on the bus is processed and settled and the idle rule has closed what it "
+                  "can (a batch-style run)");
+    commands.push_back(
+        {cmd, [flags, drain, role] { return run_role(role.name, *flags, role.processor, role.worker, *drain); }});
   }
+
+  auto flags = std::make_shared<RoleFlags>();
+  auto merchants_file = std::make_shared<std::string>();
+  auto events_file = std::make_shared<std::string>();
+  CLI::App* ingest = cli.add_subcommand("ingest", "Publish merchants and append a file's valid events to the bus");
+  ingest->add_option("--merchants", *merchants_file, "Merchants: a JSON array or NDJSON")
+      ->required()->check(CLI::ExistingFile);
+  ingest->add_option("--events", *events_file, "Events: NDJSON, one event per line")
+      ->required()->check(CLI::ExistingFile);
+  add_role_flags(*ingest, *flags);
+  commands.push_back({ingest, [=] { return run_ingest(*flags, *merchants_file, *events_file); }});
 }
 
 }  // namespace settle::app

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "app/ingest.h"
 #include "model/event_json.h"
 #include "model/status_update.h"
 #include "processor/merchant_directory.h"
@@ -24,89 +25,6 @@ namespace settle::app {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Reads the events file, validates each line and appends the valid ones to
-// the bus in batches. Runs on its own thread while the pipeline consumes.
-class Ingestor {
- public:
-  Ingestor(bus::Bus& bus, const std::unordered_set<std::string>& merchant_ids, const SettleOptions& options,
-           std::ostream& diagnostics)
-      : bus_(bus), merchant_ids_(merchant_ids), options_(options), diagnostics_(diagnostics) {}
-
-  Status run() {
-    std::ifstream in(options_.events_file, std::ios::binary);
-    if (!in) {
-      return make_error(ErrorCode::kNotFound,
-                        fmt::format("cannot open events file {}", options_.events_file.string()));
-    }
-    const std::string source = options_.events_file.string();
-    in.seekg(0, std::ios::end);
-    total_bytes_ = static_cast<std::int64_t>(in.tellg());
-    in.seekg(0);
-    model::EventParser parser;
-    std::vector<bus::Record> pending;
-    pending.reserve(options_.ingest_batch_records);
-    std::string line;
-    std::int64_t line_no = 0;
-    while (!stop_.load(std::memory_order_relaxed) && std::getline(in, line)) {
-      ++line_no;
-      bytes_read_.fetch_add(static_cast<std::int64_t>(line.size()) + 1, std::memory_order_relaxed);
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      ++lines_;
-      auto ev = parser.parse(line);
-      if (!ev.ok()) {
-        reject(source, line_no, ev.error().message);
-        continue;
-      }
-      if (!merchant_ids_.count(ev->merchant_id.str())) {
-        reject(source, line_no, fmt::format("field 'merchant_id': unknown merchant '{}'", ev->merchant_id.str()));
-        continue;
-      }
-      pending.push_back(bus::Record{ev->merchant_id.str(), model::canonical_event_json(*ev),
-                                    {bus::Header{processor::kSourceHeader, fmt::format("{}:{}", source, line_no)}},
-                                    0});
-      if (pending.size() >= options_.ingest_batch_records) SETTLE_TRY(flush(pending));
-    }
-    if (in.bad()) return make_error(ErrorCode::kIo, fmt::format("error reading {}", source));
-    return flush(pending);
-  }
-
-  // Asks run() to return early (the pipeline failed; the rest is not needed).
-  void stop() { stop_.store(true, std::memory_order_relaxed); }
-  std::int64_t lines() const { return lines_; }
-  std::int64_t accepted() const { return accepted_; }
-  std::int64_t invalid() const { return invalid_; }
-  double fraction() const {
-    return total_bytes_ > 0 ? static_cast<double>(bytes_read_.load(std::memory_order_relaxed)) / static_cast<double>(total_bytes_)
-                            : 1.0;
-  }
-
- private:
-  void reject(const std::string& source, std::int64_t line_no, const std::string& why) {
-    ++invalid_;
-    diagnostics_ << source << ':' << line_no << ": " << why << '\n';
-  }
-
-  Status flush(std::vector<bus::Record>& pending) {
-    if (pending.empty()) return ok_status();
-    SETTLE_TRY(bus_.append(processor::kEventsTopic, pending));
-    accepted_ += static_cast<std::int64_t>(pending.size());
-    pending.clear();
-    return ok_status();
-  }
-
-  bus::Bus& bus_;
-  const std::unordered_set<std::string>& merchant_ids_;
-  const SettleOptions& options_;
-  std::ostream& diagnostics_;
-  std::int64_t lines_ = 0;
-  std::int64_t accepted_ = 0;
-  std::int64_t invalid_ = 0;
-  std::int64_t total_bytes_ = 0;
-  std::atomic<std::int64_t> bytes_read_{0};
-  std::atomic<bool> stop_{false};
-};
 
 void draw_progress(double fraction, std::int64_t processed) {
   const int width = 30;

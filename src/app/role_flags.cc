@@ -9,7 +9,9 @@
 namespace settle::app {
 
 void add_role_flags(CLI::App& cmd, RoleFlags& f) {
-  cmd.set_config("--config", "", "Config file (TOML: key = value, keys as the long options without --)");
+  cmd.add_option("--config", "Config file (TOML: key = value, keys as the long options without --); "
+                              "the environment and the command line override it")
+      ->check(CLI::ExistingFile);
   cmd.add_option("--data-dir", f.data_dir, "Embedded backends' directory (bus/, ledger.db)")
       ->envname("SETTLE_DATA_DIR")->capture_default_str();
   cmd.add_option("--bus", f.bus, "Bus URL: kafka://host:port[,host:port] (default: embedded file log)")
