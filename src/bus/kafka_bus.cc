@@ -205,6 +205,23 @@ std::int32_t remaining_ms(Clock::time_point deadline) {
   return static_cast<std::int32_t>(std::max<std::int64_t>(0, left.count()));
 }
 
+// The partition's high watermark from its leader. ListOffsets for the
+// "latest" timestamp through offsets_for_times, which keeps to its timeout
+// (librdkafka 2.0.2's query_watermark_offsets retries a request to a dead
+// broker without end).
+rd_kafka_resp_err_t query_end_offset(rd_kafka_t* rk, const std::string& topic,
+                                     std::int32_t partition, std::int32_t timeout_ms,
+                                     std::int64_t* high) {
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition)->offset = RD_KAFKA_OFFSET_END;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list, timeout_ms);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = list->elems[0].err;
+  *high = list->elems[0].offset;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && *high < 0) err = RD_KAFKA_RESP_ERR__BAD_MSG;
+  return err;
+}
+
 StoredRecord to_stored(const rd_kafka_message_t* m) {
   StoredRecord r;
   r.partition = m->partition;
@@ -405,7 +422,8 @@ Status KafkaBus::start() {
                                   {"enable.auto.offset.store", "false"},
                                   {"auto.offset.reset", "earliest"},
                                   {"enable.partition.eof", "false"},
-                                  {"fetch.wait.max.ms", "100"},
+                                  {"fetch.wait.max.ms", "20"},
+                                  {"fetch.error.backoff.ms", "20"},
                                   {"queued.min.messages", "10000"},
                                   {"queued.max.messages.kbytes", "8192"},
                               });
@@ -478,8 +496,24 @@ Result<std::int32_t> KafkaBus::lookup_partitions(std::string_view topic, bool re
                            : RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
                        "metadata of topic " + name, nullptr);
   }
-  std::lock_guard lock(topics_mu_);
-  partitions_[name] = count;
+  {
+    std::lock_guard lock(topics_mu_);
+    if (!partitions_.emplace(name, count).second) {
+      partitions_[name] = count;
+      return count;
+    }
+  }
+  // First sight of the topic: have the producer learn it now (the topic
+  // exists, so naming it cannot create it), or its first append waits for
+  // the producer's own metadata refresh.
+  if (rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->rk, name.c_str(), nullptr)) {
+    const rd_kafka_metadata_t* warm = nullptr;
+    if (rd_kafka_metadata(producer_->rk, 0, rkt, &warm, options_.timeout_ms) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_metadata_destroy(warm);
+    }
+    rd_kafka_topic_destroy(rkt);
+  }
   return count;
 }
 
@@ -789,8 +823,8 @@ Result<std::vector<StoredRecord>> KafkaBus::read_locked(const std::string& topic
       rd_kafka_get_watermark_offsets(rk, topic.c_str(), partition, &low, &high) !=
           RD_KAFKA_RESP_ERR_NO_ERROR ||
       high <= from_offset) {
-    const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        rk, topic.c_str(), partition, &low, &high, options_.timeout_ms);
+    const rd_kafka_resp_err_t err =
+        query_end_offset(rk, topic, partition, options_.timeout_ms, &high);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       return kafka_error(err, "end offset of " + where, &handle);
     }
@@ -837,7 +871,10 @@ Result<std::vector<StoredRecord>> KafkaBus::read_locked(const std::string& topic
   std::vector<rd_kafka_message_t*> batch(std::min<std::size_t>(max_records, 1024));
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.timeout_ms);
   while (out.size() < max_records && next < high) {
-    const std::size_t want = std::min(max_records - out.size(), batch.size());
+    // Ask for no more than the broker said exist: consume_batch waits until
+    // it has as many as asked for, or the timeout.
+    const std::size_t want = std::min({max_records - out.size(), batch.size(),
+                                       static_cast<std::size_t>(high - next)});
     const ssize_t n = rd_kafka_consume_batch_queue(
         part.queue, std::min(remaining_ms(deadline), 200), batch.data(), want);
     if (n < 0) {
@@ -876,11 +913,9 @@ Result<std::vector<StoredRecord>> KafkaBus::read_locked(const std::string& topic
 
 Result<std::int64_t> KafkaBus::end_offset(std::string_view topic, std::int32_t partition) {
   SETTLE_TRY(check_partition(topic, partition));
-  std::int64_t low = 0;
   std::int64_t high = 0;
-  const rd_kafka_resp_err_t err =
-      rd_kafka_query_watermark_offsets(reader_->handle->rk, std::string(topic).c_str(), partition,
-                                       &low, &high, options_.timeout_ms);
+  const rd_kafka_resp_err_t err = query_end_offset(reader_->handle->rk, std::string(topic),
+                                                   partition, options_.timeout_ms, &high);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return kafka_error(err, "end offset of " + topic_partition(topic, partition),
                        reader_->handle.get());
