@@ -77,7 +77,11 @@ std::string sha1_hex(std::string_view text) {
 // A nonce for a pending lease: unique per attempt, across threads and
 // processes (128 random bits).
 std::string pending_nonce() {
-  thread_local std::mt19937_64 random(std::random_device{}());
+  thread_local std::mt19937_64 random = [] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }();
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "pending:";
   for (int word = 0; word < 2; ++word) {

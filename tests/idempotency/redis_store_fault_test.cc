@@ -63,7 +63,7 @@ TEST(RedisStoreFaults, RestartLosesTheKeysTheStoreReconnectsAndTokensStillIncrea
   server.stop();
   const auto start = steady_clock::now();
   expect_unavailable(store->get("m1/e-1"), "cannot connect");
-  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(1)) << "a refused connect fails at once";
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(3)) << "a refused connect fails at once";
 
   server.start();
   const milliseconds took = until_ok([&] { return store->get("m1/e-1"); }, milliseconds(5000));
@@ -105,20 +105,20 @@ TEST(RedisStoreFaults, APausedServerTimesOutInsteadOfHanging) {
   auto [claim, claim_took] = timed([&] { return store->put_if_absent("m1/e-1", "v", kTtl); });
   expect_unavailable(claim, "no reply within command_timeout (300 ms)");
   EXPECT_GE(claim_took, milliseconds(250));
-  EXPECT_LT(claim_took, milliseconds(1500));
+  EXPECT_LT(claim_took, milliseconds(3000));
 
   // A new connection: the kernel still accepts it, the handshake gets no answer.
   std::this_thread::sleep_for(milliseconds(120));  // past the backoff
   auto [lock, lock_took] = timed([&] { return store->try_lock("batch:m1/d/USD", kTtl); });
   expect_unavailable(lock, "handshake: no reply within connect_timeout (300 ms)");
-  EXPECT_LT(lock_took, milliseconds(1500));
+  EXPECT_LT(lock_took, milliseconds(3000));
 
   std::this_thread::sleep_for(milliseconds(120));
   const std::vector<PutRequest> batch = {{"m1/a", "1"}, {"m1/b", "2"}};
   auto [many, many_took] = timed([&] { return store->put_if_absent_many(batch, kTtl); });
   ASSERT_FALSE(many.ok());
   EXPECT_EQ(many.error().code, ErrorCode::kUnavailable);
-  EXPECT_LT(many_took, milliseconds(1500));
+  EXPECT_LT(many_took, milliseconds(3000));
 
   server.resume();
   const milliseconds took = until_ok([&] { return store->get("m1/kept"); }, milliseconds(5000));
@@ -129,8 +129,8 @@ TEST(RedisStoreFaults, APausedServerTimesOutInsteadOfHanging) {
 TEST(RedisStoreFaults, WhileBackingOffCallsFailFastSayingWhenTheNextAttemptIs) {
   RedisServer server;
   RedisOptions options;
-  options.reconnect_backoff_min = milliseconds(2000);
-  options.reconnect_backoff_max = milliseconds(4000);
+  options.reconnect_backoff_min = milliseconds(10'000);
+  options.reconnect_backoff_max = milliseconds(20'000);
   auto store = open_store(server, options);
   ASSERT_TRUE(store);
   server.stop();
@@ -138,7 +138,7 @@ TEST(RedisStoreFaults, WhileBackingOffCallsFailFastSayingWhenTheNextAttemptIs) {
   expect_unavailable(store->get("m1/x"), "Connection refused");
   const auto start = steady_clock::now();
   const auto second = store->put_if_absent("m1/x", "v", kTtl);
-  EXPECT_LT(steady_clock::now() - start, milliseconds(100));
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000)) << "no connect attempt, no wait";
   expect_unavailable(second, "next connection attempt in");
   EXPECT_NE(second.error().message.find("Connection refused"), std::string::npos)
       << "says why: " << second.error().message;
