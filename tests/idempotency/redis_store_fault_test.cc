@@ -144,6 +144,36 @@ TEST(RedisStoreFaults, WhileBackingOffCallsFailFastSayingWhenTheNextAttemptIs) {
       << "says why: " << second.error().message;
 }
 
+TEST(RedisStoreFaults, AServerKilledMidBatchFailsTheBatchAndTheProcessLivesOn) {
+  RedisServer server;
+  RedisOptions options;
+  // One huge chunk: the first write of megabytes is still going on when the
+  // server dies, so it meets the reset socket (EPIPE, SIGPIPE).
+  options.pipeline_depth_max = 1'000'000;
+  auto store = open_store(server, options);
+  ASSERT_TRUE(store);
+  // Large enough to take far longer than the 100 ms before the kill.
+  constexpr int kItems = 400'000;
+  std::vector<std::string> keys;
+  for (int i = 0; i < kItems; ++i) keys.push_back("m" + std::to_string(i % 16) + "/evt-" + std::to_string(i));
+  std::vector<PutRequest> batch;
+  for (const auto& k : keys) batch.push_back(PutRequest{k, "v"});
+
+  std::thread killer([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    server.stop();
+  });
+  // Writing to a connection the server reset raises SIGPIPE, whose default
+  // action would end this test process here.
+  const auto r = store->put_if_absent_many(batch, kTtl);
+  killer.join();
+  ASSERT_FALSE(r.ok()) << "the batch finished before the kill; make it larger";
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable) << r.error().to_string();
+
+  server.start();
+  EXPECT_LT(until_ok([&] { return store->get("m1/evt-1"); }, milliseconds(5000)), milliseconds(5000));
+}
+
 // A token source that fails when told to: PostgreSQL being unreachable,
 // without stopping the shared test server.
 class FlakyTokens final : public TokenSource {
