@@ -153,7 +153,7 @@ TEST(RedisStoreFaults, AServerKilledMidBatchFailsTheBatchAndTheProcessLivesOn) {
   auto store = open_store(server, options);
   ASSERT_TRUE(store);
   // Large enough to take far longer than the 100 ms before the kill.
-  constexpr int kItems = 400'000;
+  constexpr int kItems = 150'000;
   std::vector<std::string> keys;
   for (int i = 0; i < kItems; ++i) keys.push_back("m" + std::to_string(i % 16) + "/evt-" + std::to_string(i));
   std::vector<PutRequest> batch;
