@@ -38,5 +38,6 @@ Result<std::string> read_file(const std::filesystem::path& path);
 // One per cli_<group>.cc.
 void add_embedded_commands(CLI::App& cli, Commands& commands);  // settle, demo, report, balances
 void add_role_commands(CLI::App& cli, Commands& commands);      // all, processor, worker, ingest
+void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, partitions
 
 }  // namespace settle::app
