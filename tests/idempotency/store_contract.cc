@@ -268,7 +268,9 @@ std::vector<PutRequest> requests(const std::vector<std::string>& keys,
 TEST_P(StoreContract, BatchClaimsInsertNewKeysAndReturnExistingValuesInOrder) {
   ASSERT_TRUE(must(store_->put_if_absent(key("seen"), "earlier", kTtl)).inserted);
   const std::vector<std::string> keys = {key("new-1"), key("seen"), key("new-2")};
-  const std::vector<std::string> values = {"v1", "v-seen", "v2"};
+  // Bytes a protocol could trip over: NUL, CR LF, a length-like prefix.
+  const std::string binary("$3\r\nv\0\xff\r\n", 9);
+  const std::vector<std::string> values = {"v1", "v-seen", binary};
 
   const std::vector<PutOutcome> outcomes =
       must(store_->put_if_absent_many(requests(keys, values), kTtl));
@@ -279,7 +281,9 @@ TEST_P(StoreContract, BatchClaimsInsertNewKeysAndReturnExistingValuesInOrder) {
   EXPECT_TRUE(outcomes[2].inserted);
   EXPECT_EQ(must(store_->get(key("new-1"))), std::optional<std::string>("v1"));
   EXPECT_EQ(must(store_->get(key("seen"))), std::optional<std::string>("earlier"));
-  EXPECT_EQ(must(store_->get(key("new-2"))), std::optional<std::string>("v2"));
+  EXPECT_EQ(must(store_->get(key("new-2"))), std::optional<std::string>(binary));
+  EXPECT_EQ(must(store_->put_if_absent_many(requests({key("new-2")}, {"again"}), kTtl)).at(0).existing,
+            binary);
 }
 
 TEST_P(StoreContract, BatchWithARepeatedKeyAnswersLikeClaimsInOrder) {
