@@ -12,12 +12,19 @@
 // RedisStore: `threads` threads, each calling put_if_absent_many with batches
 // of 4096 claims of 3-byte values (the baseline's value size), pipelined 512
 // deep, keys shaped like the platform's ("m17/evt-...": a merchant hash tag).
+// Beside each rate it prints the CPU spent per claim by the client (redis-benchmark,
+// or this process) and by redis-server, which the neighbours' load disturbs much
+// less than the rates.
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,6 +59,27 @@ double seconds_since(Clock::time_point start) {
 void flush(const settle::testing::RedisServer& server) {
   std::string out;
   settle::testing::run(command({"redis-cli", "-p", std::to_string(server.port()), "FLUSHALL"}), &out);
+}
+
+// CPU seconds (user + system) of a process, from /proc/PID/stat.
+double process_cpu(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces) start after ')'.
+  std::istringstream fields(text.substr(text.rfind(')') + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::atof(field.c_str());  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double rusage_cpu(int who) {
+  rusage usage{};
+  ::getrusage(who, &usage);
+  auto secs = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6; };
+  return secs(usage.ru_utime) + secs(usage.ru_stime);
 }
 
 long long used_memory(const settle::testing::RedisServer& server) {
@@ -152,16 +180,28 @@ int main(int argc, char** argv) {
   double best_base = 0, best_store = 0;
   for (int round = 0; round < 2; ++round) {
     flush(server);
+    // CPU per claim as well as claims/s: on a shared machine the rates swing
+    // with the neighbours' load, the CPU each side spends much less.
+    double server_cpu = process_cpu(server.pid());
+    double client_cpu = rusage_cpu(RUSAGE_CHILDREN);  // redis-benchmark, once waited for
     const double base = baseline(server, claims);
+    const double base_server_us = (process_cpu(server.pid()) - server_cpu) * 1e6 / static_cast<double>(claims);
+    const double base_client_us = (rusage_cpu(RUSAGE_CHILDREN) - client_cpu) * 1e6 / static_cast<double>(claims);
     flush(server);
     const long long memory_before = used_memory(server);
+    server_cpu = process_cpu(server.pid());
+    client_cpu = rusage_cpu(RUSAGE_SELF);
     const double ours = store_claims(**store, claims, threads, round);
+    const double ours_server_us = (process_cpu(server.pid()) - server_cpu) * 1e6 / static_cast<double>(claims);
+    const double ours_client_us = (rusage_cpu(RUSAGE_SELF) - client_cpu) * 1e6 / static_cast<double>(claims);
     if (round == 0) {
       fmt::print("Redis memory per claim (key shape m17/evt-0-1-123456, 3-byte value, ttl): {} bytes\n",
                  (used_memory(server) - memory_before) / claims);
     }
     fmt::print("round {}: redis-benchmark -P 64 SET NX PX {:>9.0f}/s   RedisStore put_if_absent_many {:>9.0f}/s   ratio {:.2f}\n",
                round + 1, base, ours, ours / base);
+    fmt::print("         CPU us per claim: redis-benchmark client {:.2f}, server {:.2f}   RedisStore client {:.2f}, server {:.2f}\n",
+               base_client_us, base_server_us, ours_client_us, ours_server_us);
     best_base = std::max(best_base, base);
     best_store = std::max(best_store, ours);
   }
