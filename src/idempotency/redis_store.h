@@ -6,8 +6,9 @@
 // How each operation maps onto Redis:
 // - put_if_absent: SET key value NX PX ttl GET, one atomic command that either
 //   stores the value or returns the one already there.
-// - put_if_absent_many: the same commands pipelined, up to pipeline_depth_max
-//   per round trip, on one connection, so they run in order.
+// - put_if_absent_many: the same commands pipelined on one connection (so
+//   they run in order), in chunks of pipeline_depth_max with two chunks in
+//   flight: the server runs one while the client reads the other's replies.
 // - get: GET. delete_if_equal, extend, unlock: Lua scripts (compare, then
 //   delete or PEXPIRE), sent by EVALSHA with a fallback to EVAL when the server
 //   does not know the script (NOSCRIPT, e.g. after a restart or failover).
@@ -69,8 +70,8 @@ struct RedisOptions {
   // First segment of every Redis key, so several deployments (or tests) can
   // share a server. Braces here would put every key in one cluster slot.
   std::string key_prefix = "settle";
-  // Commands per round trip in put_if_absent_many. Deeper pipelines save
-  // round trips but hold more bytes in both buffers.
+  // Commands per chunk in put_if_absent_many (two chunks are in flight).
+  // Deeper pipelines save round trips but hold more bytes in both buffers.
   std::size_t pipeline_depth_max = 512;
 };
 
