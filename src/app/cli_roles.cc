@@ -14,6 +14,7 @@
 #include "app/live_pipeline.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
+#include "bus/kafka_bus.h"
 #include "model/merchant_json.h"
 #include "processor/merchant_directory.h"
 
@@ -33,11 +34,19 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   block_stop_signals();
   auto rt = Runtime::open(*ro);
   if (!rt.ok()) return fatal(rt.error().message);
+  // On Kafka, processes of a role share the partitions through consumer
+  // groups unless the operator pins them with --owned-partitions.
+  if (auto* kafka = dynamic_cast<bus::KafkaBus*>(rt->bus.get()); kafka != nullptr && lo->partitions.empty()) {
+    lo->join = [kafka](const std::string& group, const std::string& topic, bus::GroupCallbacks callbacks) {
+      return kafka->join_group(group, topic, std::move(callbacks));
+    };
+  }
   LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
-  std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions%s%s; stop with SIGTERM or Ctrl-C\n",
+  std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions, %s%s; stop with SIGTERM or Ctrl-C\n",
                name, rt->bus_kind.c_str(), rt->ledger_kind.c_str(), rt->store_kind.c_str(), rt->partitions,
-               flags.owned.empty() ? "" : ", owning ", flags.owned.c_str());
+               lo->join ? "shared through consumer groups" : flags.owned.empty() ? "owning all" : "owning ",
+               flags.owned.c_str());
   const auto quiet_needed = std::chrono::milliseconds(std::max<std::int64_t>(flags.idle_ms, 0) + 500);
   auto quiet_since = std::chrono::steady_clock::now();
   while (!wait_for_signal(std::chrono::milliseconds(drain ? 50 : 200))) {

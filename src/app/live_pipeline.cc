@@ -22,25 +22,42 @@ std::chrono::milliseconds backoff(int attempt) {
   return std::chrono::milliseconds(std::min(2000, 50 << std::min(attempt, 6)));
 }
 
+// A fixed set of partitions (--owned-partitions, or all of them): the
+// operator, not a group, decides who owns what.
+class StaticMember final : public bus::GroupMember {
+ public:
+  StaticMember(bus::Bus& bus, std::string group, std::string topic, std::vector<std::int32_t> partitions)
+      : bus_(bus), group_(std::move(group)), topic_(std::move(topic)), partitions_(std::move(partitions)) {}
+  Status poll(std::chrono::milliseconds) override { return ok_status(); }
+  std::vector<std::int32_t> owned() const override { return partitions_; }
+  Status commit(std::int32_t partition, std::int64_t next_offset) override {
+    return bus_.commit(group_, topic_, partition, next_offset);
+  }
+  Status leave() override { return ok_status(); }
+
+ private:
+  bus::Bus& bus_;
+  std::string group_, topic_;
+  std::vector<std::int32_t> partitions_;
+};
+
 }  // namespace
 
 LivePipeline::LivePipeline(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
                            std::int32_t partitions, LiveOptions options)
     : bus_(bus), ledger_(ledger), store_(store), options_(std::move(options)) {
   if (options_.partitions.empty()) {
-    for (std::int32_t p = 0; p < partitions; ++p) partitions_.push_back(p);
+    for (std::int32_t p = 0; p < partitions; ++p) all_partitions_.push_back(p);
   } else {
-    partitions_ = options_.partitions;
+    all_partitions_ = options_.partitions;
   }
-  processed_offsets_.assign(partitions_.size(), 0);
-  task_offsets_.assign(partitions_.size(), 0);
 }
 
 LivePipeline::~LivePipeline() { (void)stop(); }
 
 Status LivePipeline::start() {
-  for (std::int32_t p : partitions_) {
-    SETTLE_ASSIGN_OR_RETURN(std::int32_t count, bus_.partition_count(processor::kEventsTopic));
+  SETTLE_ASSIGN_OR_RETURN(std::int32_t count, bus_.partition_count(processor::kEventsTopic));
+  for (std::int32_t p : all_partitions_) {
     if (p < 0 || p >= count) {
       return make_error(ErrorCode::kInvalidArgument,
                         fmt::format("partition {} does not exist (the events topic has {})", p, count));
@@ -82,44 +99,83 @@ LiveStats LivePipeline::stats() const {
 }
 
 Result<bool> LivePipeline::idle() {
-  std::vector<std::int64_t> processed, tasks;
+  std::map<std::int32_t, std::int64_t> processed, tasks;
   {
     std::lock_guard lock(mu_);
     processed = processed_offsets_;
     tasks = task_offsets_;
   }
-  for (std::size_t i = 0; i < partitions_.size(); ++i) {
-    if (options_.run_processor) {
-      SETTLE_ASSIGN_OR_RETURN(std::int64_t end, bus_.end_offset(processor::kEventsTopic, partitions_[i]));
-      if (processed[i] < end) return false;
-    }
-    if (options_.run_worker) {
-      SETTLE_ASSIGN_OR_RETURN(std::int64_t end, bus_.end_offset(processor::kTasksTopic, partitions_[i]));
-      if (tasks[i] < end) return false;
-    }
+  // A role that owns nothing yet (a group still assigning) is not idle.
+  if ((options_.run_processor && processed.empty()) || (options_.run_worker && tasks.empty())) return false;
+  for (const auto& [p, next] : processed) {
+    SETTLE_ASSIGN_OR_RETURN(std::int64_t end, bus_.end_offset(processor::kEventsTopic, p));
+    if (next < end) return false;
+  }
+  for (const auto& [p, next] : tasks) {
+    SETTLE_ASSIGN_OR_RETURN(std::int64_t end, bus_.end_offset(processor::kTasksTopic, p));
+    if (next < end) return false;
   }
   return true;
 }
 
+Result<std::unique_ptr<bus::GroupMember>> LivePipeline::membership(const std::string& group,
+                                                                    const std::string& topic, bool& changed) {
+  changed = true;
+  if (!options_.join) {
+    return std::unique_ptr<bus::GroupMember>(std::make_unique<StaticMember>(bus_, group, topic, all_partitions_));
+  }
+  bus::GroupCallbacks callbacks;
+  callbacks.assigned = [&changed](std::span<const std::int32_t>) { changed = true; };
+  // Every chunk is committed with its checkpoint before poll() returns (the
+  // live processor is not pipelined) and the worker commits per poll, so
+  // nothing is in flight when a partition goes.
+  callbacks.revoked = [&changed](std::span<const std::int32_t>, bool) { changed = true; };
+  return options_.join(group + ".members", topic, std::move(callbacks));
+}
+
 // The processor keeps state ahead of the ledger between a chunk's read and
 // its commit; after any failure the only safe way on is a fresh processor
-// recovered from the ledger's checkpoints, so each retry builds one.
+// recovered from the ledger's checkpoints, so each retry builds one. So does
+// every change of the partitions it owns.
 void LivePipeline::run_processor() {
   pthread_setname_np(pthread_self(), "processor");
   int attempt = 0;
   while (!stopping_.load()) {
-    processor::MerchantDirectory directory(bus_);
-    processor::StreamProcessor proc(bus_, ledger_, directory, options_.processor);
-    Status status = directory.refresh();
-    for (std::int32_t p : partitions_) {
-      if (!status.ok()) break;
-      status = proc.recover(p);
+    bool changed = true;
+    Status status = ok_status();
+    std::unique_ptr<bus::GroupMember> member;
+    if (auto m = membership("processor", processor::kEventsTopic, changed); m.ok()) {
+      member = std::move(*m);
+    } else {
+      status = m.error();
     }
+    std::unique_ptr<processor::MerchantDirectory> directory;
+    std::unique_ptr<processor::StreamProcessor> proc;
+    std::vector<std::int32_t> owned;
     auto last_advance = std::chrono::steady_clock::now() - options_.advance_every;
     while (status.ok() && !stopping_.load()) {
+      status = member->poll(std::chrono::milliseconds(0));
+      if (!status.ok()) break;
+      if (changed) {
+        changed = false;
+        if (proc) status = proc->flush();
+        proc.reset();
+        owned = member->owned();
+        directory = std::make_unique<processor::MerchantDirectory>(bus_);
+        proc = std::make_unique<processor::StreamProcessor>(bus_, ledger_, *directory, options_.processor);
+        if (status.ok()) status = directory->refresh();
+        for (std::int32_t p : owned) {
+          if (!status.ok()) break;
+          status = proc->recover(p);
+        }
+        std::lock_guard lock(mu_);
+        processed_offsets_.clear();
+        for (std::int32_t p : owned) processed_offsets_[p] = 0;
+      }
+      if (!status.ok()) break;
       std::size_t progressed = 0;
-      for (std::size_t i = 0; i < partitions_.size() && status.ok(); ++i) {
-        auto n = proc.poll(partitions_[i]);
+      for (std::int32_t p : owned) {
+        auto n = proc->poll(p);
         if (!n.ok()) {
           status = n.error();
           break;
@@ -129,18 +185,16 @@ void LivePipeline::run_processor() {
       if (!status.ok()) break;
       const auto now = std::chrono::steady_clock::now();
       if (progressed == 0 || now - last_advance >= options_.advance_every) {
-        status = proc.flush();
-        for (std::size_t i = 0; i < partitions_.size() && status.ok(); ++i) {
-          status = proc.advance(partitions_[i], wall_now());
-        }
+        status = proc->flush();
+        for (std::size_t i = 0; i < owned.size() && status.ok(); ++i) status = proc->advance(owned[i], wall_now());
         last_advance = now;
       }
       if (!status.ok()) break;
       attempt = 0;
       {
         std::lock_guard lock(mu_);
-        for (std::size_t i = 0; i < partitions_.size(); ++i) processed_offsets_[i] = proc.next_offset(partitions_[i]);
-        const auto& s = proc.stats();
+        for (std::int32_t p : owned) processed_offsets_[p] = proc->next_offset(p);
+        const auto& s = proc->stats();
         stats_.events = s.events;
         stats_.posted = s.posted;
         stats_.duplicates = s.duplicates;
@@ -151,7 +205,8 @@ void LivePipeline::run_processor() {
       }
       if (progressed == 0) std::this_thread::sleep_for(options_.idle_sleep);
     }
-    if (status.ok()) status = proc.flush();
+    if (status.ok() && proc) status = proc->flush();
+    if (member) (void)member->leave();
     if (status.ok()) return;
     if (++attempt > options_.max_retries) {
       fail(make_error(status.error().code, "processor: " + status.error().message));
@@ -165,36 +220,58 @@ void LivePipeline::run_processor() {
 
 void LivePipeline::run_worker() {
   pthread_setname_np(pthread_self(), "worker");
-  settlement::SettlementWorker worker(bus_, ledger_, store_, options_.worker);
   int attempt = 0;
   while (!stopping_.load()) {
-    std::size_t handled = 0;
+    bool changed = true;
     Status status = ok_status();
-    for (std::size_t i = 0; i < partitions_.size(); ++i) {
-      auto n = worker.poll(partitions_[i]);
-      if (!n.ok()) {
-        status = n.error();
-        break;
+    std::unique_ptr<bus::GroupMember> member;
+    if (auto m = membership(options_.worker.group, processor::kTasksTopic, changed); m.ok()) {
+      member = std::move(*m);
+    } else {
+      status = m.error();
+    }
+    // Rebuilt when ownership changes: its cached offsets of a partition
+    // another worker advanced meanwhile would be stale.
+    std::unique_ptr<settlement::SettlementWorker> worker;
+    std::vector<std::int32_t> owned;
+    while (status.ok() && !stopping_.load()) {
+      status = member->poll(std::chrono::milliseconds(0));
+      if (!status.ok()) break;
+      if (changed) {
+        changed = false;
+        owned = member->owned();
+        worker = std::make_unique<settlement::SettlementWorker>(bus_, ledger_, store_, options_.worker);
+        std::lock_guard lock(mu_);
+        task_offsets_.clear();
+        for (std::int32_t p : owned) task_offsets_[p] = 0;
       }
-      handled += *n;
-    }
-    if (!status.ok()) {
-      if (++attempt > options_.max_retries) {
-        fail(make_error(status.error().code, "worker: " + status.error().message));
-        return;
+      std::size_t handled = 0;
+      for (std::int32_t p : owned) {
+        auto n = worker->poll(p);
+        if (!n.ok()) {
+          status = n.error();
+          break;
+        }
+        handled += *n;
       }
-      std::fprintf(stderr, "settled: worker: %s; retrying (attempt %d)\n", status.error().message.c_str(), attempt);
-      std::this_thread::sleep_for(backoff(attempt));
-      continue;
+      if (!status.ok()) break;
+      attempt = 0;
+      {
+        std::lock_guard lock(mu_);
+        for (std::int32_t p : owned) task_offsets_[p] = worker->next_offset(p);
+        stats_.batches_closed = worker->stats().closed;
+        stats_.tasks_failed = worker->stats().failed;
+      }
+      if (handled == 0) std::this_thread::sleep_for(options_.idle_sleep);
     }
-    attempt = 0;
-    {
-      std::lock_guard lock(mu_);
-      for (std::size_t i = 0; i < partitions_.size(); ++i) task_offsets_[i] = worker.next_offset(partitions_[i]);
-      stats_.batches_closed = worker.stats().closed;
-      stats_.tasks_failed = worker.stats().failed;
+    if (member) (void)member->leave();
+    if (status.ok()) return;
+    if (++attempt > options_.max_retries) {
+      fail(make_error(status.error().code, "worker: " + status.error().message));
+      return;
     }
-    if (handled == 0) std::this_thread::sleep_for(options_.idle_sleep);
+    std::fprintf(stderr, "settled: worker: %s; retrying (attempt %d)\n", status.error().message.c_str(), attempt);
+    std::this_thread::sleep_for(backoff(attempt));
   }
 }
 

@@ -15,6 +15,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "bus/bus.h"
+#include "bus/group.h"
 #include "common/result.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
@@ -30,11 +34,21 @@
 
 namespace settle::app {
 
+// Joins a consumer group for membership only (bus/group.h).
+using JoinGroup = std::function<Result<std::unique_ptr<bus::GroupMember>>(
+    const std::string& group, const std::string& topic, bus::GroupCallbacks callbacks)>;
+
 struct LiveOptions {
   bool run_processor = true;
   bool run_worker = true;
-  // Partitions this process owns; empty: every partition of the topic.
+  // Partitions this process owns; empty: every partition of the topic, or
+  // those the consumer group gives it when `join` is set.
   std::vector<std::int32_t> partitions;
+  // Several processes share the partitions through consumer groups
+  // ("processor.members" on events, "settlement-worker.members" on tasks):
+  // on every change of ownership the role finishes what it has in flight for
+  // the partitions it gives up and recovers those it gets from the ledger.
+  JoinGroup join;
   // How long a role sleeps when it found nothing to do.
   std::chrono::milliseconds idle_sleep{5};
   // How often the processor advances watermarks when input keeps flowing.
@@ -90,15 +104,20 @@ class LivePipeline {
   bus::Bus& bus_;
   ledger::Ledger& ledger_;
   idempotency::Store& store_;
-  std::vector<std::int32_t> partitions_;
+  std::vector<std::int32_t> all_partitions_;
   LiveOptions options_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
   std::condition_variable failed_cv_;
   std::optional<Error> failure_;
   LiveStats stats_;
-  std::vector<std::int64_t> processed_offsets_;  // per owned partition, under mu_
-  std::vector<std::int64_t> task_offsets_;        // per owned partition, under mu_
+  // Per owned partition, under mu_.
+  std::map<std::int32_t, std::int64_t> processed_offsets_;
+  std::map<std::int32_t, std::int64_t> task_offsets_;
+  // Joins (when options_.join) or hands out the static partitions; reports
+  // on `changed` whenever ownership moved.
+  Result<std::unique_ptr<bus::GroupMember>> membership(const std::string& group, const std::string& topic,
+                                                       bool& changed);
   std::thread processor_thread_;
   std::thread worker_thread_;
 };

@@ -4,7 +4,11 @@
 
 #include <system_error>
 
+#include "bus/kafka_bus.h"
 #include "idempotency/memory_store.h"
+#include "idempotency/pg_token_source.h"
+#include "idempotency/redis_store.h"
+#include "ledger/postgres_ledger.h"
 #include "processor/topics.h"
 
 namespace settle::app {
@@ -26,6 +30,11 @@ Status open_bus(const RuntimeOptions& options, Runtime& rt) {
     rt.bus_kind = "file";
     return ok_status();
   }
+  if (options.bus_url.rfind("kafka://", 0) == 0) {
+    SETTLE_ASSIGN_OR_RETURN(rt.bus, bus::KafkaBus::open(options.bus_url));
+    rt.bus_kind = "kafka";
+    return ok_status();
+  }
   return unknown_scheme("bus", options.bus_url, "kafka://host:port");
 }
 
@@ -40,13 +49,34 @@ Status open_ledger(const RuntimeOptions& options, Runtime& rt) {
     rt.ledger_kind = "sqlite";
     return ok_status();
   }
-  return unknown_scheme("ledger", options.ledger_url, "postgresql://...");
+  if (options.ledger_url.rfind("postgresql://", 0) == 0 || options.ledger_url.rfind("postgres://", 0) == 0) {
+    ledger::PostgresLedgerOptions pg;
+    pg.migrate = options.migrate;
+    SETTLE_ASSIGN_OR_RETURN(rt.ledger, ledger::PostgresLedger::open(options.ledger_url, pg));
+    rt.ledger_kind = "postgresql";
+    return ok_status();
+  }
+  return unknown_scheme("ledger", options.ledger_url, "postgresql://user@host:port/db");
 }
 
 Status open_store(const RuntimeOptions& options, Runtime& rt) {
   if (options.store_url.empty() || options.store_url == "memory://") {
     rt.store = std::make_unique<idempotency::MemoryStore>(idempotency::MemoryStoreOptions{});
     rt.store_kind = "memory";
+    return ok_status();
+  }
+  if (options.store_url.rfind("redis://", 0) == 0) {
+    // Leases' fencing tokens must survive a Redis failover: they come from a
+    // PostgreSQL sequence, in the ledger's database.
+    if (rt.ledger_kind != "postgresql") {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("store {}: a Redis store takes its fencing tokens from PostgreSQL; set the "
+                                    "ledger to a postgresql:// URL too",
+                                    options.store_url));
+    }
+    SETTLE_ASSIGN_OR_RETURN(auto tokens, idempotency::PgTokenSource::open(options.ledger_url));
+    SETTLE_ASSIGN_OR_RETURN(rt.store, idempotency::RedisStore::open(options.store_url, {}, tokens));
+    rt.store_kind = "redis";
     return ok_status();
   }
   return unknown_scheme("store", options.store_url, "redis://host:port");

@@ -37,6 +37,9 @@ struct RuntimeOptions {
   std::string bus_url;     // kafka://host:port[,host:port][?options]
   std::string store_url;   // redis://host:port[?options]
   std::string ledger_url;  // postgresql://user@host:port/db[?options]
+  // PostgreSQL: apply pending migrations on open (default: refuse a database
+  // that `settled migrate` has not brought to this build's schema).
+  bool migrate = false;
 };
 
 struct Runtime {
