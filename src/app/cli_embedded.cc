@@ -166,29 +166,46 @@ int run_demo(CommonFlags flags, int events_per_day, std::uint64_t seed) {
   return kExitOk;
 }
 
-Result<app::Runtime> open_existing(const std::string& data_dir) {
-  app::RuntimeOptions o;
-  o.data_dir = data_dir;
-  o.create = false;
-  return app::Runtime::open(o);
+// Where a read-only command finds the ledger: a data directory or a URL.
+struct LedgerFlags {
+  std::string data_dir;
+  std::string ledger_url;
+};
+
+void add_ledger_flags(CLI::App& cmd, LedgerFlags& f) {
+  auto* dir = cmd.add_option("--data-dir", f.data_dir, "A directory that 'settle --data-dir', 'demo' or a role left");
+  auto* url = cmd.add_option("--ledger", f.ledger_url, "Or a production ledger: postgresql://user@host:port/db")
+                  ->envname("SETTLE_LEDGER");
+  dir->excludes(url);
 }
 
-int run_report(const std::string& data_dir) {
-  auto rt = open_existing(data_dir);
-  if (!rt.ok()) return fatal(rt.error().message);
-  auto csv = app::report_csv(*rt->ledger);
+Result<std::unique_ptr<ledger::Ledger>> open_existing(const LedgerFlags& f) {
+  if (f.data_dir.empty() && f.ledger_url.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "name the ledger: --data-dir DIR or --ledger URL");
+  }
+  app::RuntimeOptions o;
+  o.data_dir = f.data_dir;
+  o.ledger_url = f.ledger_url;
+  o.create = false;
+  return app::open_ledger(o);
+}
+
+int run_report(const LedgerFlags& flags) {
+  auto ledger = open_existing(flags);
+  if (!ledger.ok()) return fatal(ledger.error().message);
+  auto csv = app::report_csv(**ledger);
   if (!csv.ok()) return fatal(csv.error().message);
   std::fwrite(csv->data(), 1, csv->size(), stdout);
   return kExitOk;
 }
 
-int run_balances(const std::string& data_dir, const std::string& merchant) {
-  auto rt = open_existing(data_dir);
-  if (!rt.ok()) return fatal(rt.error().message);
+int run_balances(const LedgerFlags& flags, const std::string& merchant) {
+  auto ledger = open_existing(flags);
+  if (!ledger.ok()) return fatal(ledger.error().message);
   std::optional<std::string_view> m;
   if (!merchant.empty()) m = merchant;
-  std::printf("%s", app::format_balances_table(*rt->ledger, m).c_str());
-  if (!m) std::printf("\nTrial balance:\n%s", app::format_trial_balance(*rt->ledger).c_str());
+  std::printf("%s", app::format_balances_table(**ledger, m).c_str());
+  if (!m) std::printf("\nTrial balance:\n%s", app::format_trial_balance(**ledger).c_str());
   return kExitOk;
 }
 
@@ -226,17 +243,17 @@ void add_embedded_commands(CLI::App& cli, Commands& commands) {
   demo_cmd->add_option("--seed", *seed, "Seed of the sample generator");
   commands.push_back({demo_cmd, [=] { return run_demo(*demo_flags, *events_per_day, *seed); }});
 
-  auto report_dir = std::make_shared<std::string>();
-  auto* report_cmd = cli.add_subcommand("report", "Print the settlement report (CSV) of a data directory");
-  report_cmd->add_option("--data-dir", *report_dir, "A directory that 'settle --data-dir' or 'demo' left")->required();
-  commands.push_back({report_cmd, [=] { return run_report(*report_dir); }});
+  auto report_flags = std::make_shared<LedgerFlags>();
+  auto* report_cmd = cli.add_subcommand("report", "Print the settlement report (CSV) of a ledger");
+  add_ledger_flags(*report_cmd, *report_flags);
+  commands.push_back({report_cmd, [=] { return run_report(*report_flags); }});
 
-  auto balances_dir = std::make_shared<std::string>();
+  auto balances_flags = std::make_shared<LedgerFlags>();
   auto balances_merchant = std::make_shared<std::string>();
-  auto* balances_cmd = cli.add_subcommand("balances", "Print account balances of a data directory");
-  balances_cmd->add_option("--data-dir", *balances_dir, "A directory that 'settle --data-dir' or 'demo' left")->required();
+  auto* balances_cmd = cli.add_subcommand("balances", "Print account balances of a ledger");
+  add_ledger_flags(*balances_cmd, *balances_flags);
   balances_cmd->add_option("--merchant", *balances_merchant, "Only this merchant's accounts");
-  commands.push_back({balances_cmd, [=] { return run_balances(*balances_dir, *balances_merchant); }});
+  commands.push_back({balances_cmd, [=] { return run_balances(*balances_flags, *balances_merchant); }});
 }
 
 }  // namespace settle::app

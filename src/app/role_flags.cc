@@ -35,6 +35,8 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
   cmd.add_option("--listen", f.listen, "HTTP address host:port")->envname("SETTLE_LISTEN")->capture_default_str();
   cmd.add_option("--io-threads", f.io_threads, "HTTP I/O threads")
       ->envname("SETTLE_IO_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd.add_flag("--migrate", f.migrate, "PostgreSQL ledger: apply pending migrations at start (else run 'settled migrate')")
+      ->envname("SETTLE_MIGRATE");
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
 }
@@ -61,6 +63,7 @@ Result<RuntimeOptions> runtime_options(const RoleFlags& f) {
   o.bus_url = f.bus;
   o.store_url = f.store;
   o.ledger_url = f.ledger;
+  o.migrate = f.migrate;
   return o;
 }
 

@@ -28,6 +28,7 @@ struct RoleFlags {
   std::string listen = "127.0.0.1:8080";  // HTTP (gateway, notify, metrics)
   int io_threads = 2;
   std::string log_level = "info";
+  bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };
 
 // Adds the shared options (and --config) to a role's subcommand.

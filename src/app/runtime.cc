@@ -84,6 +84,20 @@ Status open_store(const RuntimeOptions& options, Runtime& rt) {
 
 }  // namespace
 
+Result<std::unique_ptr<ledger::Ledger>> open_ledger(const RuntimeOptions& options) {
+  if (options.ledger_url.empty()) {
+    std::error_code ec;
+    if (!fs::exists(options.data_dir / "ledger.db", ec)) {
+      return make_error(ErrorCode::kNotFound,
+                        fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)",
+                                    options.data_dir.string(), options.data_dir.string()));
+    }
+  }
+  Runtime rt;
+  SETTLE_TRY(open_ledger(options, rt));
+  return std::move(rt.ledger);
+}
+
 Result<Runtime> Runtime::open(const RuntimeOptions& options) {
   const bool embedded_files = options.bus_url.empty() || options.ledger_url.empty();
   if (embedded_files) {

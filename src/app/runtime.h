@@ -53,4 +53,8 @@ struct Runtime {
   static Result<Runtime> open(const RuntimeOptions& options);
 };
 
+// Only the ledger (for read-only commands such as report and balances): the
+// embedded one in options.data_dir (which must exist) or options.ledger_url.
+Result<std::unique_ptr<ledger::Ledger>> open_ledger(const RuntimeOptions& options);
+
 }  // namespace settle::app
