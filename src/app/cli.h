@@ -39,5 +39,6 @@ Result<std::string> read_file(const std::filesystem::path& path);
 void add_embedded_commands(CLI::App& cli, Commands& commands);  // settle, demo, report, balances
 void add_role_commands(CLI::App& cli, Commands& commands);      // all, processor, worker, ingest
 void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, partitions
+void add_gateway_commands(CLI::App& cli, Commands& commands);   // gateway, keys
 
 }  // namespace settle::app

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_embedded_commands(cli, commands);
   add_role_commands(cli, commands);
   add_postgres_commands(cli, commands);
+  add_gateway_commands(cli, commands);
 
   if (settle::Status s = apply_config_file(cli, argc, argv); !s.ok()) return fatal(s.error().message);
   try {

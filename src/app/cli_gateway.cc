@@ -1,0 +1,160 @@
+// settled gateway | keys: the HTTP gateway role and API key management.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdio>
+#include <memory>
+
+#include "app/cli.h"
+#include "app/role_flags.h"
+#include "app/runtime.h"
+#include "gateway/keys.h"
+#include "gateway/server.h"
+
+namespace settle::app {
+namespace {
+
+struct GatewayFlags {
+  int handler_threads = 8;
+  std::int64_t request_timeout_ms = 30'000;
+  std::size_t max_connections = 1024;
+  std::size_t body_limit_bytes = std::size_t{1} << 20;
+};
+
+Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  unsigned port = 0;
+  if (colon == std::string::npos) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': expected host:port", listen));
+  }
+  const char* b = listen.data() + colon + 1;
+  const char* e = listen.data() + listen.size();
+  auto [p, ec] = std::from_chars(b, e, port);
+  if (ec != std::errc() || p != e || port > 65535) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': bad port", listen));
+  }
+  return std::make_pair(listen.substr(0, colon), static_cast<std::uint16_t>(port));
+}
+
+int run_gateway(const RoleFlags& flags, const GatewayFlags& g) {
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  auto listen = split_listen(flags.listen);
+  if (!listen.ok()) return fatal(listen.error().message);
+  block_stop_signals();
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  gateway::ServerOptions so;
+  so.host = listen->first;
+  so.port = listen->second;
+  so.io_threads = flags.io_threads;
+  so.handler_threads = g.handler_threads;
+  so.request_timeout = std::chrono::milliseconds(g.request_timeout_ms);
+  so.max_connections = g.max_connections;
+  so.body_limit_bytes = g.body_limit_bytes;
+  gateway::Server server(*rt->bus, *rt->ledger, *rt->store, so);
+  if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
+  std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",
+               so.host.c_str(), static_cast<unsigned>(server.port()), rt->bus_kind.c_str(), rt->ledger_kind.c_str(),
+               rt->store_kind.c_str());
+  while (!wait_for_signal(std::chrono::milliseconds(500))) {
+  }
+  server.stop();
+  std::fprintf(stderr, "settled gateway: stopped\n");
+  return kExitOk;
+}
+
+Result<std::unique_ptr<gateway::KeyRing>> open_keys(Runtime& rt) { return gateway::KeyRing::open(*rt.bus); }
+
+int run_keys_create(const RoleFlags& flags, const std::string& merchant, bool admin) {
+  if (admin == !merchant.empty()) return fatal("keys create: give exactly one of --merchant M or --admin");
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  auto keys = open_keys(*rt);
+  if (!keys.ok()) return fatal(keys.error().message);
+  auto created = (*keys)->create(admin ? gateway::Scope::kAdmin : gateway::Scope::kMerchant, merchant);
+  if (!created.ok()) return fatal(created.error().message);
+  std::printf("%s\n", created->secret.c_str());
+  std::fprintf(stderr, "settled keys: created %s (%s%s%s); the key above is shown once, only its hash is stored\n",
+               created->info.key_id.c_str(), std::string(gateway::scope_name(created->info.scope)).c_str(),
+               admin ? "" : " ", merchant.c_str());
+  return kExitOk;
+}
+
+int run_keys_revoke(const RoleFlags& flags, const std::string& key_id) {
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  auto keys = open_keys(*rt);
+  if (!keys.ok()) return fatal(keys.error().message);
+  auto k = (*keys)->revoke(key_id);
+  if (!k.ok()) return fatal(k.error().message);
+  std::fprintf(stderr, "settled keys: revoked %s\n", k->key_id.c_str());
+  return kExitOk;
+}
+
+int run_keys_list(const RoleFlags& flags) {
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  auto keys = open_keys(*rt);
+  if (!keys.ok()) return fatal(keys.error().message);
+  auto list = (*keys)->list();
+  if (!list.ok()) return fatal(list.error().message);
+  std::printf("key_id,scope,merchant_id,created_at,revoked\n");
+  for (const auto& k : *list) {
+    std::printf("%s,%s,%s,%s,%s\n", k.key_id.c_str(), std::string(gateway::scope_name(k.scope)).c_str(),
+                k.merchant_id.c_str(), k.created_at.c_str(), k.revoked ? "true" : "false");
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_gateway_commands(CLI::App& cli, Commands& commands) {
+  auto flags = std::make_shared<RoleFlags>();
+  auto g = std::make_shared<GatewayFlags>();
+  CLI::App* cmd = cli.add_subcommand("gateway", "Run the HTTP gateway (ingestion and query API), until SIGTERM");
+  add_role_flags(*cmd, *flags);
+  cmd->add_option("--handler-threads", g->handler_threads, "Threads that run requests (bus appends, ledger reads)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--request-timeout-ms", g->request_timeout_ms,
+                  "A request must arrive, and its response leave, within this")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{3'600'000}))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", g->max_connections, "Concurrent connections; more are answered 503")
+      ->capture_default_str();
+  cmd->add_option("--body-limit-bytes", g->body_limit_bytes, "Largest request body (413 beyond); bulk is streamed")
+      ->capture_default_str();
+  commands.push_back({cmd, [=] { return run_gateway(*flags, *g); }});
+
+  CLI::App* keys = cli.add_subcommand("keys", "Create, revoke and list API keys of a data directory");
+  keys->require_subcommand(1);
+  auto create_flags = std::make_shared<RoleFlags>();
+  auto merchant = std::make_shared<std::string>();
+  auto admin = std::make_shared<bool>(false);
+  CLI::App* create = keys->add_subcommand("create", "Create a key; print it once on stdout");
+  add_role_flags(*create, *create_flags);
+  create->add_option("--merchant", *merchant, "A merchant key: reads and writes only this merchant");
+  create->add_flag("--admin", *admin, "An admin key: manages merchants and keys, reads everything");
+  commands.push_back({create, [=] { return run_keys_create(*create_flags, *merchant, *admin); }});
+
+  auto revoke_flags = std::make_shared<RoleFlags>();
+  auto key_id = std::make_shared<std::string>();
+  CLI::App* revoke = keys->add_subcommand("revoke", "Revoke a key by its id (key_...)");
+  add_role_flags(*revoke, *revoke_flags);
+  revoke->add_option("--key-id", *key_id, "The key's id, as 'keys create' or 'keys list' printed it")->required();
+  commands.push_back({revoke, [=] { return run_keys_revoke(*revoke_flags, *key_id); }});
+
+  auto list_flags = std::make_shared<RoleFlags>();
+  CLI::App* list = keys->add_subcommand("list", "List keys (ids, scopes; never the keys themselves) as CSV");
+  add_role_flags(*list, *list_flags);
+  commands.push_back({list, [=] { return run_keys_list(*list_flags); }});
+}
+
+}  // namespace settle::app

@@ -1,0 +1,930 @@
+#include "gateway/api.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "model/event_json.h"
+#include "model/merchant_json.h"
+#include "processor/topics.h"
+#include "rules/rules.h"
+
+namespace settle::gateway {
+namespace {
+
+using nlohmann::ordered_json;
+
+std::string dump(const ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Response json_response(unsigned status, const ordered_json& j) { return Response{status, dump(j), {}}; }
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc() && p == s.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i] == '+' ? ' ' : s[i];
+  }
+  return out;
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    const std::size_t j = std::min(path.find('/', i), path.size());
+    out.push_back(url_decode(path.substr(i, j - i)));
+    i = j;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  std::size_t i = 0;
+  while (i < q.size()) {
+    const std::size_t amp = std::min(q.find('&', i), q.size());
+    const std::string_view part = q.substr(i, amp - i);
+    const std::size_t eq = part.find('=');
+    if (!part.empty()) {
+      if (eq == std::string_view::npos) {
+        out[url_decode(part)] = "";
+      } else {
+        out[url_decode(part.substr(0, eq))] = url_decode(part.substr(eq + 1));
+      }
+    }
+    i = amp + 1;
+  }
+  return out;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+bool is_json(std::string_view content_type) {
+  const std::string ct = lower(content_type.substr(0, content_type.find(';')));
+  const auto b = ct.find_first_not_of(' ');
+  const auto e = ct.find_last_not_of(' ');
+  return b != std::string::npos && ct.substr(b, e - b + 1) == "application/json";
+}
+
+std::string digest_hex(std::string_view bytes) {
+  const model::Digest d = model::digest_of(bytes);
+  return fmt::format("{:016x}{:016x}", d.hi, d.lo);
+}
+
+// Splits a JSON array into the text of its elements, without parsing them
+// (EventParser does, one at a time). Checks only the structure: brackets,
+// strings and commas.
+Result<std::vector<std::string_view>> split_array(std::string_view body) {
+  std::vector<std::string_view> out;
+  std::size_t i = body.find_first_not_of(" \t\r\n");
+  auto bad = [](std::size_t at, std::string_view why) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("not valid JSON at byte {}: {}", at, why));
+  };
+  if (i == std::string_view::npos || body[i] != '[') return bad(0, "expected '['");
+  ++i;
+  auto skip_ws = [&] {
+    while (i < body.size() && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n')) ++i;
+  };
+  skip_ws();
+  if (i < body.size() && body[i] == ']') {
+    ++i;
+  } else {
+    for (;;) {
+      skip_ws();
+      const std::size_t start = i;
+      int depth = 0;
+      bool in_string = false;
+      for (; i < body.size(); ++i) {
+        const char c = body[i];
+        if (in_string) {
+          if (c == '\\') {
+            ++i;
+          } else if (c == '"') {
+            in_string = false;
+          }
+          continue;
+        }
+        if (c == '"') {
+          in_string = true;
+        } else if (c == '{' || c == '[') {
+          ++depth;
+        } else if (c == '}' || c == ']') {
+          if (depth == 0) break;
+          --depth;
+        } else if (c == ',' && depth == 0) {
+          break;
+        }
+      }
+      if (i >= body.size()) return bad(body.size(), "unterminated array");
+      std::size_t end = i;
+      while (end > start && (body[end - 1] == ' ' || body[end - 1] == '\t' || body[end - 1] == '\r' ||
+                             body[end - 1] == '\n')) {
+        --end;
+      }
+      if (end == start) return bad(i, "empty element");
+      out.push_back(body.substr(start, end - start));
+      if (body[i] == ']') {
+        ++i;
+        break;
+      }
+      if (body[i] != ',') return bad(i, "expected ',' or ']'");
+      ++i;
+    }
+  }
+  skip_ws();
+  if (i != body.size()) return bad(i, "text after the array");
+  return out;
+}
+
+bool is_syntax_error(std::string_view message) {
+  return message.starts_with("not valid JSON") || message.starts_with("unexpected text");
+}
+
+ordered_json balance_json(const ledger::Balance& b) {
+  ordered_json j;
+  j["account"] = b.account;
+  j["currency"] = b.currency;
+  j["balance"] = b.balance;
+  j["postings"] = b.postings;
+  return j;
+}
+
+// A closed batch as the report's columns (SETTLEMENT_RULES §7), so the API's
+// rows are the report's rows.
+ordered_json closed_batch_json(const model::BatchSummary& s) {
+  static const std::vector<std::string> columns = [] {
+    std::vector<std::string> cols;
+    const std::string header = rules::report_header();
+    std::size_t i = 0;
+    while (i <= header.size()) {
+      const std::size_t c = std::min(header.find(',', i), header.size());
+      cols.push_back(header.substr(i, c - i));
+      i = c + 1;
+    }
+    return cols;
+  }();
+  const std::string row = rules::report_row(s);
+  ordered_json j;
+  j["state"] = "closed";
+  std::size_t i = 0;
+  for (const std::string& col : columns) {
+    const std::size_t c = std::min(row.find(',', i), row.size());
+    const std::string cell = row.substr(i, c - i);
+    i = c + 1;
+    if (col == "merchant_id" || col == "batch_date" || col == "currency" || col == "payout_date") {
+      j[col] = cell;
+    } else {
+      std::int64_t v = 0;
+      std::from_chars(cell.data(), cell.data() + cell.size(), v);
+      j[col] = v;
+    }
+  }
+  return j;
+}
+
+ordered_json open_batch_json(const model::BatchKey& key, const model::ControlTotals& t) {
+  using model::EventType;
+  ordered_json j;
+  j["state"] = "open";
+  j["merchant_id"] = key.merchant_id.str();
+  j["batch_date"] = format_date(key.batch_date);
+  j["currency"] = key.currency;
+  const std::pair<const char*, EventType> kinds[] = {{"captures", EventType::kCapture},
+                                                     {"refunds", EventType::kRefund},
+                                                     {"chargebacks", EventType::kChargeback},
+                                                     {"reversals", EventType::kChargebackReversal},
+                                                     {"adjustments", EventType::kAdjustment}};
+  for (const auto& [name, type] : kinds) {
+    j[fmt::format("{}_count", name)] = t.of(type).count;
+    j[name] = t.of(type).amount;
+  }
+  j["fees"] = t.fees();
+  return j;
+}
+
+std::string claim_key(std::string_view merchant, std::string_view event_id) {
+  // A merchant id has no '|', so the key names one (merchant, event id).
+  return fmt::format("ev|{}|{}", merchant, event_id);
+}
+
+}  // namespace
+
+const std::vector<Route>& route_table() {
+  static const std::vector<Route> routes = {
+      {"GET", "/healthz"},
+      {"GET", "/readyz"},
+      {"POST", "/v1/events"},
+      {"POST", "/v1/keys"},
+      {"GET", "/v1/keys"},
+      {"DELETE", "/v1/keys/{key_id}"},
+      {"PUT", "/v1/merchants/{merchant_id}"},
+      {"GET", "/v1/merchants/{merchant_id}"},
+      {"GET", "/v1/merchants/{merchant_id}/batches"},
+      {"GET", "/v1/merchants/{merchant_id}/batches/{batch_date}/{currency}"},
+      {"GET", "/v1/merchants/{merchant_id}/balances"},
+      {"GET", "/v1/merchants/{merchant_id}/ledger"},
+      {"GET", "/v1/merchants/{merchant_id}/events/{event_id}"},
+  };
+  return routes;
+}
+
+Response error_response(unsigned status, std::string_view code, std::string_view message,
+                        const std::vector<Detail>& details) {
+  ordered_json e;
+  e["code"] = code;
+  e["message"] = message;
+  if (!details.empty()) {
+    ordered_json d = ordered_json::array();
+    for (const Detail& x : details) d.push_back({{"field", x.field}, {"reason", x.reason}});
+    e["details"] = std::move(d);
+  }
+  ordered_json j;
+  j["error"] = std::move(e);
+  return json_response(status, j);
+}
+
+Detail detail_of(std::string_view message, std::string_view prefix) {
+  constexpr std::string_view kField = "field '";
+  if (message.starts_with(kField)) {
+    const std::size_t close = message.find("': ", kField.size());
+    if (close != std::string_view::npos) {
+      return Detail{fmt::format("{}{}", prefix, message.substr(kField.size(), close - kField.size())),
+                    std::string(message.substr(close + 3))};
+    }
+  }
+  std::string field(prefix);
+  if (!field.empty() && field.back() == '.') field.pop_back();
+  return Detail{field, std::string(message)};
+}
+
+struct Api::Call {
+  const Request& req;
+  std::string path;
+  std::vector<std::string> segments;
+  std::map<std::string, std::string> query;
+  KeyInfo key;
+  const Route* route = nullptr;
+  std::vector<std::string> params;  // values of the route's {placeholders}, in order
+
+  bool admin() const { return key.scope == Scope::kAdmin; }
+  bool may_access(std::string_view merchant) const { return admin() || key.merchant_id == merchant; }
+};
+
+Result<std::unique_ptr<Api>> Api::open(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
+                                       ApiOptions options) {
+  SETTLE_ASSIGN_OR_RETURN(auto keys, KeyRing::open(bus));
+  SETTLE_TRY(bus.create_topic({processor::kMerchantsTopic, 1, true}));
+  std::unique_ptr<Api> api(new Api(bus, ledger, store, options, std::move(keys)));
+  SETTLE_TRY(api->merchants_.refresh());
+  return api;
+}
+
+Status Api::ready() {
+  SETTLE_TRY(bus_.partition_count(processor::kEventsTopic));
+  SETTLE_TRY(ledger_.checkpoint("processor", 0));
+  return ok_status();
+}
+
+std::optional<model::Merchant> Api::find_merchant(std::string_view merchant_id) {
+  std::lock_guard lock(merchants_mu_);
+  const model::Merchant* m = merchants_.find(merchant_id);
+  if (m == nullptr) return std::nullopt;
+  return *m;
+}
+
+Response Api::handle(const Request& request) {
+  Call call{request, {}, {}, {}, {}, nullptr, {}};
+  const std::size_t q = request.target.find('?');
+  call.path = request.target.substr(0, q);
+  if (q != std::string::npos) call.query = parse_query(std::string_view(request.target).substr(q + 1));
+  call.segments = split_path(call.path);
+
+  // Route: the first template whose segments match; a path that matches
+  // with another method is 405.
+  bool path_matched = false;
+  std::string allow;
+  for (const Route& r : route_table()) {
+    const auto tmpl = split_path(r.path);
+    if (tmpl.size() != call.segments.size()) continue;
+    std::vector<std::string> params;
+    bool match = true;
+    for (std::size_t i = 0; i < tmpl.size() && match; ++i) {
+      if (tmpl[i].front() == '{') {
+        params.push_back(call.segments[i]);
+      } else if (tmpl[i] != call.segments[i]) {
+        match = false;
+      }
+    }
+    if (!match) continue;
+    path_matched = true;
+    if (request.method == r.method) {
+      call.route = &r;
+      call.params = std::move(params);
+      break;
+    }
+    if (!allow.empty()) allow += ", ";
+    allow += r.method;
+  }
+  if (call.route == nullptr) {
+    if (path_matched) {
+      Response r = error_response(405, "method_not_allowed",
+                                  fmt::format("{} is not allowed on {}", request.method, call.path));
+      r.headers.emplace_back("Allow", allow);
+      return r;
+    }
+    return error_response(404, "not_found", fmt::format("no route {} {}", request.method, call.path));
+  }
+  const std::string_view path(call.route->path);
+  if (path == "/healthz") return json_response(200, ordered_json{{"status", "ok"}});
+  if (path == "/readyz") return readyz();
+
+  // Authentication.
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string_view auth = request.authorization;
+  auto unauthorized = [](std::string_view why) {
+    Response r = error_response(401, "unauthorized", why);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  };
+  if (auth.empty()) return unauthorized("missing Authorization: Bearer <key>");
+  if (auth.size() <= kBearer.size() || lower(auth.substr(0, kBearer.size())) != "bearer ") {
+    return unauthorized("the Authorization header must be 'Bearer <key>'");
+  }
+  auto key = keys_->authenticate(auth.substr(kBearer.size()));
+  if (!key.ok()) return error_response(503, "unavailable", key.error().message);
+  if (!key->has_value()) return unauthorized("unknown or revoked API key");
+  call.key = **key;
+
+  if (request.method == "POST" && request.has_idempotency_key) return with_idempotency(call);
+  return dispatch(call);
+}
+
+Response Api::readyz() {
+  auto st = ready();
+  if (!st.ok()) return error_response(503, "unavailable", st.error().message);
+  return json_response(200, ordered_json{{"status", "ready"}});
+}
+
+Response Api::dispatch(Call& call) {
+  const std::string_view path(call.route->path);
+  const std::string_view method(call.route->method);
+  const auto& p = call.params;
+  if (path == "/v1/events") return post_events(call);
+  if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);
+  if (path == "/v1/keys/{key_id}") return revoke_key(call, p[0]);
+  if (path == "/v1/merchants/{merchant_id}") {
+    return method == "PUT" ? put_merchant(call, p[0]) : get_merchant(call, p[0]);
+  }
+  // Every other route reads one merchant's data.
+  if (!call.may_access(p[0])) {
+    return error_response(403, "forbidden", fmt::format("this key may not read merchant '{}'", p[0]));
+  }
+  if (path == "/v1/merchants/{merchant_id}/batches") return get_batches(call, p[0]);
+  if (path == "/v1/merchants/{merchant_id}/batches/{batch_date}/{currency}") {
+    return get_batch(call, p[0], p[1], p[2]);
+  }
+  if (path == "/v1/merchants/{merchant_id}/balances") return get_balances(call, p[0]);
+  if (path == "/v1/merchants/{merchant_id}/ledger") return get_ledger(call, p[0]);
+  if (path == "/v1/merchants/{merchant_id}/events/{event_id}") return get_event(call, p[0], p[1]);
+  SETTLE_ASSERT(false, "a route in route_table() has no handler");
+  return error_response(500, "internal", "no handler");
+}
+
+// Stripe-style idempotency keys. Two store entries per key: a lock claimed
+// with put_if_absent (value: the digest of method, path and body) and, once
+// the request is answered, the response (digest, status, body). The lock is
+// never released after a response was stored, so a key cannot be claimed
+// twice within its ttl; it is released when the request failed with a 5xx,
+// so that the client can retry.
+Response Api::with_idempotency(Call& call) {
+  const std::string& key = call.req.idempotency_key;
+  if (key.empty() || key.size() > 255 ||
+      !std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7E; })) {
+    return error_response(400, "invalid_idempotency_key",
+                          "Idempotency-Key must be 1-255 printable ASCII characters without spaces");
+  }
+  const std::string principal = call.admin() ? std::string("admin") : "m:" + call.key.merchant_id;
+  const std::string lock_key = fmt::format("idem-lock|{}|{}", principal, key);
+  const std::string resp_key = fmt::format("idem-resp|{}|{}", principal, key);
+  const std::string digest =
+      digest_hex(fmt::format("{} {}\n{}", call.req.method, call.path, call.req.body));
+
+  auto replay = [&](const std::string& stored) -> std::optional<Response> {
+    // digest \n status \n body
+    const std::size_t a = stored.find('\n');
+    const std::size_t b = stored.find('\n', a + 1);
+    if (a == std::string::npos || b == std::string::npos) return std::nullopt;
+    if (stored.compare(0, a, digest) != 0) {
+      return error_response(422, "idempotency_key_reused",
+                            "this Idempotency-Key was used with a different request body or path");
+    }
+    Response r;
+    r.status = static_cast<unsigned>(std::stoul(stored.substr(a + 1, b - a - 1)));
+    r.body = stored.substr(b + 1);
+    r.headers.emplace_back("Idempotent-Replayed", "true");
+    return r;
+  };
+
+  auto stored = store_.get(resp_key);
+  if (!stored.ok()) return error_response(503, "unavailable", stored.error().message);
+  if (stored->has_value()) {
+    if (auto r = replay(**stored)) return *r;
+  }
+  auto claim = store_.put_if_absent(lock_key, digest, options_.idempotency_ttl);
+  if (!claim.ok()) return error_response(503, "unavailable", claim.error().message);
+  if (!claim->inserted) {
+    if (claim->existing != digest) {
+      return error_response(422, "idempotency_key_reused",
+                            "this Idempotency-Key was used with a different request body or path");
+    }
+    stored = store_.get(resp_key);  // it may have finished in between
+    if (stored.ok() && stored->has_value()) {
+      if (auto r = replay(**stored)) return *r;
+    }
+    return error_response(409, "idempotency_key_in_flight",
+                          "a request with this Idempotency-Key is still being processed; retry later");
+  }
+  Response r = dispatch(call);
+  if (r.status >= 500) {
+    (void)store_.delete_if_equal(lock_key, digest);
+    return r;
+  }
+  auto put = store_.put_if_absent(resp_key, fmt::format("{}\n{}\n{}", digest, r.status, r.body),
+                                  options_.idempotency_ttl);
+  (void)put;  // the response stands even if it could not be remembered
+  return r;
+}
+
+Response Api::post_events(Call& call) {
+  if (!is_json(call.req.content_type)) {
+    return error_response(415, "unsupported_media_type",
+                          "POST /v1/events takes application/json (use /v1/events/bulk for NDJSON or CSV)");
+  }
+  const std::string_view body = call.req.body;
+  const std::size_t first = body.find_first_not_of(" \t\r\n");
+  std::vector<std::string_view> elements;
+  bool array = false;
+  if (first != std::string_view::npos && body[first] == '[') {
+    array = true;
+    auto split = split_array(body);
+    if (!split.ok()) return error_response(400, "malformed_json", split.error().message);
+    elements = std::move(split).value();
+    if (elements.empty()) return error_response(422, "validation_failed", "the array holds no events");
+    if (elements.size() > options_.max_events_per_request) {
+      return error_response(422, "validation_failed",
+                            fmt::format("{} events in one request; at most {} (use /v1/events/bulk for more)",
+                                        elements.size(), options_.max_events_per_request));
+    }
+  } else if (first != std::string_view::npos && body[first] == '{') {
+    elements.push_back(body);
+  } else {
+    return error_response(400, "malformed_json", "the body must be a JSON object or an array of objects");
+  }
+
+  thread_local model::EventParser parser;
+  std::vector<model::Event> events;
+  events.reserve(elements.size());
+  std::vector<Detail> invalid;
+  std::vector<Detail> syntax;
+  std::vector<Detail> forbidden;
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    const std::string prefix = array ? fmt::format("[{}].", i) : std::string();
+    auto ev = parser.parse(elements[i]);
+    if (!ev.ok()) {
+      (is_syntax_error(ev.error().message) ? syntax : invalid).push_back(detail_of(ev.error().message, prefix));
+      continue;
+    }
+    if (!call.may_access(ev->merchant_id.view())) {
+      forbidden.push_back(Detail{prefix + "merchant_id",
+                                 fmt::format("this key may not write merchant '{}'", ev->merchant_id.str())});
+      continue;
+    }
+    if (!find_merchant(ev->merchant_id.view())) {
+      invalid.push_back(Detail{prefix + "merchant_id", fmt::format("unknown merchant '{}'", ev->merchant_id.str())});
+      continue;
+    }
+    events.push_back(std::move(ev).value());
+  }
+  if (!syntax.empty()) return error_response(400, "malformed_json", "the body is not valid JSON", syntax);
+  if (!forbidden.empty()) {
+    return error_response(403, "forbidden", "events of another merchant; nothing was accepted", forbidden);
+  }
+  if (!invalid.empty()) {
+    return error_response(422, "validation_failed",
+                          fmt::format("{} of {} events failed validation; nothing was accepted", invalid.size(),
+                                      elements.size()),
+                          invalid);
+  }
+
+  // Claim each (merchant, event id) with its content digest: a claim that
+  // exists is a duplicate (same digest) or a conflict (another digest).
+  enum class Verdict { kAccepted, kDuplicate, kConflict };
+  std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
+  std::vector<std::string> canon(events.size());
+  std::vector<std::string> digests(events.size());
+  std::vector<bus::Record> records;
+  std::vector<std::size_t> claimed;
+  auto release_claims = [&] {
+    for (std::size_t i : claimed) {
+      (void)store_.delete_if_equal(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i]);
+    }
+  };
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    canon[i] = model::canonical_event_json(events[i]);
+    digests[i] = digest_hex(canon[i]);
+    auto put = store_.put_if_absent(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i],
+                                    options_.event_claim_ttl);
+    if (!put.ok()) {
+      release_claims();
+      return error_response(503, "unavailable", put.error().message);
+    }
+    if (!put->inserted) {
+      verdicts[i] = put->existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
+      continue;
+    }
+    claimed.push_back(i);
+    records.push_back(bus::Record{events[i].merchant_id.str(), canon[i],
+                                  {bus::Header{processor::kSourceHeader, "api"}}, 0});
+  }
+  if (!records.empty()) {
+    auto appended = bus_.append(processor::kEventsTopic, records);
+    if (!appended.ok()) {
+      release_claims();
+      return error_response(503, "unavailable",
+                            fmt::format("the bus did not take the events: {}", appended.error().message));
+    }
+  }
+
+  std::string out;
+  out.reserve(64 + events.size() * 64);
+  std::int64_t accepted = 0;
+  std::int64_t duplicates = 0;
+  std::int64_t rejected = 0;
+  out += "{\"results\":[";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i) out += ',';
+    out += fmt::format("{{\"index\":{},\"event_id\":\"", i);
+    model::append_json_escaped(out, events[i].event_id.view());
+    out += "\",\"status\":";
+    switch (verdicts[i]) {
+      case Verdict::kAccepted:
+        ++accepted;
+        out += "\"accepted\"}";
+        break;
+      case Verdict::kDuplicate:
+        ++duplicates;
+        out += "\"duplicate\"}";
+        break;
+      case Verdict::kConflict:
+        ++rejected;
+        out += "\"rejected\",\"errors\":[{\"code\":\"conflict\",\"field\":\"";
+        out += array ? fmt::format("[{}].event_id", i) : std::string("event_id");
+        out += "\",\"reason\":\"an event with this id and different content was accepted before\"}]}";
+        break;
+    }
+  }
+  out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
+  return Response{202, std::move(out), {}};
+}
+
+Response Api::post_key(Call& call) {
+  if (!call.admin()) return error_response(403, "forbidden", "only an admin key may create keys");
+  if (!is_json(call.req.content_type)) return error_response(415, "unsupported_media_type", "expected application/json");
+  auto j = nlohmann::json::parse(call.req.body, nullptr, false);
+  if (j.is_discarded()) return error_response(400, "malformed_json", "the body is not valid JSON");
+  if (!j.is_object()) return error_response(422, "validation_failed", "the body must be a JSON object");
+  std::vector<Detail> details;
+  for (const auto& [k, v] : j.items()) {
+    if (k != "scope" && k != "merchant_id") details.push_back({k, "is not a known field"});
+  }
+  const auto scope_it = j.find("scope");
+  std::string scope;
+  if (scope_it == j.end() || !scope_it->is_string()) {
+    details.push_back({"scope", "is required: 'merchant' or 'admin'"});
+  } else {
+    scope = scope_it->get<std::string>();
+    if (scope != "merchant" && scope != "admin") details.push_back({"scope", "must be 'merchant' or 'admin'"});
+  }
+  std::string merchant;
+  const auto m_it = j.find("merchant_id");
+  if (scope == "merchant") {
+    if (m_it == j.end() || !m_it->is_string()) {
+      details.push_back({"merchant_id", "is required for a merchant key"});
+    } else {
+      merchant = m_it->get<std::string>();
+      if (auto st = model::validate_merchant_id(merchant); !st.ok()) details.push_back(detail_of(st.error().message, ""));
+    }
+  } else if (scope == "admin" && m_it != j.end()) {
+    details.push_back({"merchant_id", "must be absent for an admin key"});
+  }
+  if (!details.empty()) return error_response(422, "validation_failed", "the key request is invalid", details);
+  auto created = keys_->create(scope == "admin" ? Scope::kAdmin : Scope::kMerchant, merchant);
+  if (!created.ok()) return error_response(503, "unavailable", created.error().message);
+  ordered_json out;
+  out["key"] = created->secret;
+  out["key_id"] = created->info.key_id;
+  out["scope"] = std::string(scope_name(created->info.scope));
+  if (!merchant.empty()) out["merchant_id"] = merchant;
+  out["created_at"] = created->info.created_at;
+  return json_response(201, out);
+}
+
+Response Api::list_keys(Call& call) {
+  if (!call.admin()) return error_response(403, "forbidden", "only an admin key may list keys");
+  auto keys = keys_->list();
+  if (!keys.ok()) return error_response(503, "unavailable", keys.error().message);
+  ordered_json arr = ordered_json::array();
+  for (const KeyInfo& k : *keys) {
+    ordered_json e;
+    e["key_id"] = k.key_id;
+    e["scope"] = std::string(scope_name(k.scope));
+    if (k.scope == Scope::kMerchant) e["merchant_id"] = k.merchant_id;
+    e["created_at"] = k.created_at;
+    e["revoked"] = k.revoked;
+    arr.push_back(std::move(e));
+  }
+  return json_response(200, ordered_json{{"keys", std::move(arr)}});
+}
+
+Response Api::revoke_key(Call& call, std::string_view key_id) {
+  if (!call.admin()) return error_response(403, "forbidden", "only an admin key may revoke keys");
+  auto k = keys_->revoke(key_id);
+  if (!k.ok()) {
+    if (k.error().code == ErrorCode::kNotFound) return error_response(404, "not_found", k.error().message);
+    return error_response(503, "unavailable", k.error().message);
+  }
+  return json_response(200, ordered_json{{"key_id", k->key_id}, {"revoked", true}});
+}
+
+Response Api::put_merchant(Call& call, std::string_view merchant_id) {
+  if (!call.admin()) return error_response(403, "forbidden", "only an admin key may configure merchants");
+  if (!is_json(call.req.content_type)) return error_response(415, "unsupported_media_type", "expected application/json");
+  if (auto st = model::validate_merchant_id(merchant_id); !st.ok()) {
+    return error_response(422, "validation_failed", "bad merchant id in the path", {detail_of(st.error().message, "")});
+  }
+  auto j = nlohmann::json::parse(call.req.body, nullptr, false);
+  if (j.is_discarded()) return error_response(400, "malformed_json", "the body is not valid JSON");
+  auto m = model::parse_merchant_json(call.req.body);
+  if (!m.ok()) {
+    return error_response(422, "validation_failed", "the merchant is invalid", {detail_of(m.error().message, "")});
+  }
+  if (m->id.view() != merchant_id) {
+    return error_response(422, "validation_failed", "the body's merchant_id differs from the path",
+                          {Detail{"merchant_id", fmt::format("must be '{}' (the path's id)", merchant_id)}});
+  }
+  const bool existed = find_merchant(merchant_id).has_value();
+  const model::Merchant merchant = *m;
+  auto st = processor::MerchantDirectory::publish(bus_, std::span(&merchant, 1));
+  if (!st.ok()) return error_response(503, "unavailable", st.error().message);
+  {
+    std::lock_guard lock(merchants_mu_);
+    auto r = merchants_.refresh();
+    if (!r.ok()) return error_response(503, "unavailable", r.error().message);
+  }
+  return Response{existed ? 200u : 201u, model::merchant_json(merchant), {}};
+}
+
+Response Api::get_merchant(Call& call, std::string_view merchant_id) {
+  if (!call.may_access(merchant_id)) {
+    return error_response(403, "forbidden", fmt::format("this key may not read merchant '{}'", merchant_id));
+  }
+  auto m = find_merchant(merchant_id);
+  if (!m) return error_response(404, "not_found", fmt::format("no merchant '{}'", merchant_id));
+  return Response{200, model::merchant_json(*m), {}};
+}
+
+namespace {
+
+Result<std::optional<Date>> date_param(const std::map<std::string, std::string>& q, const std::string& name,
+                                       std::vector<Detail>& details) {
+  auto it = q.find(name);
+  if (it == q.end() || it->second.empty()) return std::optional<Date>{};
+  auto d = parse_date(it->second);
+  if (!d.ok()) {
+    details.push_back({name, d.error().message});
+    return std::optional<Date>{};
+  }
+  return std::optional<Date>(*d);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Api::open_batch_rows(std::string_view merchant_id, std::optional<Date> from,
+                                                      std::optional<Date> to) {
+  // The merchant's currencies are those of its payable accounts; a batch is
+  // open when events settle in it after the latest closed batch.
+  SETTLE_ASSIGN_OR_RETURN(auto balances, ledger_.balances(merchant_id));
+  std::set<std::string> currencies;
+  for (const auto& b : balances) currencies.insert(b.currency);
+  std::vector<std::string> rows;
+  const std::string payable = fmt::format("merchant:{}:payable", merchant_id);
+  for (const std::string& cur : currencies) {
+    SETTLE_ASSIGN_OR_RETURN(auto history, ledger_.batch_history(merchant_id, cur));
+    ledger::PostingQuery q;
+    q.merchant_id = std::string(merchant_id);
+    q.account = payable;
+    q.settle_from = history.last_closed ? std::optional<Date>(history.last_closed->plus_days(1)) : std::nullopt;
+    if (from && (!q.settle_from || *from > *q.settle_from)) q.settle_from = from;
+    q.settle_to = to;
+    q.limit = options_.event_lookup_rows_max;
+    SETTLE_ASSIGN_OR_RETURN(auto postings, ledger_.postings(q));
+    std::set<Date> dates;
+    for (const auto& p : postings) {
+      if (p.currency == cur && !p.ref.starts_with("\xC2\xA7")) dates.insert(p.settle_date);
+    }
+    for (Date d : dates) {
+      model::BatchKey key{MerchantId(std::string(merchant_id)), d, cur};
+      SETTLE_ASSIGN_OR_RETURN(auto totals, ledger_.settling_totals(key));
+      rows.push_back(dump(open_batch_json(key, totals)));
+    }
+  }
+  return rows;
+}
+
+Response Api::get_batches(Call& call, std::string_view merchant_id) {
+  std::vector<Detail> details;
+  auto from = date_param(call.query, "from", details);
+  auto to = date_param(call.query, "to", details);
+  if (!details.empty()) return error_response(422, "validation_failed", "bad query parameters", details);
+  ledger::BatchQuery q;
+  q.merchant_id = std::string(merchant_id);
+  q.from = *from;
+  q.to = *to;
+  auto closed = ledger_.closed_batches(q);
+  if (!closed.ok()) return error_response(503, "unavailable", closed.error().message);
+  auto open = open_batch_rows(merchant_id, *from, *to);
+  if (!open.ok()) return error_response(503, "unavailable", open.error().message);
+  std::string out = "{\"batches\":[";
+  bool first = true;
+  for (const auto& b : *closed) {
+    if (!first) out += ',';
+    first = false;
+    out += dump(closed_batch_json(b));
+  }
+  for (const auto& row : *open) {
+    if (!first) out += ',';
+    first = false;
+    out += row;
+  }
+  out += "]}";
+  return Response{200, std::move(out), {}};
+}
+
+Response Api::get_batch(Call&, std::string_view merchant_id, std::string_view date_text,
+                        std::string_view currency) {
+  auto date = parse_date(date_text);
+  if (!date.ok()) {
+    return error_response(422, "validation_failed", "bad batch date", {Detail{"batch_date", date.error().message}});
+  }
+  if (auto c = find_currency(currency); !c.ok()) {
+    return error_response(422, "validation_failed", "bad currency", {Detail{"currency", c.error().message}});
+  }
+  ledger::BatchQuery q;
+  q.merchant_id = std::string(merchant_id);
+  q.from = *date;
+  q.to = *date;
+  auto closed = ledger_.closed_batches(q);
+  if (!closed.ok()) return error_response(503, "unavailable", closed.error().message);
+  for (const auto& b : *closed) {
+    if (b.key.currency == currency) return json_response(200, closed_batch_json(b));
+  }
+  model::BatchKey key{MerchantId(std::string(merchant_id)), *date, std::string(currency)};
+  auto totals = ledger_.settling_totals(key);
+  if (!totals.ok()) return error_response(503, "unavailable", totals.error().message);
+  if (totals->event_count() == 0) {
+    return error_response(404, "not_found", fmt::format("no batch {}", key.to_string()));
+  }
+  return json_response(200, open_batch_json(key, *totals));
+}
+
+Response Api::get_balances(Call&, std::string_view merchant_id) {
+  auto balances = ledger_.balances(merchant_id);
+  if (!balances.ok()) return error_response(503, "unavailable", balances.error().message);
+  ordered_json arr = ordered_json::array();
+  for (const auto& b : *balances) arr.push_back(balance_json(b));
+  return json_response(200, ordered_json{{"merchant_id", merchant_id}, {"balances", std::move(arr)}});
+}
+
+// Cursor pagination over the merchant's postings in ledger order (journals
+// are only ever appended, so a position in that order stays valid). The
+// cursor is opaque to clients: "p" and the number of rows already returned.
+Response Api::get_ledger(Call& call, std::string_view merchant_id) {
+  std::vector<Detail> details;
+  auto from = date_param(call.query, "from", details);
+  auto to = date_param(call.query, "to", details);
+  std::size_t limit = 100;
+  std::size_t offset = 0;
+  if (auto it = call.query.find("limit"); it != call.query.end()) {
+    auto [p, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), limit);
+    if (ec != std::errc() || p != it->second.data() + it->second.size() || limit == 0 ||
+        limit > options_.ledger_page_max) {
+      details.push_back({"limit", fmt::format("must be an integer 1-{}", options_.ledger_page_max)});
+    }
+  }
+  if (auto it = call.query.find("cursor"); it != call.query.end() && !it->second.empty()) {
+    const std::string& c = it->second;
+    auto [p, ec] = c.size() > 1 && c[0] == 'p' ? std::from_chars(c.data() + 1, c.data() + c.size(), offset)
+                                                 : std::from_chars_result{c.data(), std::errc::invalid_argument};
+    if (ec != std::errc() || p != c.data() + c.size()) details.push_back({"cursor", "is not a cursor this API issued"});
+  }
+  if (!details.empty()) return error_response(422, "validation_failed", "bad query parameters", details);
+  ledger::PostingQuery q;
+  q.merchant_id = std::string(merchant_id);
+  if (auto it = call.query.find("account"); it != call.query.end() && !it->second.empty()) q.account = it->second;
+  q.settle_from = *from;
+  q.settle_to = *to;
+  q.limit = offset + limit + 1;
+  auto rows = ledger_.postings(q);
+  if (!rows.ok()) return error_response(503, "unavailable", rows.error().message);
+  ordered_json arr = ordered_json::array();
+  for (std::size_t i = offset; i < rows->size() && i < offset + limit; ++i) {
+    const auto& r = (*rows)[i];
+    ordered_json e;
+    e["ref"] = r.ref;
+    e["kind"] = r.kind;
+    e["account"] = r.account;
+    e["currency"] = r.currency;
+    e["amount"] = r.amount;
+    e["batch_date"] = format_date(r.batch_date);
+    e["settle_date"] = format_date(r.settle_date);
+    e["late"] = r.late;
+    arr.push_back(std::move(e));
+  }
+  ordered_json out;
+  out["merchant_id"] = merchant_id;
+  out["postings"] = std::move(arr);
+  out["next_cursor"] = rows->size() > offset + limit ? ordered_json(fmt::format("p{}", offset + limit)) : ordered_json();
+  return json_response(200, out);
+}
+
+Response Api::get_event(Call&, std::string_view merchant_id, std::string_view event_id) {
+  auto claim = store_.get(claim_key(merchant_id, event_id));
+  if (!claim.ok()) return error_response(503, "unavailable", claim.error().message);
+  ledger::PostingQuery q;
+  q.merchant_id = std::string(merchant_id);
+  q.limit = options_.event_lookup_rows_max;
+  auto rows = ledger_.postings(q);
+  if (!rows.ok()) return error_response(503, "unavailable", rows.error().message);
+  ordered_json legs = ordered_json::array();
+  const ledger::PostingRow* first = nullptr;
+  for (const auto& r : *rows) {
+    if (r.ref != event_id) continue;
+    if (first == nullptr) first = &r;
+    legs.push_back({{"account", r.account}, {"amount", r.amount}});
+  }
+  if (first == nullptr && !claim->has_value()) {
+    return error_response(404, "not_found", fmt::format("no event '{}' of merchant '{}'", event_id, merchant_id));
+  }
+  ordered_json out;
+  out["merchant_id"] = merchant_id;
+  out["event_id"] = event_id;
+  out["accepted"] = true;
+  out["posted"] = first != nullptr;
+  if (first != nullptr) {
+    out["kind"] = first->kind;
+    out["currency"] = first->currency;
+    out["batch_date"] = format_date(first->batch_date);
+    out["settle_date"] = format_date(first->settle_date);
+    out["late"] = first->late;
+    out["legs"] = std::move(legs);
+    ledger::BatchQuery bq;
+    bq.merchant_id = std::string(merchant_id);
+    bq.from = first->settle_date;
+    bq.to = first->settle_date;
+    auto closed = ledger_.closed_batches(bq);
+    if (!closed.ok()) return error_response(503, "unavailable", closed.error().message);
+    bool settled = false;
+    for (const auto& b : *closed) settled = settled || b.key.currency == first->currency;
+    out["settled"] = settled;
+    out["batch"] = {{"batch_date", format_date(first->settle_date)}, {"currency", first->currency},
+                    {"state", settled ? "closed" : "open"}};
+  } else {
+    out["settled"] = false;
+  }
+  return json_response(200, out);
+}
+
+}  // namespace settle::gateway

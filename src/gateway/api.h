@@ -1,0 +1,126 @@
+// The gateway's HTTP API as plain request/response values, independent of the
+// transport (server.cc carries them over Boost.Beast): routing, Bearer-key
+// authentication and scopes, validation, idempotency keys, event-level
+// deduplication, and the queries. docs/openapi.yaml describes every route;
+// route_table() is what a test compares it with.
+//
+// Error bodies: {"error":{"code":"…","message":"…","details":[{"field":"…","reason":"…"}]}}.
+//
+// Thread safety: handle() may be called from any number of threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "bus/bus.h"
+#include "common/result.h"
+#include "gateway/keys.h"
+#include "idempotency/store.h"
+#include "ledger/ledger.h"
+#include "processor/merchant_directory.h"
+
+namespace settle::gateway {
+
+struct Request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path and query, e.g. "/v1/merchants/m1/ledger?limit=10"
+  std::string authorization;
+  std::string idempotency_key;
+  std::string content_type;
+  std::string body;
+  bool has_idempotency_key = false;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::string body;  // JSON
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct Route {
+  const char* method;
+  const char* path;  // OpenAPI template, e.g. "/v1/merchants/{merchant_id}"
+};
+// Every route the API serves.
+const std::vector<Route>& route_table();
+
+struct ApiOptions {
+  // How long an Idempotency-Key's first response is replayed.
+  std::chrono::milliseconds idempotency_ttl = std::chrono::hours(24);
+  // How long the gateway remembers an accepted event's (merchant, event id)
+  // and content digest to answer `duplicate`/`conflict` itself. After that
+  // (or after a restart of the embedded store) the ledger's unique identity
+  // still settles the event once; the API then answers `accepted`.
+  std::chrono::milliseconds event_claim_ttl = std::chrono::hours(24);
+  std::size_t max_events_per_request = 1000;
+  // Ledger rows /events/{id} scans for the event's journal (the ledger port
+  // has no lookup by event id yet).
+  std::size_t event_lookup_rows_max = 1'000'000;
+  std::size_t ledger_page_max = 1000;
+};
+
+// Formats the error envelope.
+struct Detail {
+  std::string field;
+  std::string reason;
+};
+Response error_response(unsigned status, std::string_view code, std::string_view message,
+                        const std::vector<Detail>& details = {});
+
+// Splits a validation message of the form "field 'amount': must be > 0" into
+// its field and reason ("" and the whole message when it names none).
+Detail detail_of(std::string_view message, std::string_view prefix);
+
+class Api {
+ public:
+  // Opens the key ring (creating the `keys` topic) and loads the merchants.
+  static Result<std::unique_ptr<Api>> open(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
+                                           ApiOptions options = {});
+
+  Response handle(const Request& request);
+  // Bus and ledger reachable.
+  Status ready();
+  KeyRing& keys() { return *keys_; }
+
+ private:
+  Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
+      std::unique_ptr<KeyRing> keys)
+      : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus) {}
+
+  struct Call;
+  Response dispatch(Call& call);
+  Response with_idempotency(Call& call);
+  Response post_events(Call& call);
+  Response post_key(Call& call);
+  Response list_keys(Call& call);
+  Response revoke_key(Call& call, std::string_view key_id);
+  Response put_merchant(Call& call, std::string_view merchant_id);
+  Response get_merchant(Call& call, std::string_view merchant_id);
+  Response get_batches(Call& call, std::string_view merchant_id);
+  Response get_batch(Call& call, std::string_view merchant_id, std::string_view date, std::string_view currency);
+  Response get_balances(Call& call, std::string_view merchant_id);
+  Response get_ledger(Call& call, std::string_view merchant_id);
+  Response get_event(Call& call, std::string_view merchant_id, std::string_view event_id);
+  Response readyz();
+
+  // The merchant's configuration (a copy), or nullopt when unknown.
+  std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
+  Result<std::vector<std::string>> open_batch_rows(std::string_view merchant_id, std::optional<Date> from,
+                                                   std::optional<Date> to);
+
+  bus::Bus& bus_;
+  ledger::Ledger& ledger_;
+  idempotency::Store& store_;
+  ApiOptions options_;
+  std::unique_ptr<KeyRing> keys_;
+  std::mutex merchants_mu_;
+  processor::MerchantDirectory merchants_;
+};
+
+}  // namespace settle::gateway

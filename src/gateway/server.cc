@@ -1,0 +1,266 @@
+// Boost 1.74's Asio with g++ 12 in C++20 needs <utility> before it.
+#include <utility>
+
+#include "gateway/server.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace settle::gateway {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+struct Shared {
+  Api* api = nullptr;
+  ServerOptions options;
+  asio::thread_pool* handlers = nullptr;
+  std::atomic<std::size_t> connections{0};
+};
+
+// One connection: reads requests one at a time (HTTP/1.1 keep-alive), hands
+// each to the handler pool, writes its response, reads the next.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Shared& shared, bool over_capacity)
+      : stream_(std::move(socket)), shared_(shared), over_capacity_(over_capacity) {
+    shared_.connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Session() { shared_.connections.fetch_sub(1, std::memory_order_relaxed); }
+
+  void run() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->begin(); }); }
+
+ private:
+  void begin() {
+    if (over_capacity_) {
+      write(error_response(503, "too_many_connections",
+                           fmt::format("the gateway serves at most {} connections at once; retry later",
+                                       shared_.options.max_connections)),
+            true, 11);
+      return;
+    }
+    read_header();
+  }
+
+  void read_header() {
+    parser_.emplace();
+    parser_->body_limit(shared_.options.body_limit_bytes);
+    parser_->header_limit(64 * 1024);
+    stream_.expires_after(shared_.options.request_timeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    const auto& req = parser_->get();
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      continue_.emplace(http::status::continue_, req.version());
+      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code wec, std::size_t) {
+        if (wec) return self->close();
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      return write(error_response(413, "payload_too_large",
+                                  fmt::format("the body exceeds {} bytes (use /v1/events/bulk for large uploads)",
+                                              shared_.options.body_limit_bytes)),
+                   true, 11);
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      return close();
+    }
+    // A request that is not HTTP: say so and close.
+    write(error_response(400, "bad_request", fmt::format("malformed HTTP request: {}", ec.message())), true, 11);
+  }
+
+  void on_body(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    auto msg = parser_->release();
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.authorization = std::string(msg[http::field::authorization]);
+    req.content_type = std::string(msg[http::field::content_type]);
+    if (auto it = msg.find("Idempotency-Key"); it != msg.end()) {
+      req.has_idempotency_key = true;
+      req.idempotency_key = std::string(it->value());
+    }
+    req.body = std::move(msg.body());
+    const bool keep_alive = msg.keep_alive();
+    const unsigned version = msg.version();
+    // The handler may block (fsync, ledger): run it off the I/O threads.
+    asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req), keep_alive, version]() mutable {
+      Response resp = self->shared_.api->handle(req);
+      asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
+        self->write(std::move(resp), !keep_alive, version);
+      });
+    });
+  }
+
+  void write(Response resp, bool close_after, unsigned version) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(resp.status), version);
+    res->set(http::field::server, "settled");
+    res->set(http::field::content_type, "application/json");
+    for (auto& [name, value] : resp.headers) res->set(name, value);
+    res->body() = std::move(resp.body);
+    res->keep_alive(!close_after);
+    res->prepare_payload();
+    response_ = res;
+    stream_.expires_after(shared_.options.request_timeout);
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+                        self->response_.reset();
+                        if (ec) return self->close();
+                        if (close_after) return self->linger();
+                        self->read_header();
+                      });
+  }
+
+  // Closes our side but keeps reading (and discarding) for a moment, so a
+  // client still sending the body of a refused request (413) reads our
+  // answer instead of a reset.
+  void linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(asio::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  Shared& shared_;
+  bool over_capacity_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::empty_body>> continue_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  std::array<char, 16384> drain_buffer_;
+};
+
+}  // namespace
+
+struct Server::Impl {
+  bus::Bus& bus;
+  ledger::Ledger& ledger;
+  idempotency::Store& store;
+  Shared shared;
+  std::unique_ptr<Api> api;
+  asio::io_context ioc;
+  std::optional<asio::thread_pool> handlers;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+  bool running = false;
+
+  Impl(bus::Bus& b, ledger::Ledger& l, idempotency::Store& s, ServerOptions o)
+      : bus(b), ledger(l), store(s), ioc(std::max(1, o.io_threads)) {
+    shared.options = std::move(o);
+  }
+
+  void accept() {
+    acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
+      if (!ec) {
+        const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
+        std::make_shared<Session>(std::move(socket), shared, over)->run();
+      }
+      accept();
+    });
+  }
+};
+
+Server::Server(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ServerOptions options)
+    : impl_(std::make_unique<Impl>(bus, ledger, store, std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+Status Server::start() {
+  Impl& d = *impl_;
+  SETTLE_ASSERT(!d.running, "Server::start() twice");
+  SETTLE_ASSIGN_OR_RETURN(d.api, Api::open(d.bus, d.ledger, d.store, d.shared.options.api));
+  d.shared.api = d.api.get();
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(d.shared.options.host, ec);
+  if (ec) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("gateway: '{}' is not an IP address", d.shared.options.host));
+  }
+  const tcp::endpoint endpoint(address, d.shared.options.port);
+  d.acceptor.emplace(d.ioc);
+  auto bind_error = [&](std::string_view what) {
+    return make_error(ErrorCode::kUnavailable, fmt::format("gateway: cannot {} {}:{}: {}", what,
+                                                           d.shared.options.host, d.shared.options.port, ec.message()));
+  };
+  if (d.acceptor->open(endpoint.protocol(), ec); ec) return bind_error("open a socket for");
+  if (d.acceptor->set_option(asio::socket_base::reuse_address(true), ec); ec) return bind_error("configure");
+  if (d.acceptor->bind(endpoint, ec); ec) return bind_error("bind");
+  if (d.acceptor->listen(asio::socket_base::max_listen_connections, ec); ec) return bind_error("listen on");
+  d.port = d.acceptor->local_endpoint().port();
+  d.handlers.emplace(static_cast<std::size_t>(std::max(1, d.shared.options.handler_threads)));
+  d.shared.handlers = &*d.handlers;
+  d.accept();
+  for (int i = 0; i < std::max(1, d.shared.options.io_threads); ++i) {
+    d.threads.emplace_back([&d] { d.ioc.run(); });
+  }
+  d.running = true;
+  return ok_status();
+}
+
+void Server::stop() {
+  Impl& d = *impl_;
+  if (!d.running) return;
+  d.running = false;
+  asio::post(d.ioc, [&d] {
+    beast::error_code ec;
+    d.acceptor->close(ec);
+  });
+  // Let handlers finish what they started (an append in flight completes),
+  // then stop the loop; connections close when the io_context goes away.
+  d.handlers->join();
+  d.ioc.stop();
+  for (auto& t : d.threads) t.join();
+  d.threads.clear();
+}
+
+std::uint16_t Server::port() const { return impl_->port; }
+
+Api& Server::api() {
+  SETTLE_ASSERT(impl_->api != nullptr, "Server::api() before start()");
+  return *impl_->api;
+}
+
+}  // namespace settle::gateway

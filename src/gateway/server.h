@@ -1,0 +1,63 @@
+// The HTTP gateway's server: Boost.Beast over Asio, with a configurable
+// number of I/O threads, a time-out on every request (a slow client cannot
+// hold a thread or a connection), a cap on concurrent connections, and a
+// request body limit (413). Requests are handled on a separate pool of
+// handler threads, since they block on the bus (fsync) and the ledger; the
+// I/O threads only read and write sockets. Beast stays out of this header.
+//
+// start() binds and returns; stop() closes the listener and every connection
+// and joins the threads. The bus, ledger and store must outlive the server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "bus/bus.h"
+#include "common/result.h"
+#include "gateway/api.h"
+#include "idempotency/store.h"
+#include "ledger/ledger.h"
+
+namespace settle::gateway {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0: any free port (see Server::port())
+  // Threads that run Asio's event loop (socket reads and writes).
+  int io_threads = 2;
+  // Threads that run request handlers (bus appends, ledger queries). More lets
+  // more single-event requests wait on their fsync at once.
+  int handler_threads = 8;
+  // A request must arrive completely (headers and body) within this, and a
+  // response be written within it; an idle keep-alive connection is closed
+  // after it.
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
+  // Connections beyond this are answered 503 and closed.
+  std::size_t max_connections = 1024;
+  // Larger request bodies get 413.
+  std::size_t body_limit_bytes = std::size_t{1} << 20;
+  ApiOptions api;
+};
+
+class Server {
+ public:
+  Server(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the API (keys, merchants), binds and starts serving.
+  Status start();
+  void stop();
+  // The bound port (after start()).
+  std::uint16_t port() const;
+  Api& api();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace settle::gateway

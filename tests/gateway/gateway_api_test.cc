@@ -1,0 +1,459 @@
+// The HTTP gateway end to end: the real `settled gateway` process on a data
+// directory that `settled settle` left, driven over loopback by an HTTP client.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "gateway/api.h"
+#include "http_client.h"
+#include "support/process.h"
+
+namespace settle::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string settled(const std::vector<std::string>& args, int* code = nullptr) {
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN};
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  std::string out;
+  const int rc = run(o, &out);
+  if (code) *code = rc;
+  return out;
+}
+
+// Runs settled and returns only its stdout (a key, a report).
+std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
+  const fs::path out = scratch / "stdout.txt";
+  std::string cmd = std::string(SETTLED_BIN);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > '" + out.string() + "' 2>/dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Gateway {
+ public:
+  Gateway(const fs::path& data, std::vector<std::string> extra = {}) : port_(free_port()) {
+    ProcessOptions o;
+    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port_)};
+    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+    o.log = data.parent_path() / fmt::format("gateway-{}.log", port_);
+    proc_.emplace(o);
+    if (!wait_for_port(port_, std::chrono::seconds(20))) {
+      throw std::runtime_error("the gateway did not start: " + proc_->log_tail());
+    }
+  }
+  int port() const { return port_; }
+  void stop() { proc_->stop(); }
+
+ private:
+  int port_;
+  std::optional<Process> proc_;
+};
+
+struct World {
+  std::unique_ptr<TempDir> dir;
+  fs::path data;
+  std::string admin;
+  std::string eur;  // m-eur's key
+  std::string jpy;  // m-jpy's key
+  std::unique_ptr<Gateway> gw;
+};
+World* world = nullptr;
+
+class GatewayApi : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    world = new World;
+    world->dir = std::make_unique<TempDir>("gateway-api");
+    world->data = world->dir->path() / "data";
+    int rc = 0;
+    const std::string out = settled({"settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
+                                     (kFixtures / "events.ndjson").string(), "--through", "2026-03-29",
+                                     "--data-dir", world->data.string(), "--quiet"},
+                                    &rc);
+    ASSERT_EQ(rc, 0) << out;
+    const fs::path scratch = world->dir->path();
+    world->admin = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", world->data.string()}, scratch));
+    world->eur = trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", world->data.string()}, scratch));
+    world->jpy = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", world->data.string()}, scratch));
+    ASSERT_EQ(world->admin.size(), 67u) << world->admin;
+    world->gw = std::make_unique<Gateway>(world->data);
+  }
+  static void TearDownTestSuite() {
+    delete world;
+    world = nullptr;
+  }
+
+ protected:
+  static int port() { return world->gw->port(); }
+  static HttpResult get(const std::string& target, const std::string& key) {
+    return http_request(port(), "GET", target, {}, {{"Authorization", "Bearer " + key}});
+  }
+  static HttpResult post(const std::string& target, const std::string& key, const std::string& body,
+                         Headers extra = {}) {
+    Headers h = {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}};
+    for (auto& e : extra) h.push_back(e);
+    return http_request(port(), "POST", target, body, h);
+  }
+  static HttpResult put(const std::string& target, const std::string& key, const std::string& body) {
+    return http_request(port(), "PUT", target, body,
+                        {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
+  }
+  static std::string event(const std::string& id, const std::string& merchant = "m-eur", std::int64_t amount = 500,
+                           const std::string& at = "2026-03-30T10:00:00Z") {
+    return fmt::format(R"({{"event_id":"{}","merchant_id":"{}","type":"capture","amount":{},"currency":"{}","occurred_at":"{}"}})",
+                       id, merchant, amount, merchant == "m-jpy" ? "JPY" : "EUR", at);
+  }
+  static json body(const HttpResult& r) { return json::parse(r.body); }
+  static void expect_error(const HttpResult& r, unsigned status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto j = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << r.body;
+    EXPECT_EQ(j["error"]["code"], code) << r.body;
+    EXPECT_TRUE(j["error"]["message"].is_string()) << r.body;
+  }
+};
+
+TEST_F(GatewayApi, HealthAndReadinessNeedNoKey) {
+  EXPECT_EQ(http_request(port(), "GET", "/healthz").status, 200u);
+  auto r = http_request(port(), "GET", "/readyz");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(body(r)["status"], "ready");
+}
+
+TEST_F(GatewayApi, MissingMalformedUnknownAndRevokedKeysAre401) {
+  auto r = http_request(port(), "GET", "/v1/merchants/m-eur/balances");
+  expect_error(r, 401, "unauthorized");
+  EXPECT_EQ(r.header("www-authenticate"), "Bearer");
+  expect_error(http_request(port(), "GET", "/v1/merchants/m-eur/balances", {}, {{"Authorization", "Basic abc"}}), 401,
+               "unauthorized");
+  expect_error(get("/v1/merchants/m-eur/balances", "sk_" + std::string(64, '0')), 401, "unauthorized");
+
+  auto created = post("/v1/keys", world->admin, R"({"scope":"merchant","merchant_id":"m-eur"})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const std::string key = body(created)["key"];
+  const std::string key_id = body(created)["key_id"];
+  EXPECT_EQ(get("/v1/merchants/m-eur/balances", key).status, 200u);
+  auto revoked = http_request(port(), "DELETE", "/v1/keys/" + key_id, {}, {{"Authorization", "Bearer " + world->admin}});
+  EXPECT_EQ(revoked.status, 200u) << revoked.body;
+  expect_error(get("/v1/merchants/m-eur/balances", key), 401, "unauthorized");
+  expect_error(http_request(port(), "DELETE", "/v1/keys/key_nosuchkey", {}, {{"Authorization", "Bearer " + world->admin}}),
+               404, "not_found");
+}
+
+TEST_F(GatewayApi, KeysAreListedWithoutSecretsAndOnlyForAdmins) {
+  auto r = get("/v1/keys", world->admin);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_GE(body(r)["keys"].size(), 3u);
+  EXPECT_EQ(r.body.find("sk_"), std::string::npos) << "a listing must never show a key";
+  expect_error(get("/v1/keys", world->eur), 403, "forbidden");
+  expect_error(post("/v1/keys", world->eur, R"({"scope":"admin"})"), 403, "forbidden");
+  auto bad = post("/v1/keys", world->admin, R"({"scope":"merchant"})");
+  expect_error(bad, 422, "validation_failed");
+  EXPECT_EQ(body(bad)["error"]["details"][0]["field"], "merchant_id");
+}
+
+TEST_F(GatewayApi, AMerchantKeyOnAnotherMerchantsDataIs403) {
+  for (const char* path : {"/v1/merchants/m-jpy/balances", "/v1/merchants/m-jpy/batches", "/v1/merchants/m-jpy",
+                           "/v1/merchants/m-jpy/ledger", "/v1/merchants/m-jpy/events/j2",
+                           "/v1/merchants/m-jpy/batches/2026-03-28/JPY"}) {
+    expect_error(get(path, world->eur), 403, "forbidden");
+  }
+  auto r = post("/v1/events", world->eur, event("x-forbidden", "m-jpy"));
+  expect_error(r, 403, "forbidden");
+  EXPECT_EQ(body(r)["error"]["details"][0]["field"], "merchant_id");
+  expect_error(put("/v1/merchants/m-eur", world->eur, R"({"merchant_id":"m-eur"})"), 403, "forbidden");
+  EXPECT_EQ(get("/v1/merchants/m-jpy/balances", world->admin).status, 200u);
+}
+
+TEST_F(GatewayApi, AnEventIsAcceptedThenDuplicateThenConflict) {
+  auto r = post("/v1/events", world->eur, event("api-1"));
+  ASSERT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(body(r)["results"][0]["status"], "accepted");
+  EXPECT_EQ(body(r)["accepted"], 1);
+  r = post("/v1/events", world->eur, event("api-1"));
+  ASSERT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(body(r)["results"][0]["status"], "duplicate");
+  r = post("/v1/events", world->eur, event("api-1", "m-eur", 501));
+  ASSERT_EQ(r.status, 202u) << r.body;
+  EXPECT_EQ(body(r)["results"][0]["status"], "rejected");
+  EXPECT_EQ(body(r)["results"][0]["errors"][0]["code"], "conflict");
+  // Accepted but not yet posted (no processor runs beside this gateway).
+  auto e = get("/v1/merchants/m-eur/events/api-1", world->eur);
+  ASSERT_EQ(e.status, 200u) << e.body;
+  EXPECT_EQ(body(e)["accepted"], true);
+  EXPECT_EQ(body(e)["posted"], false);
+}
+
+TEST_F(GatewayApi, AnArrayGetsAResultPerEventAndAnInvalidOneRejectsTheWholeRequest) {
+  auto bad = post("/v1/events", world->eur,
+                  "[" + event("arr-1") + "," + event("arr-2", "m-eur", -5) + "]");
+  expect_error(bad, 422, "validation_failed");
+  const json details = body(bad)["error"]["details"];
+  ASSERT_EQ(details.size(), 1u) << bad.body;
+  EXPECT_EQ(details[0]["field"], "[1].amount");
+  EXPECT_EQ(details[0]["reason"], "must be > 0 for a capture");
+
+  auto admin_bad = post("/v1/events", world->admin, "[" + event("arr-1") + "," + event("arr-3", "m-nope") + "]");
+  expect_error(admin_bad, 422, "validation_failed");
+  EXPECT_EQ(body(admin_bad)["error"]["details"][0]["field"], "[1].merchant_id");
+
+  // Nothing of the rejected requests was accepted: arr-1 is new now.
+  auto ok = post("/v1/events", world->eur, "[" + event("arr-1") + "," + event("arr-2") + "," + event("arr-1") + "]");
+  ASSERT_EQ(ok.status, 202u) << ok.body;
+  const json j = body(ok);
+  EXPECT_EQ(j["results"][0]["status"], "accepted");
+  EXPECT_EQ(j["results"][1]["status"], "accepted");
+  EXPECT_EQ(j["results"][2]["status"], "duplicate");
+  EXPECT_EQ(j["accepted"], 2);
+  EXPECT_EQ(j["duplicates"], 1);
+}
+
+TEST_F(GatewayApi, ValidationErrorsNameTheField) {
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"capture","amount":5,"currency":"XXQ","occurred_at":"2026-03-30T10:00:00Z"})", "currency"},
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"capture","amount":99999999999999999999,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"})", "amount"},
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"capture","amount":5,"currency":"EUR","occurred_at":"2026-03-30 10:00"})", "occurred_at"},
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"capture","amount":5,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z","color":"red"})", "color"},
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"capture","amount":5,"currency":"EUR"})", "occurred_at"},
+      {R"({"event_id":"v1","merchant_id":"m-eur","type":"sale","amount":5,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"})", "type"},
+  };
+  for (const auto& c : cases) {
+    auto r = post("/v1/events", world->eur, c.body);
+    expect_error(r, 422, "validation_failed");
+    EXPECT_EQ(body(r)["error"]["details"][0]["field"], c.field) << r.body;
+  }
+  expect_error(post("/v1/events", world->eur, R"({"event_id": )"), 400, "malformed_json");
+  expect_error(post("/v1/events", world->eur, "[" + event("m1") + ",]"), 400, "malformed_json");
+  expect_error(post("/v1/events", world->eur, "42"), 400, "malformed_json");
+  expect_error(post("/v1/events", world->eur, "[]"), 422, "validation_failed");
+  expect_error(http_request(port(), "POST", "/v1/events", event("ct"),
+                            {{"Authorization", "Bearer " + world->eur}, {"Content-Type", "text/plain"}}),
+               415, "unsupported_media_type");
+  std::string many = "[";
+  for (int i = 0; i < 1001; ++i) many += (i ? "," : "") + event(fmt::format("many-{}", i));
+  many += "]";
+  expect_error(post("/v1/events", world->eur, many), 422, "validation_failed");
+  const std::string huge = "[" + std::string(1 << 20, ' ') + event("huge") + "]";
+  expect_error(post("/v1/events", world->eur, huge), 413, "payload_too_large");
+}
+
+TEST_F(GatewayApi, AnIdempotencyKeyReplaysTheFirstResponse) {
+  const Headers k = {{"Idempotency-Key", "order-77"}};
+  auto first = post("/v1/events", world->eur, event("idem-1"), k);
+  ASSERT_EQ(first.status, 202u) << first.body;
+  EXPECT_EQ(body(first)["results"][0]["status"], "accepted");
+  auto again = post("/v1/events", world->eur, event("idem-1"), k);
+  EXPECT_EQ(again.status, 202u);
+  EXPECT_EQ(again.body, first.body) << "a replay answers exactly the first response, not 'duplicate'";
+  EXPECT_EQ(again.header("idempotent-replayed"), "true");
+  expect_error(post("/v1/events", world->eur, event("idem-2"), k), 422, "idempotency_key_reused");
+  // Keys are per principal: another merchant's same key is its own.
+  auto other = post("/v1/events", world->jpy, event("idem-1", "m-jpy"), k);
+  EXPECT_EQ(other.status, 202u);
+  EXPECT_EQ(body(other)["results"][0]["status"], "accepted");
+  expect_error(post("/v1/events", world->eur, event("idem-3"), {{"Idempotency-Key", std::string(300, 'a')}}), 400,
+               "invalid_idempotency_key");
+}
+
+TEST_F(GatewayApi, ConcurrentRequestsWithOneIdempotencyKeyRunOnce) {
+  constexpr int kThreads = 12;
+  std::vector<HttpResult> results(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<bool> go{false};
+  std::string batch = "[";
+  for (int i = 0; i < 200; ++i) batch += (i ? "," : "") + event(fmt::format("conc-{}", i));
+  batch += "]";
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      while (!go.load()) std::this_thread::yield();
+      results[static_cast<std::size_t>(t)] = post("/v1/events", world->eur, batch, {{"Idempotency-Key", "conc-key"}});
+    });
+  }
+  go = true;
+  for (auto& th : threads) th.join();
+  int executed = 0;
+  std::set<std::string> bodies;
+  for (const auto& r : results) {
+    if (r.status == 409) {
+      EXPECT_EQ(body(r)["error"]["code"], "idempotency_key_in_flight");
+      continue;
+    }
+    ASSERT_EQ(r.status, 202u) << r.body;
+    bodies.insert(r.body);
+    if (r.header("idempotent-replayed").empty()) ++executed;
+  }
+  EXPECT_EQ(executed, 1);
+  ASSERT_EQ(bodies.size(), 1u);
+  EXPECT_EQ(json::parse(*bodies.begin())["accepted"], 200);
+}
+
+TEST_F(GatewayApi, MerchantsArePutAndGotByAdmins) {
+  const std::string cfg =
+      R"({"merchant_id":"m-new","timezone":"America/New_York","cutoff":"17:00","delay_days":2,"fees":{"capture":{"bps":100,"fixed":5}}})";
+  auto r = put("/v1/merchants/m-new", world->admin, cfg);
+  ASSERT_EQ(r.status, 201u) << r.body;
+  auto g = get("/v1/merchants/m-new", world->admin);
+  ASSERT_EQ(g.status, 200u) << g.body;
+  EXPECT_EQ(body(g)["timezone"], "America/New_York");
+  EXPECT_EQ(body(g)["cutoff"], "17:00");
+  EXPECT_EQ(put("/v1/merchants/m-new", world->admin, cfg).status, 200u);
+  // Events of the new merchant are accepted at once.
+  auto e = post("/v1/events", world->admin,
+                R"({"event_id":"n1","merchant_id":"m-new","type":"capture","amount":7,"currency":"USD","occurred_at":"2026-03-30T10:00:00Z"})");
+  EXPECT_EQ(e.status, 202u) << e.body;
+
+  auto bad = put("/v1/merchants/m-bad", world->admin, R"({"merchant_id":"m-bad","cutoff":"25:00"})");
+  expect_error(bad, 422, "validation_failed");
+  EXPECT_EQ(body(bad)["error"]["details"][0]["field"], "cutoff");
+  auto mismatch = put("/v1/merchants/m-x", world->admin, R"({"merchant_id":"m-y"})");
+  expect_error(mismatch, 422, "validation_failed");
+  EXPECT_EQ(body(mismatch)["error"]["details"][0]["field"], "merchant_id");
+  expect_error(get("/v1/merchants/m-none", world->admin), 404, "not_found");
+  EXPECT_EQ(get("/v1/merchants/m-eur", world->eur).status, 200u);
+}
+
+TEST_F(GatewayApi, ClosedBatchRowsEqualTheReportAndOpenBatchesShowRunningTotals) {
+  auto r = get("/v1/merchants/m-eur/batches", world->eur);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  std::vector<json> closed;
+  std::vector<json> open;
+  const json batches = body(r)["batches"];
+  for (const auto& b : batches) (b["state"] == "closed" ? closed : open).push_back(b);
+  ASSERT_EQ(closed.size(), 2u) << r.body;
+  EXPECT_EQ(closed[0]["batch_date"], "2026-03-28");
+  EXPECT_EQ(closed[0]["payout"], 6820);
+  EXPECT_EQ(closed[1]["carry_out"], -3491);
+  ASSERT_EQ(open.size(), 1u) << r.body;
+  EXPECT_EQ(open[0]["batch_date"], "2026-03-30");
+  EXPECT_EQ(open[0]["captures"], 1000);
+  EXPECT_EQ(open[0]["fees"], 25);
+
+  auto one = get("/v1/merchants/m-jpy/batches/2026-03-28/JPY", world->jpy);
+  ASSERT_EQ(one.status, 200u) << one.body;
+  EXPECT_EQ(body(one)["reserve_held"], 1000);
+  auto filtered = get("/v1/merchants/m-eur/batches?from=2026-03-29&to=2026-03-29", world->eur);
+  EXPECT_EQ(body(filtered)["batches"].size(), 1u) << filtered.body;
+  expect_error(get("/v1/merchants/m-jpy/batches/2026-01-01/JPY", world->jpy), 404, "not_found");
+  expect_error(get("/v1/merchants/m-jpy/batches/2026-13-01/JPY", world->jpy), 422, "validation_failed");
+  expect_error(get("/v1/merchants/m-eur/batches?from=yesterday", world->eur), 422, "validation_failed");
+}
+
+TEST_F(GatewayApi, BalancesAndEventStatusComeFromTheLedger) {
+  auto b = get("/v1/merchants/m-eur/balances", world->eur);
+  ASSERT_EQ(b.status, 200u) << b.body;
+  bool payable = false;
+  const json balances = body(b)["balances"];
+  for (const auto& row : balances) {
+    if (row["account"] == "merchant:m-eur:payable") payable = true;
+    EXPECT_NE(row["account"].get<std::string>().find("m-eur"), std::string::npos);
+  }
+  EXPECT_TRUE(payable) << b.body;
+
+  auto e = get("/v1/merchants/m-eur/events/e1", world->eur);
+  ASSERT_EQ(e.status, 200u) << e.body;
+  const json j = body(e);
+  EXPECT_EQ(j["posted"], true);
+  EXPECT_EQ(j["settled"], true);
+  EXPECT_EQ(j["batch_date"], "2026-03-28");
+  EXPECT_EQ(j["batch"]["state"], "closed");
+  EXPECT_EQ(j["legs"].size(), 3u);
+  expect_error(get("/v1/merchants/m-eur/events/no-such-event", world->eur), 404, "not_found");
+}
+
+TEST_F(GatewayApi, TheLedgerPagesWithACursor) {
+  auto all = get("/v1/merchants/m-eur/ledger?limit=1000", world->eur);
+  ASSERT_EQ(all.status, 200u) << all.body;
+  const json everything = body(all)["postings"];
+  ASSERT_GT(everything.size(), 5u);
+  EXPECT_TRUE(body(all)["next_cursor"].is_null());
+  json paged = json::array();
+  std::string cursor;
+  int pages = 0;
+  for (;;) {
+    auto p = get("/v1/merchants/m-eur/ledger?limit=4" + (cursor.empty() ? "" : "&cursor=" + cursor), world->eur);
+    ASSERT_EQ(p.status, 200u) << p.body;
+    const json rows = body(p)["postings"];
+    for (const auto& row : rows) paged.push_back(row);
+    ++pages;
+    if (body(p)["next_cursor"].is_null()) break;
+    cursor = body(p)["next_cursor"];
+  }
+  EXPECT_EQ(paged, everything);
+  EXPECT_EQ(pages, static_cast<int>((everything.size() + 3) / 4));
+  auto payable = get("/v1/merchants/m-eur/ledger?account=merchant:m-eur:payable&from=2026-03-28&to=2026-03-28",
+                     world->eur);
+  ASSERT_EQ(payable.status, 200u);
+  const json payable_rows = body(payable)["postings"];
+  for (const auto& row : payable_rows) {
+    EXPECT_EQ(row["account"], "merchant:m-eur:payable");
+    EXPECT_EQ(row["settle_date"], "2026-03-28");
+  }
+  expect_error(get("/v1/merchants/m-eur/ledger?cursor=zzz", world->eur), 422, "validation_failed");
+  expect_error(get("/v1/merchants/m-eur/ledger?limit=0", world->eur), 422, "validation_failed");
+}
+
+TEST_F(GatewayApi, UnknownRoutesAre404AndWrongMethods405) {
+  expect_error(get("/v1/nothing", world->admin), 404, "not_found");
+  auto r = http_request(port(), "DELETE", "/v1/events", {}, {{"Authorization", "Bearer " + world->admin}});
+  expect_error(r, 405, "method_not_allowed");
+  EXPECT_EQ(r.header("allow"), "POST");
+}
+
+TEST(GatewayLimits, ConnectionsBeyondTheCapGet503AndSlowClientsAreCut) {
+  TempDir dir("gateway-limits");
+  Gateway gw(dir.path() / "data", {"--max-connections", "2", "--request-timeout-ms", "2000"});
+  // Two connections, each surely accepted: it has been answered.
+  RawConnection a(gw.port());
+  RawConnection b(gw.port());
+  for (RawConnection* conn : {&a, &b}) {
+    conn->send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto [answer, gone] = conn->read_until_close(200);
+    EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+    EXPECT_FALSE(gone);
+  }
+  RawConnection c(gw.port());
+  auto [reply, closed] = c.read_until_close(3000);
+  EXPECT_TRUE(closed);
+  EXPECT_NE(reply.find("503"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("too_many_connections"), std::string::npos) << reply;
+  // a sends half a request and stalls: the server closes it after the time-out.
+  a.send("GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [partial, a_closed] = a.read_until_close(5000);
+  EXPECT_TRUE(a_closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(4500));
+  auto [idle, b_closed] = b.read_until_close(5000);
+  EXPECT_TRUE(b_closed) << "an idle connection is closed after the time-out";
+  // With both gone there is room again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(http_request(gw.port(), "GET", "/healthz").status, 200u);
+}
+
+}  // namespace
+}  // namespace settle::testing
