@@ -1,0 +1,342 @@
+// settled payouts export | recon run | recon discrepancies | recon ack |
+// recon resolve | recon drift: reconciliation on a data directory's ledger.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include "app/cli.h"
+#include "ledger/sqlite_ledger.h"
+#include "reconcile/payout.h"
+#include "reconcile/reconcile.h"
+#include "reconcile/sqlite_recon_store.h"
+
+namespace settle::app {
+namespace {
+
+namespace fs = std::filesystem;
+
+Timestamp wall_now() {
+  return Timestamp{std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count()};
+}
+
+struct Opened {
+  std::unique_ptr<ledger::SqliteLedger> ledger;
+  std::unique_ptr<reconcile::SqliteReconStore> store;
+};
+
+// The data directory's ledger (which must exist: settle or demo made it)
+// and the reconciliation tables beside it.
+Result<Opened> open_data_dir(const std::string& data_dir, bool with_ledger) {
+  const fs::path db = fs::path(data_dir) / "ledger.db";
+  std::error_code ec;
+  if (!fs::exists(db, ec)) {
+    return make_error(ErrorCode::kNotFound,
+                      fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)", db.string(), data_dir));
+  }
+  Opened o;
+  if (with_ledger) {
+    ledger::SqliteLedgerOptions lo;
+    lo.path = db;
+    lo.cache_kib = 16384;
+    SETTLE_ASSIGN_OR_RETURN(o.ledger, ledger::SqliteLedger::open(lo));
+  }
+  SETTLE_ASSIGN_OR_RETURN(o.store, reconcile::SqliteReconStore::open(db));
+  return o;
+}
+
+int minor_exponent(const std::string& currency) {
+  auto c = find_currency(currency);
+  return c.ok() ? c->exponent() : 2;
+}
+
+struct ExportFlags {
+  std::string data_dir, date, format = "pain.001", out, debtor_name = "Settlement platform", debtor_iban, debtor_bic;
+};
+
+int run_export(const ExportFlags& f) {
+  auto date = parse_date(f.date);
+  if (!date.ok()) return fatal("--date: " + date.error().message);
+  if (f.format != "pain.001" && f.format != "csv") return fatal("--format must be pain.001 or csv");
+  auto o = open_data_dir(f.data_dir, true);
+  if (!o.ok()) return fatal(o.error().message);
+  auto all = reconcile::ledger_payouts(*o->ledger);
+  if (!all.ok()) return fatal(all.error().message);
+  std::vector<reconcile::Payout> day;
+  for (const reconcile::Payout& p : *all) {
+    if (p.payout_date == *date) day.push_back(p);
+  }
+  std::string text;
+  if (f.format == "csv") {
+    text = reconcile::write_payouts_csv(day);
+  } else {
+    reconcile::Pain001Options po;
+    po.created_at = wall_now();
+    po.debtor_name = f.debtor_name;
+    po.debtor_iban = f.debtor_iban;
+    po.debtor_bic = f.debtor_bic;
+    auto xml = reconcile::write_pain001(day, po);
+    if (!xml.ok()) return fatal(xml.error().message);
+    text = std::move(*xml);
+  }
+  if (f.out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    std::ofstream out(f.out, std::ios::binary);
+    out << text;
+    if (!out.flush()) return fatal("cannot write " + f.out);
+  }
+  std::fprintf(stderr, "settled: %zu payouts due %s\n", day.size(), f.date.c_str());
+  return kExitOk;
+}
+
+struct RunFlags {
+  std::string data_dir;
+  std::vector<std::string> statements;
+  std::string format = "auto";
+  std::string mapping = "default";
+  std::string merchant;
+  std::string config;
+};
+
+int run_recon(const RunFlags& f) {
+  reconcile::RunOptions ro;
+  ro.now = wall_now();
+  ro.merchant_id = f.merchant;
+  if (f.format != "auto") {
+    auto fm = reconcile::parse_format_name(f.format);
+    if (!fm.ok()) return fatal("--format: " + fm.error().message);
+    ro.format = *fm;
+  }
+  if (f.mapping.ends_with(".json")) {
+    auto text = read_file(f.mapping);
+    if (!text.ok()) return fatal("--mapping: " + text.error().message);
+    auto m = reconcile::parse_mapping_json(*text);
+    if (!m.ok()) return fatal(f.mapping + ": " + m.error().message);
+    ro.csv_mapping = *m;
+  } else {
+    auto m = reconcile::builtin_mapping(f.mapping);
+    if (!m.ok()) return fatal("--mapping: " + m.error().message);
+    ro.csv_mapping = *m;
+  }
+  if (!f.config.empty()) {
+    auto text = read_file(f.config);
+    if (!text.ok()) return fatal("--config: " + text.error().message);
+    auto c = reconcile::parse_match_config_json(*text);
+    if (!c.ok()) return fatal(f.config + ": " + c.error().message);
+    ro.match = *c;
+  }
+  std::vector<std::string> contents;
+  for (const std::string& path : f.statements) {
+    auto text = read_file(path);
+    if (!text.ok()) return fatal(text.error().message);
+    contents.push_back(std::move(*text));
+  }
+  auto o = open_data_dir(f.data_dir, true);
+  if (!o.ok()) return fatal(o.error().message);
+  auto r = reconcile::run(*o->ledger, *o->store, contents, ro);
+  if (!r.ok()) {
+    return fatal((f.statements.size() == 1 ? f.statements.front() + ": " : std::string()) + r.error().message);
+  }
+  if (r->outcome.duplicate_statement) {
+    std::printf("statement %s was reconciled by run %lld already; nothing changed\n", r->statement_ids.c_str(),
+                static_cast<long long>(r->outcome.run_id));
+    return kExitOk;
+  }
+  std::printf("run %lld: %s %s: %lld items, %zu matches, %zu findings (%lld new discrepancies, %lld resolved by this "
+              "statement)\n",
+              static_cast<long long>(r->outcome.run_id), std::string(reconcile::format_name(r->format)).c_str(),
+              r->statement_ids.c_str(), static_cast<long long>(r->items), r->matches.size(), r->findings.size(),
+              static_cast<long long>(r->outcome.opened), static_cast<long long>(r->outcome.auto_resolved));
+  for (const reconcile::Finding& x : r->findings) {
+    std::printf("  %-22s %s %s\n", std::string(reconcile::reason_name(x.reason)).c_str(), x.subject.c_str(),
+                x.detail.c_str());
+  }
+  for (const reconcile::DriftRow& d : r->outcome.drift.rows) {
+    if (!d.merchant_id.empty()) continue;
+    std::printf("drift %s: %lld unmatched, %s\n", d.currency.c_str(), static_cast<long long>(d.count),
+                format_minor(d.amount, minor_exponent(d.currency)).c_str());
+  }
+  return r->findings.empty() ? kExitOk : kExitRejected;
+}
+
+// "3d", "12h", "90m" -> nanoseconds.
+Result<std::int64_t> parse_age(const std::string& s) {
+  if (s.size() < 2) return make_error(ErrorCode::kInvalidArgument, "--older-than: expected e.g. 3d, 12h or 30m");
+  std::int64_t n = 0;
+  for (std::size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9' || n > 1'000'000) {
+      return make_error(ErrorCode::kInvalidArgument, "--older-than: expected e.g. 3d, 12h or 30m, found '" + s + "'");
+    }
+    n = n * 10 + (s[i] - '0');
+  }
+  switch (s.back()) {
+    case 'd': return n * kNsPerDay;
+    case 'h': return n * 60 * kNsPerMinute;
+    case 'm': return n * kNsPerMinute;
+    default: return make_error(ErrorCode::kInvalidArgument, "--older-than: expected e.g. 3d, 12h or 30m, found '" + s + "'");
+  }
+}
+
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+struct ListFlags {
+  std::string data_dir, state, merchant, reason, older_than;
+};
+
+int run_list(const ListFlags& f) {
+  reconcile::DiscrepancyQuery q;
+  const Timestamp now = wall_now();
+  if (!f.state.empty()) {
+    auto s = reconcile::parse_state(f.state);
+    if (!s.ok()) return fatal("--state: " + s.error().message);
+    q.state = *s;
+  }
+  if (!f.merchant.empty()) q.merchant_id = f.merchant;
+  if (!f.reason.empty()) {
+    auto r = reconcile::parse_reason(f.reason);
+    if (!r.ok()) return fatal("--reason: " + r.error().message);
+    q.reason = *r;
+  }
+  if (!f.older_than.empty()) {
+    auto age = parse_age(f.older_than);
+    if (!age.ok()) return fatal(age.error().message);
+    q.created_before = Timestamp{now.ns - *age};
+  }
+  auto o = open_data_dir(f.data_dir, false);
+  if (!o.ok()) return fatal(o.error().message);
+  auto list = o->store->discrepancies(q);
+  if (!list.ok()) return fatal(list.error().message);
+  std::printf("id,state,reason,age_days,aging,merchant_id,currency,expected,actual,drift,subject,our_ref,their_ref,"
+              "detail,comment\n");
+  std::map<std::string, std::int64_t> buckets;
+  for (const reconcile::Discrepancy& d : *list) {
+    const std::int64_t age = reconcile::age_days(d, now);
+    const int exp = minor_exponent(d.finding.currency);
+    ++buckets[std::string(reconcile::aging_bucket(age))];
+    std::printf("%lld,%s,%s,%lld,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", static_cast<long long>(d.id),
+                std::string(reconcile::state_name(d.state)).c_str(),
+                std::string(reconcile::reason_name(d.finding.reason)).c_str(), static_cast<long long>(age),
+                std::string(reconcile::aging_bucket(age)).c_str(), csv_cell(d.finding.merchant_id).c_str(),
+                d.finding.currency.c_str(), format_minor(d.finding.expected, exp).c_str(),
+                format_minor(d.finding.actual, exp).c_str(), format_minor(d.finding.drift, exp).c_str(),
+                csv_cell(d.finding.subject).c_str(), csv_cell(d.finding.our_ref).c_str(),
+                csv_cell(d.finding.their_ref).c_str(), csv_cell(d.finding.detail).c_str(), csv_cell(d.comment).c_str());
+  }
+  std::string summary;
+  for (const char* b : {"0-1d", "1-3d", "3-7d", "7-30d", ">30d"}) {
+    summary += fmt::format(" {}={}", b, buckets[b]);
+  }
+  std::fprintf(stderr, "settled: %zu discrepancies; aging:%s\n", list->size(), summary.c_str());
+  return kExitOk;
+}
+
+int run_transition(const std::string& data_dir, std::int64_t id, const std::string* comment) {
+  auto o = open_data_dir(data_dir, false);
+  if (!o.ok()) return fatal(o.error().message);
+  auto r = comment == nullptr ? o->store->acknowledge(id, wall_now()) : o->store->resolve(id, *comment, wall_now());
+  if (!r.ok()) return fatal(r.error().message);
+  std::printf("discrepancy %lld: %s\n", static_cast<long long>(r->id), std::string(reconcile::state_name(r->state)).c_str());
+  return kExitOk;
+}
+
+int run_drift(const std::string& data_dir, int last) {
+  auto o = open_data_dir(data_dir, false);
+  if (!o.ok()) return fatal(o.error().message);
+  auto samples = o->store->drift(static_cast<std::size_t>(last));
+  if (!samples.ok()) return fatal(samples.error().message);
+  std::printf("run_id,at,open_count,currency,merchant_id,count,amount\n");
+  for (const reconcile::DriftSample& s : *samples) {
+    if (s.rows.empty()) {
+      std::printf("%lld,%s,%lld,,,0,0\n", static_cast<long long>(s.run_id), format_rfc3339(s.at).c_str(),
+                  static_cast<long long>(s.open_count));
+    }
+    for (const reconcile::DriftRow& r : s.rows) {
+      std::printf("%lld,%s,%lld,%s,%s,%lld,%s\n", static_cast<long long>(s.run_id), format_rfc3339(s.at).c_str(),
+                  static_cast<long long>(s.open_count), r.currency.c_str(),
+                  r.merchant_id.empty() ? "*" : r.merchant_id.c_str(), static_cast<long long>(r.count),
+                  format_minor(r.amount, minor_exponent(r.currency)).c_str());
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_recon_commands(CLI::App& cli, Commands& commands) {
+  auto* payouts = cli.add_subcommand("payouts", "Payout instructions of closed batches");
+  payouts->require_subcommand(1);
+  auto ef = std::make_shared<ExportFlags>();
+  auto* exp = payouts->add_subcommand("export", "Write the payouts due on a date as ISO 20022 pain.001 or CSV");
+  exp->add_option("--data-dir", ef->data_dir, "A data directory that 'settle' left")->required();
+  exp->add_option("--date", ef->date, "Payout date YYYY-MM-DD")->required();
+  exp->add_option("--format", ef->format, "pain.001 (default) or csv");
+  exp->add_option("--out", ef->out, "Write here instead of stdout");
+  exp->add_option("--debtor-name", ef->debtor_name, "Dbtr/Nm (default 'Settlement platform')");
+  exp->add_option("--debtor-iban", ef->debtor_iban, "The platform's IBAN (default: a placeholder Othr/Id)");
+  exp->add_option("--debtor-bic", ef->debtor_bic, "The platform's bank BIC (default: NOTPROVIDED)");
+  commands.push_back({exp, [=] { return run_export(*ef); }});
+
+  auto* recon = cli.add_subcommand("recon", "Reconcile statements with the ledger; discrepancy tasks; drift");
+  recon->require_subcommand(1);
+
+  auto rf = std::make_shared<RunFlags>();
+  auto* run = recon->add_subcommand("run", "Reconcile a statement (camt.053, MT940, acquirer CSV); exit 1 on findings");
+  run->add_option("--data-dir", rf->data_dir, "A data directory that 'settle' left")->required();
+  run->add_option("--statement", rf->statements, "The statement file; repeat for one statement split over files")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--format", rf->format, "auto (default), camt053, mt940 or acquirer-csv");
+  run->add_option("--mapping", rf->mapping, "Acquirer CSV columns: default, adyen, stripe or a FILE.json");
+  run->add_option("--merchant", rf->merchant, "Merchant of an acquirer CSV that has no merchant column");
+  run->add_option("--config", rf->config, "Tolerances and windows (JSON; see docs/reconciliation.md)");
+  commands.push_back({run, [=] { return run_recon(*rf); }});
+
+  auto lf = std::make_shared<ListFlags>();
+  auto* list = recon->add_subcommand("discrepancies", "List discrepancy tasks (CSV) with their age");
+  list->add_option("--data-dir", lf->data_dir, "The data directory")->required();
+  list->add_option("--state", lf->state, "open, acknowledged or resolved");
+  list->add_option("--merchant", lf->merchant, "Only this merchant's");
+  list->add_option("--reason", lf->reason, "Only this reason code");
+  list->add_option("--older-than", lf->older_than, "Only tasks older than this (e.g. 3d, 12h)");
+  commands.push_back({list, [=] { return run_list(*lf); }});
+
+  auto ack_dir = std::make_shared<std::string>();
+  auto ack_id = std::make_shared<std::int64_t>(0);
+  auto* ack = recon->add_subcommand("ack", "Acknowledge a discrepancy task");
+  ack->add_option("id", *ack_id, "Task id")->required();
+  ack->add_option("--data-dir", *ack_dir, "The data directory")->required();
+  commands.push_back({ack, [=] { return run_transition(*ack_dir, *ack_id, nullptr); }});
+
+  auto res_dir = std::make_shared<std::string>();
+  auto res_id = std::make_shared<std::int64_t>(0);
+  auto res_comment = std::make_shared<std::string>();
+  auto* res = recon->add_subcommand("resolve", "Resolve a discrepancy task with a comment");
+  res->add_option("id", *res_id, "Task id")->required();
+  res->add_option("--comment", *res_comment, "Why it is resolved")->required();
+  res->add_option("--data-dir", *res_dir, "The data directory")->required();
+  commands.push_back({res, [=] { return run_transition(*res_dir, *res_id, res_comment.get()); }});
+
+  auto drift_dir = std::make_shared<std::string>();
+  auto drift_last = std::make_shared<int>(30);
+  auto* drift = recon->add_subcommand("drift", "Unmatched amount and count per run, currency and merchant (CSV)");
+  drift->add_option("--data-dir", *drift_dir, "The data directory")->required();
+  drift->add_option("--last", *drift_last, "The latest N runs (default 30)")->check(CLI::Range(1, 100000));
+  commands.push_back({drift, [=] { return run_drift(*drift_dir, *drift_last); }});
+}
+
+}  // namespace settle::app
