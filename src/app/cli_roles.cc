@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
+#include <span>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -17,6 +19,8 @@
 #include "bus/kafka_bus.h"
 #include "model/merchant_json.h"
 #include "processor/merchant_directory.h"
+#include "processor/stream_processor.h"
+#include "processor/topics.h"
 
 namespace settle::app {
 namespace {
@@ -97,6 +101,75 @@ int run_ingest(const RoleFlags& flags, const std::string& merchants_file, const 
   return ingestor.invalid() == 0 ? kExitOk : kExitRejected;
 }
 
+// The first offset of the partition whose record was appended at or after
+// `ms` (bus timestamps increase with offsets, as the producer stamps them).
+Result<std::int64_t> offset_for_time(bus::Bus& bus, std::int32_t partition, std::int64_t ms) {
+  SETTLE_ASSIGN_OR_RETURN(std::int64_t hi, bus.end_offset(processor::kEventsTopic, partition));
+  std::int64_t lo = 0;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    SETTLE_ASSIGN_OR_RETURN(auto recs, bus.read(processor::kEventsTopic, partition, mid, 1));
+    if (recs.empty()) return make_error(ErrorCode::kUnavailable, fmt::format("partition {}: no record at {}", partition, mid));
+    if (recs.front().timestamp_ms < ms) {
+      lo = recs.front().offset + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+// Moves the processor's checkpoints back so that it reads the events again
+// from `from`. Its open-batch state is kept: every event the ledger already
+// holds comes back a duplicate (not counted again), and an event the ledger
+// lacks (e.g. after restoring a ledger backup) is posted, late if its batch
+// has closed. The processors must be stopped while this runs.
+int run_replay(const RoleFlags& flags, const std::string& from, int only_partition) {
+  auto ro = runtime_options(flags);
+  if (!ro.ok()) return fatal(ro.error().message);
+  ro->create = false;
+  std::optional<std::int64_t> offset;
+  std::optional<std::int64_t> at_ms;
+  if (!from.empty() && std::all_of(from.begin(), from.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    offset = std::stoll(from);
+  } else if (auto ts = parse_rfc3339(from); ts.ok()) {
+    at_ms = ts->ns / 1'000'000;
+  } else {
+    return fatal(fmt::format("--from '{}': neither an offset nor an RFC 3339 timestamp ({})", from, ts.error().message));
+  }
+  auto rt = Runtime::open(*ro);
+  if (!rt.ok()) return fatal(rt.error().message);
+  const processor::ProcessorOptions po;
+  for (std::int32_t p = 0; p < rt->partitions; ++p) {
+    if (only_partition >= 0 && p != only_partition) continue;
+    auto cp = rt->ledger->checkpoint(po.consumer, p);
+    if (!cp.ok()) return fatal(cp.error().message);
+    if (!*cp) {
+      std::fprintf(stderr, "settled replay: partition %d: never processed; it will be read from the start\n", p);
+      continue;
+    }
+    std::int64_t target = 0;
+    if (offset) {
+      target = *offset;
+    } else {
+      auto t = offset_for_time(*rt->bus, p, *at_ms);
+      if (!t.ok()) return fatal(t.error().message);
+      target = *t;
+    }
+    if (target >= (*cp)->next_offset) {
+      std::fprintf(stderr, "settled replay: partition %d: already at %lld, nothing to replay\n", p,
+                   static_cast<long long>((*cp)->next_offset));
+      continue;
+    }
+    ledger::Checkpoint moved = **cp;
+    moved.next_offset = target;
+    if (auto s = rt->ledger->post({}, std::span(&moved, 1)); !s.ok()) return fatal(s.error().message);
+    std::fprintf(stderr, "settled replay: partition %d: from %lld back to %lld\n", p,
+                 static_cast<long long>((*cp)->next_offset), static_cast<long long>(target));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void add_role_commands(CLI::App& cli, Commands& commands) {
@@ -130,6 +203,17 @@ void add_role_commands(CLI::App& cli, Commands& commands) {
       ->required()->check(CLI::ExistingFile);
   add_role_flags(*ingest, *flags);
   commands.push_back({ingest, [=] { return run_ingest(*flags, *merchants_file, *events_file); }});
+
+  auto replay_flags = std::make_shared<RoleFlags>();
+  auto from = std::make_shared<std::string>();
+  auto partition = std::make_shared<int>(-1);
+  CLI::App* replay = cli.add_subcommand(
+      "replay", "Make the processors read events again from an offset or time (stop them first); no double effects");
+  replay->add_option("--from", *from, "An offset, or an RFC 3339 time (the first event appended at or after it)")
+      ->required();
+  replay->add_option("--partition", *partition, "Only this partition (default every one)");
+  add_role_flags(*replay, *replay_flags);
+  commands.push_back({replay, [=] { return run_replay(*replay_flags, *from, *partition); }});
 }
 
 }  // namespace settle::app
