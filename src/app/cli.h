@@ -38,6 +38,7 @@ Result<std::string> read_file(const std::filesystem::path& path);
 // One per cli_<group>.cc.
 void add_embedded_commands(CLI::App& cli, Commands& commands);  // settle, demo, report, balances
 void add_role_commands(CLI::App& cli, Commands& commands);      // all, processor, worker, ingest, replay
+void add_kafka_commands(CLI::App& cli, Commands& commands);     // topics ensure
 void add_recon_commands(CLI::App& cli, Commands& commands);     // payouts export, recon run|discrepancies|ack|resolve|drift
 void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, partitions
 void add_gateway_commands(CLI::App& cli, Commands& commands);   // gateway, keys

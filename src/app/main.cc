@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   Commands commands;
   add_embedded_commands(cli, commands);
   add_role_commands(cli, commands);
+  add_kafka_commands(cli, commands);
   add_recon_commands(cli, commands);
   add_postgres_commands(cli, commands);
   add_gateway_commands(cli, commands);

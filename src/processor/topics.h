@@ -7,6 +7,7 @@ inline constexpr const char* kMerchantsTopic = "merchants";        // compacted,
 inline constexpr const char* kEventsTopic = "events";              // key merchant_id
 inline constexpr const char* kTasksTopic = "settlement-tasks";     // key merchant_id
 inline constexpr const char* kStatusTopic = "status";              // key merchant_id
+inline constexpr const char* kDeadLettersTopic = "dead-letters";   // records no role could handle
 
 // Record headers.
 inline constexpr const char* kSourceHeader = "source";            // "events.ndjson:12"
