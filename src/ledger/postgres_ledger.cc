@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <condition_variable>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -313,6 +315,16 @@ struct PostgresLedger::Impl {
   std::mutex days_mu;
   std::set<std::int32_t> known_days;  // day partitions known to exist
 
+  // Where post() spends its time (PostgresLedger::post_stats()).
+  struct Timers {
+    std::atomic<std::int64_t> stage_ns{0}, keys_ns{0}, journals_ns{0}, accounts_ns{0},
+        commit_ns{0}, calls{0};
+  } timers;
+  static std::int64_t since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t)
+        .count();
+  }
+
   // --- errors ---------------------------------------------------------------
 
   Error fail(ErrorCode code, std::string_view what, std::string_view why) const {
@@ -381,8 +393,6 @@ struct PostgresLedger::Impl {
   }
 
   Status prepare_all(Conn& c) {
-    SETTLE_TRY(prepare(c, "find_key",
-                       "SELECT digest FROM journal_keys WHERE merchant_id = $1 AND ref = $2"));
     SETTLE_TRY(prepare(c, "add_to_accounts",
                        "INSERT INTO accounts AS a (name, currency, balance, postings) "
                        "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) "
@@ -471,7 +481,7 @@ struct PostgresLedger::Impl {
                        " FROM journals GROUP BY currency"
                        " UNION ALL SELECT currency, debits, credits FROM archived_totals) AS t "
                        "GROUP BY currency ORDER BY currency"));
-    SETTLE_TRY(prepare(c, "next_token", "SELECT nextval('fencing_tokens')"));
+    SETTLE_TRY(prepare(c, "next_token", "SELECT nextval('settle_fencing_tokens')"));
     SETTLE_TRY(prepare(c, "ensure_day", "SELECT ledger_ensure_day($1::date)"));
     return ok_status();
   }
@@ -490,7 +500,10 @@ struct PostgresLedger::Impl {
     PQsetNoticeProcessor(c->pg, [](void*, const char*) {}, nullptr);
     SETTLE_TRY(exec(*c, "SET application_name = 'settled'; SET client_encoding = 'UTF8'; "
                         "SET datestyle = 'ISO'; SET timezone = 'UTC'; "
-                        "SET lock_timeout = '60s'",
+                        "SET lock_timeout = '60s'; "
+                        // JIT compiling a posting statement (whose row estimates
+                        // cross jit_above_cost) took longer than running it.
+                        "SET jit = off",
                     "connect"));
     return c;
   }
@@ -549,12 +562,7 @@ struct PostgresLedger::Impl {
         auto made = exec(**c,
                          "CREATE TEMP TABLE ledger_stage (ord integer NOT NULL, "
                          "merchant_id text COLLATE \"C\" NOT NULL, ref text COLLATE \"C\" NOT NULL, "
-                         "kind text NOT NULL, currency text NOT NULL, batch_date date NOT NULL, "
-                         "settle_date date NOT NULL, late boolean NOT NULL, occurred_at timestamptz, "
-                         "amount bigint NOT NULL, fee bigint NOT NULL, digest bytea NOT NULL, "
-                         "metadata text, trace_id text, leg1_account smallint, leg1_amount bigint, "
-                         "leg2_account smallint, leg2_amount bigint, leg3_account smallint, "
-                         "leg3_amount bigint) ON COMMIT DELETE ROWS",
+                         "settle_date date NOT NULL, digest bytea NOT NULL) ON COMMIT DELETE ROWS",
                          "connect: staging table");
         if (!made.ok()) ready = made.error();
       }
@@ -584,7 +592,9 @@ struct PostgresLedger::Impl {
       if (!begun.ok()) return begun.error();
       auto result = body(c);
       if (result.ok()) {
+        const auto t = std::chrono::steady_clock::now();
         auto committed = exec(c, "COMMIT", what);
+        timers.commit_ns += since(t);
         if (committed.ok()) return result;
         result = committed.error();
       } else if (PQtransactionStatus(c.pg) != PQTRANS_IDLE) {
@@ -629,7 +639,10 @@ struct PostgresLedger::Impl {
   // Inserts validated journals inside the open transaction, each unless its
   // identity is stored; sets out[i] for journals[i] and adds the inserted legs
   // into `deltas` (account name, currency) -> (amount, postings).
-  using Deltas = std::map<std::pair<std::string, std::string>, std::pair<__int128, std::int64_t>>;
+  // (role, merchant ("" for platform accounts), currency) -> (amount,
+  // postings); the views point into the call's journals.
+  using DeltaKey = std::tuple<std::string_view, std::string_view, int>;
+  using Deltas = std::map<DeltaKey, std::pair<__int128, std::int64_t>>;
 
   Status insert_all(Conn& c, std::span<const Journal> journals, std::vector<PostOutcome>& out,
                     Deltas& deltas, std::string_view what) {
@@ -665,66 +678,80 @@ struct PostgresLedger::Impl {
     for (std::size_t from = 0; from < leaders.size(); from += chunk) {
       const std::size_t to = std::min(leaders.size(), from + chunk);
       buffer.clear();
-      for (std::size_t p = from; p < to; ++p) append_row(buffer, journals[leaders[p]], p);
+      for (std::size_t p = from; p < to; ++p) append_key_row(buffer, journals[leaders[p]], p);
+      // The commit empties the stage; a later chunk of the same call empties it here.
+      if (from > 0) SETTLE_TRY(exec(c, "TRUNCATE ledger_stage", what));
+      auto t = std::chrono::steady_clock::now();
       SETTLE_TRY(copy_in(c, "COPY ledger_stage FROM STDIN", buffer, what));
-      // One statement: identities, journals, and the digests of the
-      // identities that were stored already. All parts see one snapshot, so
-      // the final SELECT sees exactly the keys stored before it.
-      auto r =
+      timers.stage_ns += since(t);
+      t = std::chrono::steady_clock::now();
+      // The identities. Usually every one is new, and this statement is
+      // all it takes to know it.
+      SETTLE_ASSIGN_OR_RETURN(
+          PgResult counted,
           exec(c,
                "WITH ins AS ("
                " INSERT INTO journal_keys (merchant_id, ref, settle_date, digest)"
-               " SELECT merchant_id, ref, settle_date, digest FROM ledger_stage ORDER BY ord"
-               " ON CONFLICT (merchant_id, ref) DO NOTHING RETURNING merchant_id, ref),"
-               " jn AS ("
-               " INSERT INTO journals (merchant_id, ref, kind, currency, batch_date, settle_date,"
-               "  late, occurred_at, amount, fee, digest, metadata, trace_id, leg1_account,"
-               "  leg1_amount, leg2_account, leg2_amount, leg3_account, leg3_amount)"
-               " SELECT s.merchant_id, s.ref, s.kind, s.currency, s.batch_date, s.settle_date,"
-               "  s.late, s.occurred_at, s.amount, s.fee, s.digest, s.metadata, s.trace_id,"
-               "  s.leg1_account, s.leg1_amount, s.leg2_account, s.leg2_amount, s.leg3_account,"
-               "  s.leg3_amount"
-               " FROM ledger_stage AS s JOIN ins USING (merchant_id, ref) ORDER BY s.ord),"
-               " emptied AS (DELETE FROM ledger_stage)"
-               " SELECT s.ord, k.digest FROM ledger_stage AS s"
-               " LEFT JOIN journal_keys AS k USING (merchant_id, ref)"
-               " WHERE NOT EXISTS (SELECT 1 FROM ins"
-               "  WHERE ins.merchant_id = s.merchant_id AND ins.ref = s.ref)",
-               what);
-      if (!r.ok() && r.error().code == ErrorCode::kFailedPrecondition) {
-        return fail(ErrorCode::kFailedPrecondition, what,
-                    r.error().message +
-                        " (a new journal settles on an archived day; restore the day with "
-                        "`settled partitions restore` before posting to it)");
-      }
-      if (!r.ok()) return r.error();
-      const PgResult& stale = *r;
+               " SELECT merchant_id, ref, settle_date, digest FROM ledger_stage"
+               " ON CONFLICT (merchant_id, ref) DO NOTHING RETURNING 1)"
+               " SELECT count(*) FROM ins",
+               what));
+      SETTLE_ASSIGN_OR_RETURN(const std::int64_t new_keys, int_at(counted, 0, 0, what));
       std::vector<bool> refused(to - from, false);
-      for (int row = 0; row < stale.rows(); ++row) {
-        const auto ord = parse_int128(stale.text(row, 0));
-        if (!ord || *ord < static_cast<__int128>(from) || *ord >= static_cast<__int128>(to)) {
-          return fail(ErrorCode::kCorruption, what, "staging returned an unknown row");
-        }
-        const auto p = static_cast<std::size_t>(*ord);
-        refused[p - from] = true;
-        const std::size_t i = leaders[p];
-        if (stale.null_at(row, 1)) {
-          // Stored by a transaction that committed after this statement
-          // began (ON CONFLICT waited for it): look again.
-          SETTLE_ASSIGN_OR_RETURN(PgResult again, run(c, "find_key",
-                                                      {journals[i].merchant_id.str(), journals[i].ref},
-                                                      what));
-          if (again.rows() != 1) {
-            return fail(ErrorCode::kCorruption, what,
-                        journal_id_text(journals[i]) + ": neither inserted nor found");
+      if (new_keys != static_cast<std::int64_t>(to - from)) {
+        // Some were stored already (or by a transaction that committed
+        // meanwhile: ON CONFLICT waited for it). The keys this transaction
+        // inserted carry its xid; every other one was refused, and its stored
+        // digest tells a duplicate from a conflict.
+        SETTLE_ASSIGN_OR_RETURN(
+            PgResult stale,
+            exec(c,
+                 "SELECT s.ord, k.digest FROM ledger_stage AS s"
+                 " JOIN journal_keys AS k USING (merchant_id, ref)"
+                 " WHERE k.xmin::text::bigint <> (txid_current() & 4294967295)",
+                 what));
+        for (int row = 0; row < stale.rows(); ++row) {
+          const auto ord = parse_int128(stale.text(row, 0));
+          if (!ord || *ord < static_cast<__int128>(from) || *ord >= static_cast<__int128>(to)) {
+            return fail(ErrorCode::kCorruption, what, "staging returned an unknown row");
           }
-          stored[i] = std::string(again.text(0, 0));
-        } else {
-          stored[i] = std::string(stale.text(row, 1));
+          const auto p = static_cast<std::size_t>(*ord);
+          refused[p - from] = true;
+          stored[leaders[p]] = std::string(stale.text(row, 1));
+        }
+        if (static_cast<std::int64_t>(to - from) - stale.rows() != new_keys) {
+          return fail(ErrorCode::kCorruption, what,
+                      fmt::format("{} identities inserted but {} found refused of {}", new_keys,
+                                  stale.rows(), to - from));
         }
       }
+      timers.keys_ns += since(t);
+      // The journals whose identity was new, by COPY: its multi-row insert
+      // path is much faster than INSERT ... SELECT from the stage (which
+      // inserts a row at a time), and the rows are routed to their partitions
+      // as a plain COPY would.
+      buffer.clear();
       for (std::size_t p = from; p < to; ++p) {
-        if (!refused[p - from]) inserted[leaders[p]] = true;
+        if (refused[p - from]) continue;
+        inserted[leaders[p]] = true;
+        append_journal_row(buffer, journals[leaders[p]]);
+      }
+      if (!buffer.empty()) {
+        t = std::chrono::steady_clock::now();
+        Status copied = copy_in(c,
+                                "COPY journals (merchant_id, ref, kind, currency, batch_date, "
+                                "settle_date, late, occurred_at, amount, fee, digest, metadata, "
+                                "trace_id, leg1_account, leg1_amount, leg2_account, leg2_amount, "
+                                "leg3_account, leg3_amount) FROM STDIN",
+                                buffer, what);
+        if (!copied.ok() && copied.error().code == ErrorCode::kFailedPrecondition) {
+          return fail(ErrorCode::kFailedPrecondition, what,
+                      copied.error().message +
+                          " (a new journal settles on an archived day; restore the day with "
+                          "`settled partitions restore` before posting to it)");
+        }
+        SETTLE_TRY(copied);
+        timers.journals_ns += since(t);
       }
     }
 
@@ -737,7 +764,9 @@ struct PostgresLedger::Impl {
           out[i] = PostOutcome::kPosted;
           for (std::size_t leg = 0; leg < j.leg_count; ++leg) {
             const model::Posting& p = j.legs[leg];
-            auto& d = deltas[{model::account_name(p.account, j.merchant_id.view()), j.currency}];
+            const bool merchant = model::is_merchant_account(p.account);
+            auto& d = deltas[{merchant ? j.merchant_id.view() : std::string_view(), j.currency,
+                              static_cast<int>(p.account)}];
             d.first += p.amount;
             d.second += 1;
           }
@@ -754,9 +783,21 @@ struct PostgresLedger::Impl {
   }
 
   // One COPY text row of the staging table.
-  static void append_row(std::string& out, const Journal& j, std::size_t ord) {
+  static void append_key_row(std::string& out, const Journal& j, std::size_t ord) {
     out += std::to_string(ord);
     out += '\t';
+    copy_text(out, j.merchant_id.view());
+    out += '\t';
+    copy_text(out, j.ref);
+    out += '\t';
+    out += format_date(j.settle_date);
+    out += "\t\\\\x";
+    out += digest_hex(j.digest);
+    out += '\n';
+  }
+
+  // One COPY text row of journals (the columns after journal_id).
+  static void append_journal_row(std::string& out, const Journal& j) {
     copy_text(out, j.merchant_id.view());
     out += '\t';
     copy_text(out, j.ref);
@@ -832,14 +873,23 @@ struct PostgresLedger::Impl {
     std::vector<std::string> currencies;
     std::vector<std::int64_t> amounts;
     std::vector<std::int64_t> counts;
+    // Sorted by (name, currency): the order every transaction locks accounts in.
+    std::vector<std::tuple<std::string, std::string_view, const std::pair<__int128, std::int64_t>*>> rows;
     for (const auto& [key, d] : deltas) {
+      rows.emplace_back(model::account_name(static_cast<AccountRole>(std::get<2>(key)), std::get<0>(key)),
+                        std::get<1>(key), &d);
+    }
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+      return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+    });
+    for (const auto& [name, currency, dp] : rows) {
+      const auto& d = *dp;
       if (d.first > INT64_MAX || d.first < INT64_MIN) {
         return fail(ErrorCode::kOverflow, what,
-                    fmt::format("account {} {}: the balance change leaves int64", key.first,
-                                key.second));
+                    fmt::format("account {} {}: the balance change leaves int64", name, currency));
       }
-      names.push_back(key.first);
-      currencies.push_back(key.second);
+      names.push_back(name);
+      currencies.push_back(std::string(currency));
       amounts.push_back(static_cast<std::int64_t>(d.first));
       counts.push_back(d.second);
     }
@@ -1261,7 +1311,9 @@ Result<std::vector<PostOutcome>> PostgresLedger::post(std::span<const Journal> j
                         bytea_to_hex_param(cp->state)},
                        fmt::format("{}: checkpoint {}/{}", kWhat, cp->consumer, cp->partition)));
     }
+    const auto t = std::chrono::steady_clock::now();
     SETTLE_TRY(d.apply_deltas(c, deltas, kWhat));
+    d.timers.accounts_ns += Impl::since(t);
     return ok_status();
   });
   if (!result.ok()) {
@@ -1524,6 +1576,13 @@ Result<std::vector<PostingRow>> PostgresLedger::postings(const PostingQuery& que
     }
   }
   return out;
+}
+
+PostgresLedger::PostStats PostgresLedger::post_stats() const {
+  const Impl::Timers& t = impl_->timers;
+  auto ms = [](const std::atomic<std::int64_t>& ns) { return static_cast<double>(ns.load()) / 1e6; };
+  return PostStats{ms(t.stage_ns), ms(t.keys_ns), ms(t.journals_ns), ms(t.accounts_ns),
+                   ms(t.commit_ns)};
 }
 
 Result<std::uint64_t> PostgresLedger::next_fencing_token() {

@@ -7,13 +7,15 @@
 // the unpartitioned journal_keys table, which keeps (merchant_id, ref) unique
 // across every partition, archived ones included.
 //
-// Posting: the call's journals (the first of each identity) are COPYed into
-// a temporary staging table, then one statement inserts their identities
-// (INSERT ... ON CONFLICT DO NOTHING RETURNING), inserts the journals whose
-// identity was new, and returns the stored digest of each one that was not:
-// equal digest kDuplicate, different kConflict. Account balances follow in
-// one statement at the end of the transaction, accounts in name order (so
-// concurrent posts cannot deadlock on them), then the checkpoints.
+// Posting, per chunk of a call: the identities of its journals (the first of
+// each identity, in key order) are COPYed into a temporary staging table;
+// one statement inserts them into journal_keys (INSERT ... ON CONFLICT DO
+// NOTHING RETURNING) and returns the stored digest of each one that was not
+// new: equal digest kDuplicate, different kConflict; then the new journals
+// go into `journals` by COPY (its multi-row insert path). Three round trips
+// a chunk. The checkpoints, then the account balances (one statement, in
+// account-name order, so concurrent posts cannot deadlock on them) end the
+// transaction.
 //
 // Partitions: posting to a settle_date without a partition creates it (and
 // its hash partitions) on demand, in its own short transaction before the
@@ -113,10 +115,22 @@ class PostgresLedger final : public Ledger {
   // Postings of the live (not archived) partitions.
   Result<std::vector<PostingRow>> postings(const PostingQuery& query) override;
 
-  // A fencing token from the PostgreSQL sequence `fencing_tokens`: durable and
+  // A fencing token from the PostgreSQL sequence `settle_fencing_tokens` (the
+  // one the Redis store's PgTokenSource draws from too): durable and
   // strictly increasing across processes and server restarts (a sequence never
   // hands out a value twice), so a lock service may use it for its leases.
   Result<std::uint64_t> next_fencing_token();
+
+  // Cumulative wall time of post() and close_batch() by phase, for
+  // benchmarks and diagnostics (commit_ms counts every transaction's COMMIT).
+  struct PostStats {
+    double stage_ms = 0;     // COPY of the identities into the staging table
+    double keys_ms = 0;      // INSERT ... ON CONFLICT into journal_keys, verdicts
+    double journals_ms = 0;  // COPY of the new journals into `journals`
+    double accounts_ms = 0;  // the balances' upsert
+    double commit_ms = 0;
+  };
+  PostStats post_stats() const;
 
   // --- partition upkeep (settled partitions ...) ---------------------------
 

@@ -155,8 +155,10 @@ CREATE TABLE batch_fences (
 );
 
 -- A durable, monotonic source of fencing tokens (PostgresLedger::
--- next_fencing_token): unlike a Redis counter, a failover cannot reset it.
-CREATE SEQUENCE fencing_tokens AS bigint;
+-- next_fencing_token, and the Redis store's PgTokenSource, which creates the
+-- same sequence when it runs first): unlike a Redis counter, a failover
+-- cannot reset it. CACHE 1: every value handed out is in the WAL first.
+CREATE SEQUENCE IF NOT EXISTS settle_fencing_tokens AS bigint CACHE 1;
 
 -- Consumers' input positions, committed with the postings they cover.
 CREATE TABLE checkpoints (
