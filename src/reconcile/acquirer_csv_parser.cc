@@ -112,7 +112,7 @@ bool known_type(std::string_view t) {
   return t == "capture" || t == "refund" || t == "chargeback" || t == "chargeback_reversal" || t == "adjustment";
 }
 
-Minor magnitude(Minor a) { return a < 0 ? -a : a; }
+Minor magnitude(Minor a) { return a < 0 ? (a == INT64_MIN ? INT64_MAX : -a) : a; }
 
 }  // namespace
 

@@ -106,7 +106,13 @@ std::string find_payout_reference(std::string_view text) {
 
 namespace {
 
-Minor abs_minor(Minor a) { return a < 0 ? -a : a; }
+Minor abs_minor(Minor a) { return a < 0 ? (a == INT64_MIN ? INT64_MAX : -a) : a; }
+// |a - b| without overflow, saturated at INT64_MAX.
+Minor abs_diff(Minor a, Minor b) {
+  const __int128 d = static_cast<__int128>(a) - b;
+  const __int128 m = d < 0 ? -d : d;
+  return m > INT64_MAX ? INT64_MAX : static_cast<Minor>(m);
+}
 int day_distance(Date a, Date b) { return a.days > b.days ? a.days - b.days : b.days - a.days; }
 
 struct BankItem {
@@ -132,10 +138,10 @@ std::optional<std::vector<std::size_t>> subset_sum(const std::vector<std::pair<s
   std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   std::vector<std::size_t> chosen;
   std::int64_t budget = 200'000;  // bounds the search on adversarial input
-  auto dfs = [&](auto&& self, std::size_t i, Minor sum) -> bool {
+  auto dfs = [&](auto&& self, std::size_t i, __int128 sum) -> bool {
     if (--budget < 0) return false;
-    if (chosen.size() >= 2 && abs_minor(sum - target) <= tol) return true;
-    if (i >= c.size() || chosen.size() >= max_group || sum > target + tol) return false;
+    if (chosen.size() >= 2 && (sum > target ? sum - target : target - sum) <= tol) return true;
+    if (i >= c.size() || chosen.size() >= max_group || sum > static_cast<__int128>(target) + tol) return false;
     chosen.push_back(c[i].first);
     if (self(self, i + 1, sum + c[i].second)) return true;
     chosen.pop_back();
@@ -242,9 +248,9 @@ MatchResult match_bank(const std::vector<BankStatement>& statements, const std::
                              format_minor(p.amount, find_currency(p.currency)->exponent()), p.currency, it.currency);
       out.findings.push_back(f);
       confidence = 50;
-    } else if (abs_minor(it.amount - p.amount) > tol.amount) {
+    } else if (abs_diff(it.amount, p.amount) > tol.amount) {
       f.reason = Reason::kAmountMismatch;
-      f.drift = abs_minor(it.amount - p.amount);
+      f.drift = abs_diff(it.amount, p.amount);
       const int exp = find_currency(p.currency)->exponent();
       f.detail = fmt::format("payout {}: ledger {} {}, bank {} {}", p.reference, format_minor(p.amount, exp),
                              p.currency, format_minor(it.amount, exp), it.currency);
@@ -274,12 +280,12 @@ MatchResult match_bank(const std::vector<BankStatement>& statements, const std::
     std::vector<std::size_t> cands;
     for (std::size_t i = 0; i < slots.size(); ++i) {
       const Tolerance& tol = config.tolerance(slots[i].p->merchant_id, slots[i].p->currency);
-      if (candidate(slots[i], it) && abs_minor(slots[i].p->amount - it.amount) <= tol.amount) cands.push_back(i);
+      if (candidate(slots[i], it) && abs_diff(slots[i].p->amount, it.amount) <= tol.amount) cands.push_back(i);
     }
     if (cands.empty()) continue;
     const std::size_t best = *std::min_element(cands.begin(), cands.end(), [&](std::size_t a, std::size_t b) {
-      return std::make_tuple(abs_minor(slots[a].p->amount - it.amount), day_distance(slots[a].p->payout_date, it.date),
-                             a) < std::make_tuple(abs_minor(slots[b].p->amount - it.amount),
+      return std::make_tuple(abs_diff(slots[a].p->amount, it.amount), day_distance(slots[a].p->payout_date, it.date),
+                             a) < std::make_tuple(abs_diff(slots[b].p->amount, it.amount),
                                                   day_distance(slots[b].p->payout_date, it.date), b);
     });
     const bool exact = slots[best].p->amount == it.amount && slots[best].p->payout_date == it.date;
@@ -435,18 +441,18 @@ MatchResult match_acquirer(const AcquirerReport& report, const std::vector<Ledge
       f.detail = fmt::format("event {}: ledger {}, report {}", l.reference, e.currency, l.currency);
       out.findings.push_back(f);
       confidence = 50;
-    } else if (e.type != l.type || abs_minor(e.amount - l.gross) > tol.amount) {
+    } else if (e.type != l.type || abs_diff(e.amount, l.gross) > tol.amount) {
       f.reason = Reason::kAmountMismatch;
-      f.drift = e.type != l.type ? abs_minor(l.gross) : abs_minor(e.amount - l.gross);
+      f.drift = e.type != l.type ? abs_minor(l.gross) : abs_diff(e.amount, l.gross);
       f.detail = fmt::format("event {}: ledger {} {}, report {} {}", l.reference, e.type, format_minor(e.amount, exp),
                              l.type, format_minor(l.gross, exp));
       out.findings.push_back(f);
       confidence = 70;
-    } else if (abs_minor(e.fee - l.fee) > tol.amount) {
+    } else if (abs_diff(e.fee, l.fee) > tol.amount) {
       f.reason = Reason::kFeeMismatch;
       f.expected = e.fee;
       f.actual = l.fee;
-      f.drift = abs_minor(e.fee - l.fee);
+      f.drift = abs_diff(e.fee, l.fee);
       f.detail = fmt::format("event {}: ledger fee {}, report fee {} {}", l.reference, format_minor(e.fee, exp),
                              format_minor(l.fee, exp), l.currency);
       out.findings.push_back(f);
@@ -510,9 +516,9 @@ MatchResult match_acquirer(const AcquirerReport& report, const std::vector<Ledge
     out.matched_subjects.push_back(subject);
     f.expected = gross;
     int confidence = 100;
-    if (abs_minor(gross - t.gross) > tol.amount || (t.count != 0 && t.count != c.event_count())) {
+    if (abs_diff(gross, t.gross) > tol.amount || (t.count != 0 && t.count != c.event_count())) {
       f.reason = Reason::kAmountMismatch;
-      f.drift = abs_minor(gross - t.gross);
+      f.drift = abs_diff(gross, t.gross);
       f.detail = fmt::format("batch {}: ledger {} events, gross {}; report {} events, gross {}", subject,
                              c.event_count(), format_minor(gross, exp), t.count, format_minor(t.gross, exp));
       out.findings.push_back(f);

@@ -126,7 +126,8 @@ Result<std::string> write_pain001(const std::vector<Payout>& payouts, const Pain
     if (c != '-') compact += c;
   }
   const std::string msg_id = options.message_id.empty() ? "SETTLE-PAYOUTS-" + compact : options.message_id;
-  std::string created = format_rfc3339(options.created_at);
+  // ISO DateTime; whole seconds are what banks' validators expect.
+  const std::string created = format_rfc3339(Timestamp{options.created_at.ns - options.created_at.ns % kNsPerSecond});
 
   w.open("Document");
   w.attr("xmlns", "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09");
@@ -216,8 +217,10 @@ Result<std::string> write_pain001(const std::vector<Payout>& payouts, const Pain
   w.close();  // Document
   if (!w.ok() || xmlTextWriterEndDocument(tw.get()) < 0) return make_error(ErrorCode::kIo, "pain.001: write failed");
   tw.reset();
-  return std::string(reinterpret_cast<const char*>(xmlBufferContent(buf.get())),
-                     static_cast<std::size_t>(xmlBufferLength(buf.get())));
+  std::string out(reinterpret_cast<const char*>(xmlBufferContent(buf.get())),
+                  static_cast<std::size_t>(xmlBufferLength(buf.get())));
+  if (!out.ends_with('\n')) out += '\n';
+  return out;
 }
 
 std::string write_payouts_csv(const std::vector<Payout>& payouts) {
