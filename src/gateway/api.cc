@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "gateway/bulk.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "processor/topics.h"
@@ -237,6 +238,7 @@ const std::vector<Route>& route_table() {
       {"GET", "/healthz"},
       {"GET", "/readyz"},
       {"POST", "/v1/events"},
+      {"POST", "/v1/events/bulk"},
       {"POST", "/v1/keys"},
       {"GET", "/v1/keys"},
       {"DELETE", "/v1/keys/{key_id}"},
@@ -359,11 +361,25 @@ Response Api::handle(const Request& request) {
   }
   const std::string_view path(call.route->path);
   if (path == "/healthz") return json_response(200, ordered_json{{"status", "ok"}});
+  if (path == "/v1/events/bulk") {
+    // The server streams bulk bodies through begin_bulk(); a body that
+    // arrives whole is fed the same way.
+    BulkStart start = begin_bulk(request);
+    if (!start.upload) return start.response;
+    if (auto st = start.upload->feed(request.body); !st.ok()) return start.upload->fail(st.error());
+    return start.upload->finish();
+  }
   if (path == "/readyz") return readyz();
 
-  // Authentication.
+  if (auto denied = authenticate(call)) return *denied;
+
+  if (request.method == "POST" && request.has_idempotency_key) return with_idempotency(call);
+  return dispatch(call);
+}
+
+std::optional<Response> Api::authenticate(Call& call) {
   constexpr std::string_view kBearer = "Bearer ";
-  std::string_view auth = request.authorization;
+  std::string_view auth = call.req.authorization;
   auto unauthorized = [](std::string_view why) {
     Response r = error_response(401, "unauthorized", why);
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -377,9 +393,58 @@ Response Api::handle(const Request& request) {
   if (!key.ok()) return error_response(503, "unavailable", key.error().message);
   if (!key->has_value()) return unauthorized("unknown or revoked API key");
   call.key = **key;
+  return std::nullopt;
+}
 
-  if (request.method == "POST" && request.has_idempotency_key) return with_idempotency(call);
-  return dispatch(call);
+bool Api::is_bulk_target(std::string_view target) {
+  return target.substr(0, target.find('?')) == "/v1/events/bulk";
+}
+
+Api::BulkStart Api::begin_bulk(const Request& request) {
+  Call call{request, {}, {}, {}, {}, nullptr, {}};
+  call.path = "/v1/events/bulk";
+  if (request.method != "POST") {
+    Response r = error_response(405, "method_not_allowed", fmt::format("{} is not allowed on {}", request.method, call.path));
+    r.headers.emplace_back("Allow", "POST");
+    return {nullptr, std::move(r)};
+  }
+  if (auto denied = authenticate(call)) return {nullptr, std::move(*denied)};
+  const std::string ct = lower(request.content_type.substr(0, request.content_type.find(';')));
+  BulkUpload::Format format;
+  if (ct.find("application/x-ndjson") != std::string::npos || ct.find("application/jsonl") != std::string::npos) {
+    format = BulkUpload::Format::kNdjson;
+  } else if (ct.find("text/csv") != std::string::npos) {
+    format = BulkUpload::Format::kCsv;
+  } else {
+    return {nullptr, error_response(415, "unsupported_media_type",
+                                    "POST /v1/events/bulk takes application/x-ndjson or text/csv")};
+  }
+  BulkUpload::Idempotency idem;
+  if (request.has_idempotency_key) {
+    const std::string& key = request.idempotency_key;
+    if (key.empty() || key.size() > 255 ||
+        !std::all_of(key.begin(), key.end(), [](char c) { return c >= 0x21 && c <= 0x7E; })) {
+      return {nullptr, error_response(400, "invalid_idempotency_key",
+                                      "Idempotency-Key must be 1-255 printable ASCII characters without spaces")};
+    }
+    const std::string principal = call.admin() ? std::string("admin") : "m:" + call.key.merchant_id;
+    idem.lock_key = fmt::format("idem-lock|{}|{}", principal, key);
+    idem.resp_key = fmt::format("idem-resp|{}|{}", principal, key);
+    auto stored = store_.get(idem.resp_key);
+    if (!stored.ok()) return {nullptr, error_response(503, "unavailable", stored.error().message)};
+    if (stored->has_value()) {
+      idem.stored = **stored;  // read the body only to compare it; replay
+    } else {
+      auto claim = store_.put_if_absent(idem.lock_key, "bulk", options_.idempotency_ttl);
+      if (!claim.ok()) return {nullptr, error_response(503, "unavailable", claim.error().message)};
+      if (!claim->inserted) {
+        return {nullptr, error_response(409, "idempotency_key_in_flight",
+                                        "a request with this Idempotency-Key is still being processed; retry later")};
+      }
+    }
+    idem.used = true;
+  }
+  return {std::make_unique<BulkUpload>(*this, call.key, format, std::move(idem)), Response{}};
 }
 
 Response Api::readyz() {
@@ -393,6 +458,7 @@ Response Api::dispatch(Call& call) {
   const std::string_view method(call.route->method);
   const auto& p = call.params;
   if (path == "/v1/events") return post_events(call);
+
   if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);
   if (path == "/v1/keys/{key_id}") return revoke_key(call, p[0]);
   if (path == "/v1/merchants/{merchant_id}") {
@@ -539,44 +605,9 @@ Response Api::post_events(Call& call) {
                           invalid);
   }
 
-  // Claim each (merchant, event id) with its content digest: a claim that
-  // exists is a duplicate (same digest) or a conflict (another digest).
-  enum class Verdict { kAccepted, kDuplicate, kConflict };
-  std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
-  std::vector<std::string> canon(events.size());
-  std::vector<std::string> digests(events.size());
-  std::vector<bus::Record> records;
-  std::vector<std::size_t> claimed;
-  auto release_claims = [&] {
-    for (std::size_t i : claimed) {
-      (void)store_.delete_if_equal(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i]);
-    }
-  };
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    canon[i] = model::canonical_event_json(events[i]);
-    digests[i] = digest_hex(canon[i]);
-    auto put = store_.put_if_absent(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i],
-                                    options_.event_claim_ttl);
-    if (!put.ok()) {
-      release_claims();
-      return error_response(503, "unavailable", put.error().message);
-    }
-    if (!put->inserted) {
-      verdicts[i] = put->existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
-      continue;
-    }
-    claimed.push_back(i);
-    records.push_back(bus::Record{events[i].merchant_id.str(), canon[i],
-                                  {bus::Header{processor::kSourceHeader, "api"}}, 0});
-  }
-  if (!records.empty()) {
-    auto appended = bus_.append(processor::kEventsTopic, records);
-    if (!appended.ok()) {
-      release_claims();
-      return error_response(503, "unavailable",
-                            fmt::format("the bus did not take the events: {}", appended.error().message));
-    }
-  }
+  auto decided = claim_and_append(events, "api");
+  if (!decided.ok()) return error_response(503, "unavailable", decided.error().message);
+  const std::vector<Verdict>& verdicts = *decided;
 
   std::string out;
   out.reserve(64 + events.size() * 64);
@@ -608,6 +639,49 @@ Response Api::post_events(Call& call) {
   }
   out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
   return Response{202, std::move(out), {}};
+}
+
+// A claim that exists is a duplicate (same digest) or a conflict (another
+// digest). Claims of a failed append are released, so a retry is not taken
+// for a duplicate of something the bus never got.
+Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events,
+                                                   std::string_view source) {
+  std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
+  std::vector<std::string> digests(events.size());
+  std::vector<bus::Record> records;
+  records.reserve(events.size());
+  std::vector<std::size_t> claimed;
+  auto release_claims = [&] {
+    for (std::size_t i : claimed) {
+      (void)store_.delete_if_equal(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i]);
+    }
+  };
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    std::string canon = model::canonical_event_json(events[i]);
+    digests[i] = digest_hex(canon);
+    auto put = store_.put_if_absent(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i],
+                                    options_.event_claim_ttl);
+    if (!put.ok()) {
+      release_claims();
+      return put.error();
+    }
+    if (!put->inserted) {
+      verdicts[i] = put->existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
+      continue;
+    }
+    claimed.push_back(i);
+    records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon),
+                                  {bus::Header{processor::kSourceHeader, std::string(source)}}, 0});
+  }
+  if (!records.empty()) {
+    auto appended = bus_.append(processor::kEventsTopic, records);
+    if (!appended.ok()) {
+      release_claims();
+      return make_error(appended.error().code,
+                        fmt::format("the bus did not take the events: {}", appended.error().message));
+    }
+  }
+  return verdicts;
 }
 
 Response Api::post_key(Call& call) {

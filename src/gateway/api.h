@@ -63,6 +63,11 @@ struct ApiOptions {
   // has no lookup by event id yet).
   std::size_t event_lookup_rows_max = 1'000'000;
   std::size_t ledger_page_max = 1000;
+  // Bulk: events per bus append, longest line (or CSV record), errors listed.
+  std::size_t bulk_batch_events = 4096;
+  std::size_t bulk_batch_bytes = std::size_t{1} << 20;  // and at most this much text
+  std::size_t bulk_line_bytes_max = 1 << 20;
+  std::size_t bulk_errors_max = 1000;
 };
 
 // Formats the error envelope.
@@ -77,6 +82,11 @@ Response error_response(unsigned status, std::string_view code, std::string_view
 // its field and reason ("" and the whole message when it names none).
 Detail detail_of(std::string_view message, std::string_view prefix);
 
+class BulkUpload;
+
+// What an ingestion of events decided for each one.
+enum class Verdict : std::uint8_t { kAccepted, kDuplicate, kConflict };
+
 class Api {
  public:
   // Opens the key ring (creating the `keys` topic) and loads the merchants.
@@ -84,6 +94,24 @@ class Api {
                                            ApiOptions options = {});
 
   Response handle(const Request& request);
+
+  // POST /v1/events/bulk, whose body is streamed: begin_bulk() checks the
+  // headers (route, key, content type, Idempotency-Key) and returns either an
+  // upload to feed the body to, or the response to send at once.
+  struct BulkStart {
+    std::unique_ptr<BulkUpload> upload;
+    Response response;  // when !upload
+  };
+  BulkStart begin_bulk(const Request& headers_only);
+  static bool is_bulk_target(std::string_view target);
+
+  // Claims each event's (merchant, event id) with its content digest and
+  // appends the new ones to the bus in one call; the verdict per event.
+  Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source);
+  // The merchant's configuration (a copy), or nullopt when unknown.
+  std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
+  idempotency::Store& store() { return store_; }
+  const ApiOptions& options() const { return options_; }
   // Bus and ledger reachable.
   Status ready();
   KeyRing& keys() { return *keys_; }
@@ -96,6 +124,7 @@ class Api {
   struct Call;
   Response dispatch(Call& call);
   Response with_idempotency(Call& call);
+  std::optional<Response> authenticate(Call& call);
   Response post_events(Call& call);
   Response post_key(Call& call);
   Response list_keys(Call& call);
@@ -109,8 +138,6 @@ class Api {
   Response get_event(Call& call, std::string_view merchant_id, std::string_view event_id);
   Response readyz();
 
-  // The merchant's configuration (a copy), or nullopt when unknown.
-  std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
   Result<std::vector<std::string>> open_batch_rows(std::string_view merchant_id, std::optional<Date> from,
                                                    std::optional<Date> to);
 

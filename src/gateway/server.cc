@@ -3,10 +3,13 @@
 
 #include "gateway/server.h"
 
+#include "gateway/bulk.h"
+
 #include <fmt/format.h>
 
 #include <array>
 #include <atomic>
+#include <limits>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <optional>
@@ -20,6 +23,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+
+constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
 
 struct Shared {
   Api* api = nullptr;
@@ -53,19 +58,31 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void read_header() {
-    parser_.emplace();
-    parser_->body_limit(shared_.options.body_limit_bytes);
-    parser_->header_limit(64 * 1024);
+    header_parser_.emplace();
+    // Decided per route once the target is known. Not boost::none: Beast
+    // 1.74 compares a Content-Length with a disengaged limit as exceeding it.
+    header_parser_->body_limit(kNoBodyLimit);
+    header_parser_->header_limit(64 * 1024);
+    parser_.reset();
+    bulk_parser_.reset();
+    upload_.reset();
     stream_.expires_after(shared_.options.request_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
+    http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
-    const auto& req = parser_->get();
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
-      continue_.emplace(http::status::continue_, req.version());
+    const auto& req = header_parser_->get();
+    if (Api::is_bulk_target(std::string_view(req.target().data(), req.target().size()))) return start_bulk();
+    const auto length = header_parser_->content_length();
+    if (length && *length > shared_.options.body_limit_bytes) return on_read_error(http::error::body_limit);
+    const bool expects = beast::iequals(req[http::field::expect], "100-continue");
+    const unsigned version = req.version();
+    parser_.emplace(std::move(*header_parser_));
+    parser_->body_limit(shared_.options.body_limit_bytes);
+    if (expects) {
+      continue_.emplace(http::status::continue_, version);
       http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code wec, std::size_t) {
         if (wec) return self->close();
         self->read_body();
@@ -73,6 +90,81 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     read_body();
+  }
+
+  static Request request_of(const http::request_parser<http::empty_body>::value_type& msg) {
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.authorization = std::string(msg[http::field::authorization]);
+    req.content_type = std::string(msg[http::field::content_type]);
+    if (auto it = msg.find("Idempotency-Key"); it != msg.end()) {
+      req.has_idempotency_key = true;
+      req.idempotency_key = std::string(it->value());
+    }
+    return req;
+  }
+
+  // A bulk body is streamed: a chunk is read, fed to the upload on the
+  // handler pool (which appends a batch to the bus when one is full), and
+  // only then is the next chunk read, so memory stays bounded and a slow bus
+  // slows the client down (TCP backpressure).
+  void start_bulk() {
+    Request req = request_of(header_parser_->get());
+    asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
+      Api::BulkStart start = self->shared_.api->begin_bulk(req);
+      asio::post(self->stream_.get_executor(), [self, start = std::move(start)]() mutable {
+        const unsigned version = self->header_parser_->get().version();
+        if (!start.upload) return self->write(std::move(start.response), true, version);
+        self->upload_ = std::move(start.upload);
+        const bool expects = beast::iequals(self->header_parser_->get()[http::field::expect], "100-continue");
+        self->bulk_version_ = version;
+        self->bulk_keep_alive_ = self->header_parser_->get().keep_alive();
+        self->bulk_parser_.emplace(std::move(*self->header_parser_));
+        self->bulk_parser_->body_limit(kNoBodyLimit);
+        if (expects) {
+          self->continue_.emplace(http::status::continue_, version);
+          http::async_write(self->stream_, *self->continue_, [self](beast::error_code wec, std::size_t) {
+            if (wec) return self->close();
+            self->read_bulk_chunk();
+          });
+          return;
+        }
+        self->read_bulk_chunk();
+      });
+    });
+  }
+
+  void read_bulk_chunk() {
+    if (bulk_parser_->is_done()) return finish_bulk();
+    auto& body = bulk_parser_->get().body();
+    body.data = chunk_.data();
+    body.size = chunk_.size();
+    stream_.expires_after(shared_.options.request_timeout);
+    http::async_read(stream_, buffer_, *bulk_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) return self->close();  // the client went away or stalled: what was appended stays
+      const std::size_t n = self->chunk_.size() - self->bulk_parser_->get().body().size;
+      asio::post(*self->shared_.handlers, [self, n] {
+        Status st = self->upload_->feed(std::string_view(self->chunk_.data(), n));
+        asio::post(self->stream_.get_executor(), [self, st = std::move(st)]() mutable {
+          if (!st.ok()) {
+            Response r = self->upload_->fail(st.error());
+            return self->write(std::move(r), true, self->bulk_version_);
+          }
+          self->read_bulk_chunk();
+        });
+      });
+    });
+  }
+
+  void finish_bulk() {
+    asio::post(*shared_.handlers, [self = shared_from_this()] {
+      Response r = self->upload_->finish();
+      asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable {
+        self->write(std::move(r), !self->bulk_keep_alive_, self->bulk_version_);
+      });
+    });
   }
 
   void read_body() {
@@ -108,6 +200,7 @@ class Session : public std::enable_shared_from_this<Session> {
       req.idempotency_key = std::string(it->value());
     }
     req.body = std::move(msg.body());
+    parser_.reset();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
     // The handler may block (fsync, ledger): run it off the I/O threads.
@@ -165,7 +258,13 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   Shared& shared_;
   bool over_capacity_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::buffer_body>> bulk_parser_;
+  std::unique_ptr<BulkUpload> upload_;
+  std::array<char, 64 * 1024> chunk_;
+  unsigned bulk_version_ = 11;
+  bool bulk_keep_alive_ = true;
   std::optional<http::response<http::empty_body>> continue_;
   std::shared_ptr<http::response<http::string_body>> response_;
   std::array<char, 16384> drain_buffer_;
