@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "app/cli.h"
+#include "app/role_flags.h"
 #include "app/demo.h"
 #include "app/runtime.h"
 #include "app/offline_settle.h"
@@ -33,36 +34,13 @@ struct ScratchDir {
   }
 };
 
-struct CommonFlags {
-  std::string data_dir;
-  int partitions = 0;
-  std::string fsync = "every-append";
-  std::string ledger_sync = "full";
-};
-
-Result<app::RuntimeOptions> runtime_options(const CommonFlags& f, const fs::path& dir) {
-  app::RuntimeOptions o;
-  o.data_dir = dir;
-  if (f.partitions != 0) o.partitions = f.partitions;
-  if (f.fsync == "every-append") {
-    o.bus_fsync = bus::FsyncPolicy::kEveryAppend;
-  } else if (f.fsync == "none") {
-    o.bus_fsync = bus::FsyncPolicy::kNone;
-  } else {
-    return make_error(ErrorCode::kInvalidArgument, "--fsync must be every-append or none");
-  }
-  if (f.ledger_sync == "full") {
-    o.ledger_sync = ledger::Synchronous::kFull;
-  } else if (f.ledger_sync == "normal") {
-    o.ledger_sync = ledger::Synchronous::kNormal;
-  } else {
-    return make_error(ErrorCode::kInvalidArgument, "--ledger-sync must be full or normal");
-  }
-  return o;
-}
+// settle and demo take the roles' options (role_flags.h): the embedded
+// default, or production backends by URL (--bus, --store, --ledger, --config).
+using CommonFlags = RoleFlags;
 
 Result<app::Runtime> open_runtime(const CommonFlags& flags, const fs::path& dir) {
-  SETTLE_ASSIGN_OR_RETURN(app::RuntimeOptions options, runtime_options(flags, dir));
+  SETTLE_ASSIGN_OR_RETURN(app::RuntimeOptions options, runtime_options(flags));
+  options.data_dir = dir;
   return app::Runtime::open(options);
 }
 
@@ -224,10 +202,8 @@ void add_embedded_commands(CLI::App& cli, Commands& commands) {
   settle_cmd->add_option("--merchants", *merchants_file, "Merchants: a JSON array or NDJSON")->required()->check(CLI::ExistingFile);
   settle_cmd->add_option("--events", *events_file, "Events: NDJSON, one event per line")->required()->check(CLI::ExistingFile);
   settle_cmd->add_option("--through", *through, "Close every batch with batch_date <= YYYY-MM-DD")->required();
-  settle_cmd->add_option("--data-dir", settle_flags->data_dir, "Keep bus and ledger here (default: a temporary directory, removed)");
-  settle_cmd->add_option("--partitions", settle_flags->partitions, "Partitions of a new data directory (default 8)");
-  settle_cmd->add_option("--fsync", settle_flags->fsync, "Bus durability: every-append (default) or none");
-  settle_cmd->add_option("--ledger-sync", settle_flags->ledger_sync, "Ledger durability: full (default) or normal");
+  settle_flags->data_dir.clear();  // a temporary directory unless one is named
+  add_role_flags(*settle_cmd, *settle_flags);
   settle_cmd->add_flag("--no-progress", *no_progress, "No progress bar on stderr");
   settle_cmd->add_flag("--quiet", *quiet, "No progress bar or summary on stderr");
   commands.push_back({settle_cmd, [=] {
@@ -235,10 +211,12 @@ void add_embedded_commands(CLI::App& cli, Commands& commands) {
   }});
 
   auto demo_flags = std::make_shared<CommonFlags>();
+  demo_flags->data_dir.clear();  // ./settled-demo unless one is named
   auto events_per_day = std::make_shared<int>(200);
   auto seed = std::make_shared<std::uint64_t>(20260327);
   auto* demo_cmd = cli.add_subcommand("demo", "Generate a sample, settle it, and show the result");
   demo_cmd->add_option("--data-dir", demo_flags->data_dir, "Where to put the demo (default ./settled-demo)");
+  demo_cmd->add_option("--partitions", demo_flags->partitions, "Partitions of the demo's bus (default 8)");
   demo_cmd->add_option("--events-per-day", *events_per_day, "Events per merchant and day (default 200)")->check(CLI::Range(1, 1000000));
   demo_cmd->add_option("--seed", *seed, "Seed of the sample generator");
   commands.push_back({demo_cmd, [=] { return run_demo(*demo_flags, *events_per_day, *seed); }});

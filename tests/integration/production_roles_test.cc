@@ -139,5 +139,26 @@ TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedR
   EXPECT_NE(balances.find("Trial balance"), std::string::npos) << balances;
 }
 
+TEST(ProductionSettle, SettleOnKafkaRedisAndPostgresPrintsTheEmbeddedReport) {
+  auto& pg = testing::PostgresServer::shared();
+  const std::string db = "prod_settle_" + std::to_string(::getpid());
+  pg.create_database(db);
+  testing::KafkaMock kafka;  // its own cluster: topics of its own
+  const fs::path f = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+  const std::string inputs = " --merchants " + (f / "merchants.json").string() + " --events " +
+                             (f / "events.ndjson").string() + " --through 2026-03-30";
+  const std::string expected = stdout_of(std::string(SETTLED_BIN) + " settle --quiet" + inputs);
+  ASSERT_FALSE(expected.empty());
+  // The same command on the production backends, named by a config file.
+  TempDir dir("settle-prod-config");
+  const fs::path config = dir.path() / "settled.toml";
+  std::ofstream(config) << "bus = \"" << kafka.url() << "\"\nstore = \""
+                        << testing::RedisServer::shared().url() << "?key_prefix=settle-test\"\nledger = \""
+                        << pg.url(db) << "\"\nmigrate = true\n";
+  EXPECT_EQ(stdout_of(std::string(SETTLED_BIN) + " settle --quiet --config " + config.string() + inputs), expected);
+  // Settling the same input again changes nothing.
+  EXPECT_EQ(stdout_of(std::string(SETTLED_BIN) + " settle --quiet --config " + config.string() + inputs), expected);
+}
+
 }  // namespace
 }  // namespace settle
