@@ -19,6 +19,8 @@ struct GatewayFlags {
   std::int64_t request_timeout_ms = 30'000;
   std::size_t max_connections = 1024;
   std::size_t body_limit_bytes = std::size_t{1} << 20;
+  double rate_events_per_s = 0;
+  double rate_burst = 0;
 };
 
 Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
@@ -52,6 +54,8 @@ int run_gateway(const RoleFlags& flags, const GatewayFlags& g) {
   so.request_timeout = std::chrono::milliseconds(g.request_timeout_ms);
   so.max_connections = g.max_connections;
   so.body_limit_bytes = g.body_limit_bytes;
+  so.api.rate_limit.rate_per_s = g.rate_events_per_s;
+  so.api.rate_limit.burst = g.rate_burst > 0 ? g.rate_burst : g.rate_events_per_s;
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
   std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",
@@ -131,6 +135,11 @@ void add_gateway_commands(CLI::App& cli, Commands& commands) {
       ->capture_default_str();
   cmd->add_option("--body-limit-bytes", g->body_limit_bytes, "Largest request body (413 beyond); bulk is streamed")
       ->capture_default_str();
+  cmd->add_option("--rate-limit", g->rate_events_per_s, "Events per second per merchant (0: no limit); 429 beyond")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--rate-burst", g->rate_burst, "Token-bucket size per merchant, in events (default: the rate)")
+      ->check(CLI::NonNegativeNumber);
   commands.push_back({cmd, [=] { return run_gateway(*flags, *g); }});
 
   CLI::App* keys = cli.add_subcommand("keys", "Create, revoke and list API keys of a data directory");

@@ -605,6 +605,23 @@ Response Api::post_events(Call& call) {
                           invalid);
   }
 
+  if (limiter_.enabled()) {
+    std::map<std::string, std::int64_t> per_merchant;
+    for (const auto& ev : events) ++per_merchant[ev.merchant_id.str()];
+    for (const auto& [merchant, n] : per_merchant) {
+      const RateDecision d = limiter_.take(merchant, n);
+      if (!d.allowed) {
+        Response r = error_response(
+            429, "rate_limited",
+            fmt::format("merchant '{}' may send {} events now; this request has {}", merchant, d.remaining, n));
+        r.headers.emplace_back("Retry-After", std::to_string(d.retry_after_s));
+        r.headers.emplace_back("RateLimit-Limit", std::to_string(d.limit));
+        r.headers.emplace_back("RateLimit-Remaining", std::to_string(d.remaining));
+        r.headers.emplace_back("RateLimit-Reset", std::to_string(d.reset_s));
+        return r;
+      }
+    }
+  }
   auto decided = claim_and_append(events, "api");
   if (!decided.ok()) return error_response(503, "unavailable", decided.error().message);
   const std::vector<Verdict>& verdicts = *decided;

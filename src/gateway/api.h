@@ -21,6 +21,7 @@
 #include "bus/bus.h"
 #include "common/result.h"
 #include "gateway/keys.h"
+#include "gateway/rate_limiter.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
 #include "processor/merchant_directory.h"
@@ -68,6 +69,8 @@ struct ApiOptions {
   std::size_t bulk_batch_bytes = std::size_t{1} << 20;  // and at most this much text
   std::size_t bulk_line_bytes_max = 1 << 20;
   std::size_t bulk_errors_max = 1000;
+  // Per merchant, in events (429 beyond); rate 0 turns it off.
+  RateLimit rate_limit;
 };
 
 // Formats the error envelope.
@@ -112,6 +115,7 @@ class Api {
   std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
   idempotency::Store& store() { return store_; }
   const ApiOptions& options() const { return options_; }
+  RateLimiter& rate_limiter() { return limiter_; }
   // Bus and ledger reachable.
   Status ready();
   KeyRing& keys() { return *keys_; }
@@ -119,7 +123,8 @@ class Api {
  private:
   Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
       std::unique_ptr<KeyRing> keys)
-      : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus) {}
+      : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
+        limiter_(options.rate_limit) {}
 
   struct Call;
   Response dispatch(Call& call);
@@ -148,6 +153,7 @@ class Api {
   std::unique_ptr<KeyRing> keys_;
   std::mutex merchants_mu_;
   processor::MerchantDirectory merchants_;
+  RateLimiter limiter_;
 };
 
 }  // namespace settle::gateway

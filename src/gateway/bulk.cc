@@ -218,6 +218,7 @@ Status BulkUpload::record(std::string_view text) {
 
 Status BulkUpload::flush() {
   if (batch_.empty()) return ok_status();
+  for (const auto& ev : batch_) api_.rate_limiter().charge(ev.merchant_id.view(), 1);
   SETTLE_ASSIGN_OR_RETURN(auto verdicts, api_.claim_and_append(batch_, "bulk"));
   for (std::size_t i = 0; i < verdicts.size(); ++i) {
     switch (verdicts[i]) {

@@ -573,6 +573,43 @@ TEST(GatewayBulk, A50MegabyteUploadStreamsInBoundedMemory) {
 #endif
 }
 
+TEST(GatewayLimits, AMerchantBeyondItsRateGets429WithRetryAfter) {
+  TempDir dir("gateway-rate");
+  const fs::path data = dir.path() / "data";
+  int rc = 0;
+  const std::string out = settled({"settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
+                                   (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir",
+                                   data.string(), "--quiet"},
+                                  &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const std::string eur =
+      trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir.path()));
+  const std::string jpy =
+      trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", data.string()}, dir.path()));
+  Gateway gw(data, {"--rate-limit", "1", "--rate-burst", "10"});
+  auto post = [&](const std::string& key, const std::string& merchant, int first, int n) {
+    std::string body = "[";
+    for (int i = 0; i < n; ++i) {
+      body += fmt::format(
+          R"({}{{"event_id":"rl-{}","merchant_id":"{}","type":"capture","amount":5,"currency":"{}","occurred_at":"2026-03-30T10:00:00Z"}})",
+          i ? "," : "", first + i, merchant, merchant == "m-jpy" ? "JPY" : "EUR");
+    }
+    body += "]";
+    return http_request(gw.port(), "POST", "/v1/events", body,
+                        {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}});
+  };
+  EXPECT_EQ(post(eur, "m-eur", 0, 8).status, 202u);  // 8 of the burst of 10
+  auto r = post(eur, "m-eur", 8, 5);                  // 5 > the 2 left
+  EXPECT_EQ(r.status, 429u) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "rate_limited");
+  EXPECT_GE(std::stoi(r.header("retry-after")), 1);
+  EXPECT_EQ(r.header("ratelimit-limit"), "10");
+  EXPECT_EQ(r.header("ratelimit-remaining"), "2");
+  EXPECT_FALSE(r.header("ratelimit-reset").empty());
+  EXPECT_EQ(post(eur, "m-eur", 8, 2).status, 202u);   // what is left still goes
+  EXPECT_EQ(post(jpy, "m-jpy", 0, 10).status, 202u);  // another merchant has its own bucket
+}
+
 TEST(GatewayLimits, ConnectionsBeyondTheCapGet503AndSlowClientsAreCut) {
   TempDir dir("gateway-limits");
   Gateway gw(dir.path() / "data", {"--max-connections", "2", "--request-timeout-ms", "2000"});
