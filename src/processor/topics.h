@@ -12,5 +12,6 @@ inline constexpr const char* kDeadLettersTopic = "dead-letters";   // records no
 // Record headers.
 inline constexpr const char* kSourceHeader = "source";            // "events.ndjson:12"
 inline constexpr const char* kTraceparentHeader = "traceparent";  // W3C trace context
+inline constexpr const char* kEventIdHeader = "event_id";         // the event's id (its key is the merchant)
 
 }  // namespace settle::processor
