@@ -1,5 +1,7 @@
 #include "ledger/postgres_ledger.h"
 
+#include "ledger/checks.h"
+
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
@@ -42,59 +44,15 @@ constexpr int kAttempts = 4;
 // ---------------------------------------------------------------------------
 // Values
 
-const Date kFirstDate = date_from_civil(1, 1, 1);
-const Date kLastDate = date_from_civil(9999, 12, 31);
+const Date kFirstDate = checks::first_date();
+const Date kLastDate = checks::last_date();
+using checks::check_key;
+using checks::date_in_range;
+using checks::is_event_kind;
+using checks::journal_id_text;
+using checks::validate_journal;
 
-bool date_in_range(Date d) { return d >= kFirstDate && d <= kLastDate; }
 
-std::string journal_id_text(const Journal& j) {
-  return fmt::format("journal {}/{}", j.merchant_id.str(), j.ref);
-}
-
-bool is_event_kind(JournalKind kind) { return static_cast<int>(kind) < model::kEventTypeCount; }
-
-Status check_key(const BatchKey& key) {
-  if (key.merchant_id.empty() || key.currency.size() != 3 || !date_in_range(key.batch_date)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("batch key {}/(day {})/{}: needs a merchant, a 3-letter "
-                                  "currency and a date in the years 0001-9999",
-                                  key.merchant_id.str(), key.batch_date.days, key.currency));
-  }
-  return ok_status();
-}
-
-Status validate_journal(const Journal& j) {
-  auto bad = [&](std::string_view why) {
-    return make_error(ErrorCode::kInvalidArgument, fmt::format("{}: {}", journal_id_text(j), why));
-  };
-  if (j.merchant_id.empty()) return bad("merchant_id is empty");
-  if (j.ref.empty()) return bad("ref is empty");
-  if (j.currency.size() != 3) return bad(fmt::format("currency '{}' is not a 3-letter code", j.currency));
-  if (static_cast<int>(j.kind) > static_cast<int>(JournalKind::kPayout)) return bad("unknown kind");
-  if (!date_in_range(j.batch_date) || !date_in_range(j.settle_date)) {
-    return bad("batch_date or settle_date outside the years 0001-9999");
-  }
-  if (j.leg_count < 2 || j.leg_count > model::kMaxLegs) {
-    return bad(fmt::format("has {} legs; a journal has 2 to {}", j.leg_count, model::kMaxLegs));
-  }
-  __int128 sum = 0;
-  for (std::size_t i = 0; i < j.leg_count; ++i) {
-    const model::Posting& p = j.legs[i];
-    if (p.amount == 0) return bad(fmt::format("leg {} has a zero amount", i + 1));
-    if (static_cast<int>(p.account) > static_cast<int>(AccountRole::kPlatformPayouts)) {
-      return bad(fmt::format("leg {} names an unknown account", i + 1));
-    }
-    sum += p.amount;
-  }
-  if (sum != 0) return bad(fmt::format("legs sum to {}, not 0", static_cast<long long>(sum)));
-  // The text columns travel in COPY text format and as parameters: NUL
-  // bytes cannot.
-  for (std::string_view s : {j.merchant_id.view(), std::string_view(j.ref), std::string_view(j.metadata_json),
-                             std::string_view(j.trace_id)}) {
-    if (s.find('\0') != std::string_view::npos) return bad("a text field contains a NUL byte");
-  }
-  return ok_status();
-}
 
 std::string digest_hex(const model::Digest& d) { return fmt::format("{:016x}{:016x}", d.hi, d.lo); }
 
@@ -1425,32 +1383,8 @@ Result<CloseOutcome> PostgresLedger::close_batch(const BatchSummary& summary,
     return d.fail(ErrorCode::kInvalidArgument, "close batch", s.error().message);
   }
   const std::string what = "close batch " + summary.key.to_string();
-  if (fencing_token > static_cast<std::uint64_t>(INT64_MAX)) {
-    return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
-  }
-  if (!date_in_range(summary.payout_date)) {
-    return d.fail(ErrorCode::kInvalidArgument, what, "payout_date outside the years 0001-9999");
-  }
-  for (const Date r : released) {
-    if (!date_in_range(r)) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    "releases a hold dated outside the years 0001-9999");
-    }
-    if (r >= summary.key.batch_date) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    fmt::format("releases the hold of {}, which is not an earlier batch",
-                                format_date(r)));
-    }
-  }
-  for (const Journal& j : journals) {
-    if (auto s = validate_journal(j); !s.ok()) {
-      return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
-    }
-    if (j.merchant_id != summary.key.merchant_id || j.currency != summary.key.currency) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    fmt::format("{} ({}) is not of this batch's merchant and currency",
-                                journal_id_text(j), j.currency));
-    }
+  if (auto s = checks::validate_close(summary, released, journals, fencing_token); !s.ok()) {
+    return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
   }
   if (!journals.empty()) {
     SETTLE_ASSIGN_OR_RETURN(auto lease, d.acquire());

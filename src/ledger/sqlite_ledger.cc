@@ -1,5 +1,7 @@
 #include "ledger/sqlite_ledger.h"
 
+#include "ledger/checks.h"
+
 #include <fmt/format.h>
 #include <sqlite3.h>
 
@@ -117,9 +119,6 @@ DigestBytes digest_bytes(const model::Digest& d) {
   return b;
 }
 
-bool is_event_kind(JournalKind kind) {
-  return static_cast<int>(kind) < model::kEventTypeCount;
-}
 
 std::string now_rfc3339() {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -128,9 +127,6 @@ std::string now_rfc3339() {
   return format_rfc3339(Timestamp{static_cast<std::int64_t>(ns)});
 }
 
-std::string journal_id_text(const Journal& j) {
-  return fmt::format("journal {}/{}", j.merchant_id.str(), j.ref);
-}
 
 // ---------------------------------------------------------------------------
 // Text columns of an inserted journal, written into fixed buffers: three
@@ -195,21 +191,16 @@ std::size_t put_rfc3339(char* out, Timestamp ts) {
 
 // The dates the ledger stores: four-digit years, as 'YYYY-MM-DD' needs (and
 // as format_date() asserts).
-const Date kFirstDate = date_from_civil(1, 1, 1);
-const Date kLastDate = date_from_civil(9999, 12, 31);
+const Date kFirstDate = checks::first_date();
+const Date kLastDate = checks::last_date();
+using checks::check_key;
+using checks::date_in_range;
+using checks::is_event_kind;
+using checks::journal_id_text;
+using checks::validate_journal;
 
-bool date_in_range(Date d) { return d >= kFirstDate && d <= kLastDate; }
 
 // A key naming a batch, checked before anything formats its date.
-Status check_key(const BatchKey& key) {
-  if (key.merchant_id.empty() || key.currency.size() != 3 || !date_in_range(key.batch_date)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("batch key {}/(day {})/{}: needs a merchant, a 3-letter "
-                                  "currency and a date in the years 0001-9999",
-                                  key.merchant_id.str(), key.batch_date.days, key.currency));
-  }
-  return ok_status();
-}
 
 // A query bound outside the storable dates means "no bound".
 std::string bound_text(const std::optional<Date>& d) {
@@ -219,34 +210,6 @@ std::string bound_text(const std::optional<Date>& d) {
 
 // What the ledger refuses before it opens a transaction: a journal that does
 // not balance, moves nothing, or names no identity.
-Status validate_journal(const Journal& j) {
-  auto bad = [&](std::string_view why) {
-    return make_error(ErrorCode::kInvalidArgument, fmt::format("{}: {}", journal_id_text(j), why));
-  };
-  if (j.merchant_id.empty()) return bad("merchant_id is empty");
-  if (j.ref.empty()) return bad("ref is empty");
-  if (j.currency.size() != 3) return bad(fmt::format("currency '{}' is not a 3-letter code", j.currency));
-  if (static_cast<int>(j.kind) > static_cast<int>(JournalKind::kPayout)) return bad("unknown kind");
-  if (!date_in_range(j.batch_date) || !date_in_range(j.settle_date)) {
-    return bad("batch_date or settle_date outside the years 0001-9999");
-  }
-  if (j.leg_count < 2 || j.leg_count > model::kMaxLegs) {
-    return bad(fmt::format("has {} legs; a journal has 2 to {}", j.leg_count, model::kMaxLegs));
-  }
-  __int128 sum = 0;
-  for (std::size_t i = 0; i < j.leg_count; ++i) {
-    const model::Posting& p = j.legs[i];
-    if (p.amount == 0) return bad(fmt::format("leg {} has a zero amount", i + 1));
-    if (static_cast<int>(p.account) > static_cast<int>(AccountRole::kPlatformPayouts)) {
-      return bad(fmt::format("leg {} names an unknown account", i + 1));
-    }
-    sum += p.amount;
-  }
-  if (sum != 0) {
-    return bad(fmt::format("legs sum to {}, not 0", static_cast<long long>(sum)));
-  }
-  return ok_status();
-}
 
 // ---------------------------------------------------------------------------
 // The account cache: (role, merchant, currency) -> account_id, and the
@@ -1414,32 +1377,8 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
     return d.fail(ErrorCode::kInvalidArgument, "close batch", s.error().message);
   }
   const std::string what = "close batch " + summary.key.to_string();
-  if (fencing_token > static_cast<std::uint64_t>(INT64_MAX)) {
-    return d.fail(ErrorCode::kInvalidArgument, what, "fencing token above 2^63-1");
-  }
-  if (!date_in_range(summary.payout_date)) {
-    return d.fail(ErrorCode::kInvalidArgument, what, "payout_date outside the years 0001-9999");
-  }
-  for (const Date r : released) {
-    if (!date_in_range(r)) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    "releases a hold dated outside the years 0001-9999");
-    }
-    if (r >= summary.key.batch_date) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    fmt::format("releases the hold of {}, which is not an earlier batch",
-                                format_date(r)));
-    }
-  }
-  for (const Journal& j : journals) {
-    if (auto s = validate_journal(j); !s.ok()) {
-      return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
-    }
-    if (j.merchant_id != summary.key.merchant_id || j.currency != summary.key.currency) {
-      return d.fail(ErrorCode::kInvalidArgument, what,
-                    fmt::format("{} ({}) is not of this batch's merchant and currency",
-                                journal_id_text(j), j.currency));
-    }
+  if (auto s = checks::validate_close(summary, released, journals, fencing_token); !s.ok()) {
+    return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
   }
   std::lock_guard lock(d.mu);
   return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
