@@ -1,7 +1,8 @@
 // settled payouts export | recon run | recon discrepancies | recon ack |
-// recon resolve | recon drift: reconciliation on a data directory's ledger.
+// recon resolve | recon drift | recon watch: reconciliation on a data directory's ledger.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <memory>
 
 #include "app/cli.h"
+#include "app/role_flags.h"
 #include "ledger/sqlite_ledger.h"
 #include "reconcile/payout.h"
 #include "reconcile/reconcile.h"
@@ -103,35 +105,52 @@ struct RunFlags {
   std::string mapping = "default";
   std::string merchant;
   std::string config;
+  std::string today;    // YYYY-MM-DD; "" = the wall clock's UTC date
+  int settle_days = 2;  // a payout is expected once payout date + settle_days <= today
 };
 
-int run_recon(const RunFlags& f) {
+// The run options the flags of `recon run` and `recon watch` describe.
+Result<reconcile::RunOptions> run_options(const RunFlags& f) {
   reconcile::RunOptions ro;
   ro.now = wall_now();
   ro.merchant_id = f.merchant;
   if (f.format != "auto") {
     auto fm = reconcile::parse_format_name(f.format);
-    if (!fm.ok()) return fatal("--format: " + fm.error().message);
+    if (!fm.ok()) return make_error(fm.error().code, "--format: " + fm.error().message);
     ro.format = *fm;
   }
   if (f.mapping.ends_with(".json")) {
     auto text = read_file(f.mapping);
-    if (!text.ok()) return fatal("--mapping: " + text.error().message);
+    if (!text.ok()) return make_error(text.error().code, "--mapping: " + text.error().message);
     auto m = reconcile::parse_mapping_json(*text);
-    if (!m.ok()) return fatal(f.mapping + ": " + m.error().message);
+    if (!m.ok()) return make_error(m.error().code, f.mapping + ": " + m.error().message);
     ro.csv_mapping = *m;
   } else {
     auto m = reconcile::builtin_mapping(f.mapping);
-    if (!m.ok()) return fatal("--mapping: " + m.error().message);
+    if (!m.ok()) return make_error(m.error().code, "--mapping: " + m.error().message);
     ro.csv_mapping = *m;
   }
   if (!f.config.empty()) {
     auto text = read_file(f.config);
-    if (!text.ok()) return fatal("--config: " + text.error().message);
+    if (!text.ok()) return make_error(text.error().code, "--config: " + text.error().message);
     auto c = reconcile::parse_match_config_json(*text);
-    if (!c.ok()) return fatal(f.config + ": " + c.error().message);
+    if (!c.ok()) return make_error(c.error().code, f.config + ": " + c.error().message);
     ro.match = *c;
   }
+  Date today{static_cast<std::int32_t>(ro.now.ns / kNsPerDay)};
+  if (!f.today.empty()) {
+    auto d = parse_date(f.today);
+    if (!d.ok()) return make_error(d.error().code, "--today: " + d.error().message);
+    today = *d;
+  }
+  ro.match.due_through = today.plus_days(-f.settle_days);
+  return ro;
+}
+
+int run_recon(const RunFlags& f) {
+  auto opts = run_options(f);
+  if (!opts.ok()) return fatal(opts.error().message);
+  const reconcile::RunOptions& ro = *opts;
   std::vector<std::string> contents;
   for (const std::string& path : f.statements) {
     auto text = read_file(path);
@@ -164,6 +183,86 @@ int run_recon(const RunFlags& f) {
                 format_minor(d.amount, minor_exponent(d.currency)).c_str());
   }
   return r->findings.empty() ? kExitOk : kExitRejected;
+}
+
+struct WatchFlags {
+  RunFlags run;
+  std::string inbox;
+  int interval_ms = 1000;
+  bool once = false;
+};
+
+// Moves `from` into `dir`, creating it; a name already there gets a suffix.
+Result<fs::path> move_into(const fs::path& from, const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error(ErrorCode::kIo, fmt::format("{}: {}", dir.string(), ec.message()));
+  fs::path to = dir / from.filename();
+  for (int n = 1; fs::exists(to, ec); ++n) to = dir / fmt::format("{}.{}", from.filename().string(), n);
+  fs::rename(from, to, ec);
+  if (ec) return make_error(ErrorCode::kIo, fmt::format("move {} to {}: {}", from.string(), to.string(), ec.message()));
+  return to;
+}
+
+// One pass over the inbox: every regular file (oldest name first) is
+// reconciled once and moved to done/, or to failed/ with a .error file.
+Result<int> watch_pass(const WatchFlags& f, reconcile::RunOptions ro, Opened& o) {
+  const fs::path inbox(f.inbox);
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (fs::directory_iterator it(inbox, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (it->is_regular_file(ec) && !name.starts_with(".")) files.push_back(it->path());
+  }
+  if (ec) return make_error(ErrorCode::kIo, fmt::format("{}: {}", inbox.string(), ec.message()));
+  std::sort(files.begin(), files.end());
+  int failed = 0;
+  for (const fs::path& file : files) {
+    ro.now = wall_now();
+    auto text = read_file(file.string());
+    Result<reconcile::RunReport> r =
+        text.ok() ? reconcile::run(*o.ledger, *o.store, {*text}, ro) : Result<reconcile::RunReport>(text.error());
+    if (!r.ok()) {
+      // A ledger or store failure is ours, not the file's: stop, leave the file.
+      if (text.ok() && r.error().code != ErrorCode::kInvalidArgument) return r.error();
+      ++failed;
+      SETTLE_ASSIGN_OR_RETURN(fs::path to, move_into(file, inbox / "failed"));
+      std::ofstream(to.string() + ".error", std::ios::binary) << r.error().message << "\n";
+      std::printf("%s: failed: %s\n", file.filename().string().c_str(), r.error().message.c_str());
+      std::fflush(stdout);
+      continue;
+    }
+    SETTLE_TRY(move_into(file, inbox / "done"));
+    if (r->outcome.duplicate_statement) {
+      std::printf("%s: statement %s was reconciled by run %lld already; nothing changed\n",
+                  file.filename().string().c_str(), r->statement_ids.c_str(), static_cast<long long>(r->outcome.run_id));
+    } else {
+      std::printf("%s: run %lld: %s %s: %lld items, %zu matches, %zu findings (%lld new discrepancies, %lld resolved)\n",
+                  file.filename().string().c_str(), static_cast<long long>(r->outcome.run_id),
+                  std::string(reconcile::format_name(r->format)).c_str(), r->statement_ids.c_str(),
+                  static_cast<long long>(r->items), r->matches.size(), r->findings.size(),
+                  static_cast<long long>(r->outcome.opened), static_cast<long long>(r->outcome.auto_resolved));
+    }
+    std::fflush(stdout);
+  }
+  return failed;
+}
+
+int run_watch(const WatchFlags& f) {
+  std::error_code ec;
+  if (!fs::is_directory(f.inbox, ec)) return fatal("--inbox: " + f.inbox + " is not a directory");
+  auto o = open_data_dir(f.run.data_dir, true);
+  if (!o.ok()) return fatal(o.error().message);
+  if (!f.once) block_stop_signals();
+  while (true) {
+    // Options per pass: "today" (and so which payouts are due) moves on.
+    auto ro = run_options(f.run);
+    if (!ro.ok()) return fatal(ro.error().message);
+    auto pass = watch_pass(f, *ro, *o);
+    if (!pass.ok()) return fatal(pass.error().message);
+    if (f.once) return kExitOk;
+    if (wait_for_signal(std::chrono::milliseconds(f.interval_ms))) return kExitOk;
+  }
 }
 
 // "3d", "12h", "90m" -> nanoseconds.
@@ -304,7 +403,25 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   run->add_option("--mapping", rf->mapping, "Acquirer CSV columns: default, adyen, stripe or a FILE.json");
   run->add_option("--merchant", rf->merchant, "Merchant of an acquirer CSV that has no merchant column");
   run->add_option("--config", rf->config, "Tolerances and windows (JSON; see docs/reconciliation.md)");
+  run->add_option("--today", rf->today, "Reconcile as of this date YYYY-MM-DD (default: today, UTC)");
+  run->add_option("--settle-days", rf->settle_days, "A payout is expected once payout date + N days <= today (default 2)")
+      ->check(CLI::Range(0, 365));
   commands.push_back({run, [=] { return run_recon(*rf); }});
+
+  auto wf = std::make_shared<WatchFlags>();
+  auto* watch = recon->add_subcommand("watch", "The recon role: reconcile each new statement file of an inbox once");
+  watch->add_option("--data-dir", wf->run.data_dir, "A data directory that 'settle' left")->required();
+  watch->add_option("--inbox", wf->inbox, "Directory polled for statements; handled files go to done/ or failed/")
+      ->required();
+  watch->add_option("--interval-ms", wf->interval_ms, "Poll interval (default 1000)")->check(CLI::Range(10, 3600000));
+  watch->add_option("--settle-days", wf->run.settle_days, "A payout is expected once payout date + N days <= today (default 2)")
+      ->check(CLI::Range(0, 365));
+  watch->add_option("--today", wf->run.today, "Reconcile as of this date YYYY-MM-DD (default: today, UTC; for tests)");
+  watch->add_option("--mapping", wf->run.mapping, "Acquirer CSV columns: default, adyen, stripe or a FILE.json");
+  watch->add_option("--merchant", wf->run.merchant, "Merchant of acquirer CSVs that have no merchant column");
+  watch->add_option("--config", wf->run.config, "Tolerances and windows (JSON; see docs/reconciliation.md)");
+  watch->add_flag("--once", wf->once, "Process what is in the inbox now and exit (cron, tests)");
+  commands.push_back({watch, [=] { return run_watch(*wf); }});
 
   auto lf = std::make_shared<ListFlags>();
   auto* list = recon->add_subcommand("discrepancies", "List discrepancy tasks (CSV) with their age");

@@ -361,6 +361,7 @@ MatchResult match_bank(const std::vector<BankStatement>& statements, const std::
   // Payouts due inside a statement's period, in its currencies, not found.
   for (const PayoutSlot& s : slots) {
     if (s.matched) continue;
+    if (config.due_through && s.p->payout_date > *config.due_through) continue;  // not due yet
     bool expected = false;
     for (const BankStatement& st : statements) {
       if (!st.from || !st.to) continue;

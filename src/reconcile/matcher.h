@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -44,6 +45,10 @@ struct MatchConfig {
   std::map<std::string, Tolerance> by_currency;
   std::map<std::string, Tolerance> by_merchant;  // wins over by_currency
   std::size_t max_group = 8;  // most items one side of a one-to-many / many-to-one sum may have
+  // Settlement grace: a payout dated after this day (its payout date plus the
+  // settle days has not passed yet) is not expected in a bank statement, so
+  // it is not raised as missing_in_statement. nullopt = every payout is due.
+  std::optional<Date> due_through;
 
   const Tolerance& tolerance(std::string_view merchant_id, std::string_view currency) const;
 };
