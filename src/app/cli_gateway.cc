@@ -1,7 +1,6 @@
 // settled gateway | keys: the HTTP gateway role and API key management.
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cstdio>
 #include <memory>
 
@@ -14,52 +13,18 @@
 namespace settle::app {
 namespace {
 
-struct GatewayFlags {
-  int handler_threads = 8;
-  std::int64_t request_timeout_ms = 30'000;
-  std::size_t max_connections = 1024;
-  std::size_t body_limit_bytes = std::size_t{1} << 20;
-  double rate_events_per_s = 0;
-  double rate_burst = 0;
-};
-
-Result<std::pair<std::string, std::uint16_t>> split_listen(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  unsigned port = 0;
-  if (colon == std::string::npos) {
-    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': expected host:port", listen));
-  }
-  const char* b = listen.data() + colon + 1;
-  const char* e = listen.data() + listen.size();
-  auto [p, ec] = std::from_chars(b, e, port);
-  if (ec != std::errc() || p != e || port > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': bad port", listen));
-  }
-  return std::make_pair(listen.substr(0, colon), static_cast<std::uint16_t>(port));
-}
-
-int run_gateway(const RoleFlags& flags, const GatewayFlags& g) {
+int run_gateway(const RoleFlags& flags) {
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
-  auto listen = split_listen(flags.listen);
-  if (!listen.ok()) return fatal(listen.error().message);
+  auto so = server_options(flags);
+  if (!so.ok()) return fatal(so.error().message);
   block_stop_signals();
   auto rt = Runtime::open(*ro);
   if (!rt.ok()) return fatal(rt.error().message);
-  gateway::ServerOptions so;
-  so.host = listen->first;
-  so.port = listen->second;
-  so.io_threads = flags.io_threads;
-  so.handler_threads = g.handler_threads;
-  so.request_timeout = std::chrono::milliseconds(g.request_timeout_ms);
-  so.max_connections = g.max_connections;
-  so.body_limit_bytes = g.body_limit_bytes;
-  so.api.rate_limit.rate_per_s = g.rate_events_per_s;
-  so.api.rate_limit.burst = g.rate_burst > 0 ? g.rate_burst : g.rate_events_per_s;
-  gateway::Server server(*rt->bus, *rt->ledger, *rt->store, so);
+  gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
   std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",
-               so.host.c_str(), static_cast<unsigned>(server.port()), rt->bus_kind.c_str(), rt->ledger_kind.c_str(),
+               so->host.c_str(), static_cast<unsigned>(server.port()), rt->bus_kind.c_str(), rt->ledger_kind.c_str(),
                rt->store_kind.c_str());
   while (!wait_for_signal(std::chrono::milliseconds(500))) {
   }
@@ -121,26 +86,9 @@ int run_keys_list(const RoleFlags& flags) {
 
 void add_gateway_commands(CLI::App& cli, Commands& commands) {
   auto flags = std::make_shared<RoleFlags>();
-  auto g = std::make_shared<GatewayFlags>();
   CLI::App* cmd = cli.add_subcommand("gateway", "Run the HTTP gateway (ingestion and query API), until SIGTERM");
   add_role_flags(*cmd, *flags);
-  cmd->add_option("--handler-threads", g->handler_threads, "Threads that run requests (bus appends, ledger reads)")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  cmd->add_option("--request-timeout-ms", g->request_timeout_ms,
-                  "A request must arrive, and its response leave, within this")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{3'600'000}))
-      ->capture_default_str();
-  cmd->add_option("--max-connections", g->max_connections, "Concurrent connections; more are answered 503")
-      ->capture_default_str();
-  cmd->add_option("--body-limit-bytes", g->body_limit_bytes, "Largest request body (413 beyond); bulk is streamed")
-      ->capture_default_str();
-  cmd->add_option("--rate-limit", g->rate_events_per_s, "Events per second per merchant (0: no limit); 429 beyond")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--rate-burst", g->rate_burst, "Token-bucket size per merchant, in events (default: the rate)")
-      ->check(CLI::NonNegativeNumber);
-  commands.push_back({cmd, [=] { return run_gateway(*flags, *g); }});
+  commands.push_back({cmd, [=] { return run_gateway(*flags); }});
 
   CLI::App* keys = cli.add_subcommand("keys", "Create, revoke and list API keys of a data directory");
   keys->require_subcommand(1);

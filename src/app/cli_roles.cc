@@ -17,6 +17,7 @@
 #include "app/role_flags.h"
 #include "app/runtime.h"
 #include "bus/kafka_bus.h"
+#include "gateway/server.h"
 #include "model/merchant_json.h"
 #include "processor/merchant_directory.h"
 #include "processor/stream_processor.h"
@@ -28,9 +29,11 @@ namespace {
 // With drain, the role exits once it has nothing left to do: every event on
 // the bus processed, every task handled, and nothing new for long enough
 // that the idle rule has closed every batch it can.
-int run_role(const char* name, const RoleFlags& flags, bool processor, bool worker, bool drain) {
+int run_role(const char* name, const RoleFlags& flags, bool processor, bool worker, bool drain, bool http) {
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
+  auto so = server_options(flags);
+  if (!so.ok()) return fatal(so.error().message);
   auto lo = live_options(flags);
   if (!lo.ok()) return fatal(lo.error().message);
   lo->run_processor = processor;
@@ -47,6 +50,16 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   }
   LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
+  std::unique_ptr<gateway::Server> server;
+  if (http) {
+    server = std::make_unique<gateway::Server>(*rt->bus, *rt->ledger, *rt->store, *so);
+    if (auto s = server->start(); !s.ok()) {
+      (void)pipeline.stop();
+      return fatal(s.error().message);
+    }
+    std::fprintf(stderr, "settled %s: gateway on http://%s:%u\n", name, so->host.c_str(),
+                 static_cast<unsigned>(server->port()));
+  }
   std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions, %s%s; stop with SIGTERM or Ctrl-C\n",
                name, rt->bus_kind.c_str(), rt->ledger_kind.c_str(), rt->store_kind.c_str(), rt->partitions,
                lo->join ? "shared through consumer groups" : flags.owned.empty() ? "owning all" : "owning ",
@@ -64,6 +77,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
       break;
     }
   }
+  if (server) server->stop();
   const Status stopped = pipeline.stop();
   const LiveStats s = pipeline.stats();
   std::fprintf(stderr,
@@ -176,12 +190,12 @@ void add_role_commands(CLI::App& cli, Commands& commands) {
   struct Role {
     const char* name;
     const char* help;
-    bool processor, worker;
+    bool processor, worker, http;
   };
-  for (const Role& role : {Role{"all", "Run every role in this process (embedded default), until SIGTERM", true, true},
-                           Role{"processor", "Run the stream processor on the owned partitions, until SIGTERM", true,
-                                false},
-                           Role{"worker", "Run a settlement worker, until SIGTERM", false, true}}) {
+  for (const Role& role :
+       {Role{"all", "Run the gateway, processor and worker in this process, until SIGTERM", true, true, true},
+        Role{"processor", "Run the stream processor on the owned partitions, until SIGTERM", true, false, false},
+        Role{"worker", "Run a settlement worker, until SIGTERM", false, true, false}}) {
     auto flags = std::make_shared<RoleFlags>();
     auto drain = std::make_shared<bool>(false);
     CLI::App* cmd = cli.add_subcommand(role.name, role.help);
@@ -190,7 +204,9 @@ void add_role_commands(CLI::App& cli, Commands& commands) {
                   "Exit once everything on the bus is processed and settled and the idle rule has closed what it "
                   "can (a batch-style run)");
     commands.push_back(
-        {cmd, [flags, drain, role] { return run_role(role.name, *flags, role.processor, role.worker, *drain); }});
+        {cmd, [flags, drain, role] {
+           return run_role(role.name, *flags, role.processor, role.worker, *drain, role.http && !*drain);
+         }});
   }
 
   auto flags = std::make_shared<RoleFlags>();

@@ -35,6 +35,20 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
   cmd.add_option("--listen", f.listen, "HTTP address host:port")->envname("SETTLE_LISTEN")->capture_default_str();
   cmd.add_option("--io-threads", f.io_threads, "HTTP I/O threads")
       ->envname("SETTLE_IO_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
+  cmd.add_option("--handler-threads", f.handler_threads, "Gateway: threads that run requests (bus appends, ledger reads)")
+      ->envname("SETTLE_HANDLER_THREADS")->check(CLI::Range(1, 1024))->capture_default_str();
+  cmd.add_option("--request-timeout-ms", f.request_timeout_ms,
+                 "Gateway: a request must arrive, and its response leave, within this")
+      ->envname("SETTLE_REQUEST_TIMEOUT_MS")->check(CLI::Range(std::int64_t{1}, std::int64_t{3'600'000}))
+      ->capture_default_str();
+  cmd.add_option("--max-connections", f.max_connections, "Gateway: concurrent connections; more are answered 503")
+      ->envname("SETTLE_MAX_CONNECTIONS")->capture_default_str();
+  cmd.add_option("--body-limit-bytes", f.body_limit_bytes, "Gateway: largest request body (413 beyond); bulk is streamed")
+      ->envname("SETTLE_BODY_LIMIT_BYTES")->capture_default_str();
+  cmd.add_option("--rate-limit", f.rate_events_per_s, "Gateway: events per second per merchant (0: no limit); 429 beyond")
+      ->envname("SETTLE_RATE_LIMIT")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd.add_option("--rate-burst", f.rate_burst, "Gateway: token-bucket size per merchant, in events (default: the rate)")
+      ->envname("SETTLE_RATE_BURST")->check(CLI::NonNegativeNumber);
   cmd.add_flag("--migrate", f.migrate, "PostgreSQL ledger: apply pending migrations at start (else run 'settled migrate')")
       ->envname("SETTLE_MIGRATE");
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
@@ -110,6 +124,31 @@ Result<LiveOptions> live_options(const RoleFlags& f) {
   o.processor.grace_ms = f.grace_ms;
   o.processor.idle_ms = f.idle_ms;
   return o;
+}
+
+Result<gateway::ServerOptions> server_options(const RoleFlags& f) {
+  const auto colon = f.listen.rfind(':');
+  if (colon == std::string::npos) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': expected host:port", f.listen));
+  }
+  unsigned port = 0;
+  const char* b = f.listen.data() + colon + 1;
+  const char* e = f.listen.data() + f.listen.size();
+  auto [p, ec] = std::from_chars(b, e, port);
+  if (ec != std::errc() || p != e || port > 65535) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("--listen '{}': bad port", f.listen));
+  }
+  gateway::ServerOptions so;
+  so.host = f.listen.substr(0, colon);
+  so.port = static_cast<std::uint16_t>(port);
+  so.io_threads = f.io_threads;
+  so.handler_threads = f.handler_threads;
+  so.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
+  so.max_connections = f.max_connections;
+  so.body_limit_bytes = f.body_limit_bytes;
+  so.api.rate_limit.rate_per_s = f.rate_events_per_s;
+  so.api.rate_limit.burst = f.rate_burst > 0 ? f.rate_burst : f.rate_events_per_s;
+  return so;
 }
 
 void block_stop_signals() {

@@ -13,6 +13,7 @@
 #include "app/live_pipeline.h"
 #include "app/runtime.h"
 #include "common/result.h"
+#include "gateway/server.h"
 
 namespace settle::app {
 
@@ -25,8 +26,15 @@ struct RoleFlags {
   std::string ledger_sync = "full";
   std::int64_t grace_ms = 10 * 60 * 1000;
   std::int64_t idle_ms = 60 * 1000;
-  std::string listen = "127.0.0.1:8080";  // HTTP (gateway, notify, metrics)
+  std::string listen = "127.0.0.1:8080";  // HTTP (gateway, notify, metrics); port 0: any free one
   int io_threads = 2;
+  // The gateway (settled gateway, and settled all).
+  int handler_threads = 8;
+  std::int64_t request_timeout_ms = 30'000;
+  std::size_t max_connections = 1024;
+  std::size_t body_limit_bytes = std::size_t{1} << 20;
+  double rate_events_per_s = 0;
+  double rate_burst = 0;
   std::string log_level = "info";
   bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };
@@ -38,6 +46,7 @@ Result<RuntimeOptions> runtime_options(const RoleFlags& flags);
 // "0-3,6" -> {0,1,2,3,6}; empty -> {}.
 Result<std::vector<std::int32_t>> parse_partition_list(const std::string& text);
 Result<LiveOptions> live_options(const RoleFlags& flags);
+Result<gateway::ServerOptions> server_options(const RoleFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread (call before starting
 // threads, which inherit the mask) so that wait_for_signal() receives them.

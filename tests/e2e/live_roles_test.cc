@@ -170,7 +170,7 @@ TEST(LiveRoles, ConfigFileAndEnvironmentConfigureARoleAndTheCommandLineWins) {
 
 TEST(LiveRoles, SigtermStopsARunningRoleCleanly) {
   TempDir dir("settle-live");
-  testing::Process p(ProcessOptions{{SETTLED_BIN, "all", "--data-dir", dir.path().string()},
+  testing::Process p(ProcessOptions{{SETTLED_BIN, "all", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:0"},
                                     {}, {}, dir.path() / "log", {}});
   // Give it time to open its backends, then ask it to stop.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -178,6 +178,8 @@ TEST(LiveRoles, SigtermStopsARunningRoleCleanly) {
   ASSERT_TRUE(WIFEXITED(status)) << p.log_tail();
   EXPECT_EQ(WEXITSTATUS(status), 0) << p.log_tail();
   EXPECT_NE(p.log_tail().find("stopped;"), std::string::npos) << p.log_tail();
+  // `all` hosts the gateway too.
+  EXPECT_NE(p.log_tail().find("gateway on http://127.0.0.1:"), std::string::npos) << p.log_tail();
 }
 
 }  // namespace
