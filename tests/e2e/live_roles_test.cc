@@ -172,8 +172,8 @@ TEST(LiveRoles, SigtermStopsARunningRoleCleanly) {
   TempDir dir("settle-live");
   testing::Process p(ProcessOptions{{SETTLED_BIN, "all", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:0"},
                                     {}, {}, dir.path() / "log", {}});
-  // Give it time to open its backends, then ask it to stop.
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Once it says how to stop it (its signals are handled from then on), ask it to.
+  ASSERT_TRUE(p.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << p.log_tail();
   const int status = p.stop(SIGTERM, std::chrono::seconds(10));
   ASSERT_TRUE(WIFEXITED(status)) << p.log_tail();
   EXPECT_EQ(WEXITSTATUS(status), 0) << p.log_tail();

@@ -118,6 +118,7 @@ TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedR
       ::kill(w1->pid(), SIGKILL);
       w1->wait(std::chrono::seconds(5));
       w1 = start_role("worker", "worker-1-restarted");
+      ASSERT_TRUE(w1->wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << w1->log_tail();
       killed = true;
     }
     if (report == expected) break;
@@ -130,7 +131,9 @@ TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedR
   EXPECT_EQ(report, expected) << "processor-1:\n" << p1->log_tail() << "\nworker-2:\n" << w2->log_tail();
 
   for (Process* p : {p1.get(), p2.get(), w1.get(), w2.get()}) {
-    const int status = p->stop(SIGTERM, std::chrono::seconds(20));
+    // A role handles SIGTERM once it has said how to stop it.
+    ASSERT_TRUE(p->wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << p->log_tail();
+    const int status = p->stop(SIGTERM, std::chrono::seconds(30));
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << p->log_tail();
   }
   // Nothing more happens after a restart of every role, and the ledger balances.

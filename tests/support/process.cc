@@ -193,6 +193,15 @@ int Process::stop(int signal, std::chrono::milliseconds grace) {
   return status;
 }
 
+bool Process::wait_for_output(std::string_view needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (log_tail(1 << 20).find(needle) != std::string::npos) return true;
+    if (!running() || std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 std::string Process::log_tail(std::size_t bytes) const {
   if (log_.empty()) return "";
   std::ifstream in(log_, std::ios::binary);

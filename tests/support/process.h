@@ -69,6 +69,9 @@ class Process {
   int stop(int signal = 15, std::chrono::milliseconds grace = std::chrono::seconds(10));
   // Waits for the process to exit on its own; nullopt on timeout.
   std::optional<int> wait(std::chrono::milliseconds timeout);
+  // Waits until its log contains `needle` (e.g. a server's "ready" line);
+  // false when the process exits first or `timeout` passes.
+  bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout);
   // The last `bytes` of its log file, for failure messages.
   std::string log_tail(std::size_t bytes = 4000) const;
 
