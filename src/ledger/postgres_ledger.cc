@@ -1167,9 +1167,9 @@ Result<MigrationReport> PostgresLedger::migrate(const std::string& url) {
                     " version integer PRIMARY KEY, name text NOT NULL,"
                     " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
                     "create schema_migrations"));
-    SETTLE_ASSIGN_OR_RETURN(const auto todo, pending(pg, where));
+    SETTLE_ASSIGN_OR_RETURN(const auto to_apply, pending(pg, where));
     MigrationReport report;
-    for (const Migration* m : todo) {
+    for (const Migration* m : to_apply) {
       const std::string what = fmt::format("migration {:04}_{}", m->version, m->name);
       SETTLE_TRY(exec("BEGIN", what));
       Status s = exec(std::string(m->sql), what);
@@ -1218,12 +1218,12 @@ Result<std::unique_ptr<PostgresLedger>> PostgresLedger::open(const std::string& 
   // A bare connection: the pool's prepare statements that need the schema.
   SETTLE_ASSIGN_OR_RETURN(auto probe, impl->connect());
   impl->where = describe(probe->pg);
-  SETTLE_ASSIGN_OR_RETURN(const auto todo, pending(probe->pg, impl->where));
-  if (!todo.empty()) {
+  SETTLE_ASSIGN_OR_RETURN(const auto to_apply, pending(probe->pg, impl->where));
+  if (!to_apply.empty()) {
     return make_error(ErrorCode::kFailedPrecondition,
                       fmt::format("ledger {}: the database lacks migration {:04}_{} (this build "
                                   "needs schema version {}); run `settled migrate --ledger URL`",
-                                  impl->where, todo.front()->version, todo.front()->name,
+                                  impl->where, to_apply.front()->version, to_apply.front()->name,
                                   schema_version()));
   }
   // The probe joins the pool once it is ready for calls.
