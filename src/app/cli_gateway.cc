@@ -26,6 +26,7 @@ int run_gateway(const RoleFlags& flags) {
   std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",
                so->host.c_str(), static_cast<unsigned>(server.port()), rt->bus_kind.c_str(), rt->ledger_kind.c_str(),
                rt->store_kind.c_str());
+  if (server.api().upload_secret_generated()) std::fprintf(stderr, "settled gateway: %s\n", kGeneratedSecretNote);
   while (!wait_for_signal(std::chrono::milliseconds(500))) {
   }
   server.stop();

@@ -59,6 +59,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     }
     std::fprintf(stderr, "settled %s: gateway on http://%s:%u\n", name, so->host.c_str(),
                  static_cast<unsigned>(server->port()));
+    if (server->api().upload_secret_generated()) std::fprintf(stderr, "settled %s: %s\n", name, kGeneratedSecretNote);
   }
   std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions, %s%s; stop with SIGTERM or Ctrl-C\n",
                name, rt->bus_kind.c_str(), rt->ledger_kind.c_str(), rt->store_kind.c_str(), rt->partitions,

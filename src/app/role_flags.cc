@@ -5,6 +5,8 @@
 
 #include <charconv>
 #include <ctime>
+#include <fstream>
+#include <sstream>
 
 namespace settle::app {
 
@@ -49,6 +51,16 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_RATE_LIMIT")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--rate-burst", f.rate_burst, "Gateway: token-bucket size per merchant, in events (default: the rate)")
       ->envname("SETTLE_RATE_BURST")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--upload-secret", f.upload_secret,
+                 "Gateway: HMAC-SHA256 key of pre-signed upload URLs (default: random per process)")
+      ->envname("SETTLE_UPLOAD_SECRET");
+  cmd.add_option("--upload-secret-file", f.upload_secret_file, "Gateway: a file holding the upload URLs' key")
+      ->envname("SETTLE_UPLOAD_SECRET_FILE");
+  cmd.add_option("--upload-max-bytes", f.upload_max_bytes, "Gateway: largest pre-signed upload")
+      ->envname("SETTLE_UPLOAD_MAX_BYTES")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd.add_option("--upload-expiry-s", f.upload_expiry_s, "Gateway: default lifetime of an upload URL, in seconds")
+      ->envname("SETTLE_UPLOAD_EXPIRY_S")->check(CLI::Range(std::int64_t{1}, std::int64_t{7 * 86400}))
+      ->capture_default_str();
   cmd.add_flag("--migrate", f.migrate, "PostgreSQL ledger: apply pending migrations at start (else run 'settled migrate')")
       ->envname("SETTLE_MIGRATE");
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
@@ -148,6 +160,33 @@ Result<gateway::ServerOptions> server_options(const RoleFlags& f) {
   so.body_limit_bytes = f.body_limit_bytes;
   so.api.rate_limit.rate_per_s = f.rate_events_per_s;
   so.api.rate_limit.burst = f.rate_burst > 0 ? f.rate_burst : f.rate_events_per_s;
+  if (!f.upload_secret.empty() && !f.upload_secret_file.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "give --upload-secret or --upload-secret-file, not both");
+  }
+  so.api.upload_secret = f.upload_secret;
+  if (!f.upload_secret_file.empty()) {
+    std::ifstream in(f.upload_secret_file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("--upload-secret-file '{}': cannot read it", f.upload_secret_file));
+    }
+    so.api.upload_secret = text.str();
+    while (!so.api.upload_secret.empty() &&
+           (so.api.upload_secret.back() == '\n' || so.api.upload_secret.back() == '\r')) {
+      so.api.upload_secret.pop_back();
+    }
+    if (so.api.upload_secret.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("--upload-secret-file '{}' is empty", f.upload_secret_file));
+    }
+  }
+  if (!so.api.upload_secret.empty() && so.api.upload_secret.size() < 16) {
+    return make_error(ErrorCode::kInvalidArgument, "the upload secret must have at least 16 characters");
+  }
+  so.api.upload_max_bytes = f.upload_max_bytes;
+  so.api.upload_expiry = std::chrono::seconds(f.upload_expiry_s);
   return so;
 }
 

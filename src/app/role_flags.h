@@ -35,9 +35,20 @@ struct RoleFlags {
   std::size_t body_limit_bytes = std::size_t{1} << 20;
   double rate_events_per_s = 0;
   double rate_burst = 0;
+  // Pre-signed uploads: the URLs' HMAC key (or a file holding it; neither: a
+  // random key per process), the largest upload, the URLs' default lifetime.
+  std::string upload_secret;
+  std::string upload_secret_file;
+  std::uint64_t upload_max_bytes = std::uint64_t{1} << 30;
+  std::int64_t upload_expiry_s = 3600;
   std::string log_level = "info";
   bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };
+
+// What the gateway says when it drew its own upload secret.
+inline constexpr const char* kGeneratedSecretNote =
+    "no --upload-secret or --upload-secret-file: upload URLs are signed with a random key of this process, "
+    "valid only on this process until it stops (give every gateway the same secret)";
 
 // Adds the shared options (and --config) to a role's subcommand.
 void add_role_flags(CLI::App& cmd, RoleFlags& flags);

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "gateway/bulk.h"
+#include "gateway/signed_url.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "processor/topics.h"
@@ -249,6 +250,9 @@ const std::vector<Route>& route_table() {
       {"GET", "/v1/merchants/{merchant_id}/balances"},
       {"GET", "/v1/merchants/{merchant_id}/ledger"},
       {"GET", "/v1/merchants/{merchant_id}/events/{event_id}"},
+      {"POST", "/v1/uploads"},
+      {"GET", "/v1/uploads/{upload_id}"},
+      {"PUT", "/v1/uploads/{upload_id}"},
   };
   return routes;
 }
@@ -299,7 +303,13 @@ Result<std::unique_ptr<Api>> Api::open(bus::Bus& bus, ledger::Ledger& ledger, id
                                        ApiOptions options) {
   SETTLE_ASSIGN_OR_RETURN(auto keys, KeyRing::open(bus));
   SETTLE_TRY(bus.create_topic({processor::kMerchantsTopic, 1, true}));
+  bool generated = false;
+  if (options.upload_secret.empty()) {
+    SETTLE_ASSIGN_OR_RETURN(options.upload_secret, random_upload_secret());
+    generated = true;
+  }
   std::unique_ptr<Api> api(new Api(bus, ledger, store, options, std::move(keys)));
+  api->upload_secret_generated_ = generated;
   SETTLE_TRY(api->merchants_.refresh());
   return api;
 }
@@ -361,11 +371,12 @@ Response Api::handle(const Request& request) {
   }
   const std::string_view path(call.route->path);
   if (path == "/healthz") return json_response(200, ordered_json{{"status", "ok"}});
-  if (path == "/v1/events/bulk") {
-    // The server streams bulk bodies through begin_bulk(); a body that
+  if (path == "/v1/events/bulk" || (path == "/v1/uploads/{upload_id}" && request.method == "PUT")) {
+    // The server streams these bodies through begin_bulk(); a body that
     // arrives whole is fed the same way.
     BulkStart start = begin_bulk(request);
     if (!start.upload) return start.response;
+    if (request.body.size() > start.body_limit) return start.upload->too_large(start.body_limit);
     if (auto st = start.upload->feed(request.body); !st.ok()) return start.upload->fail(st.error());
     return start.upload->finish();
   }
@@ -400,7 +411,14 @@ bool Api::is_bulk_target(std::string_view target) {
   return target.substr(0, target.find('?')) == "/v1/events/bulk";
 }
 
+bool Api::is_streamed(std::string_view method, std::string_view target) {
+  const std::string_view path = target.substr(0, target.find('?'));
+  return path == "/v1/events/bulk" ||
+         (method == "PUT" && path.starts_with("/v1/uploads/") && path.find('/', 12) == std::string_view::npos);
+}
+
 Api::BulkStart Api::begin_bulk(const Request& request) {
+  if (request.method == "PUT" && is_streamed(request.method, request.target)) return begin_upload(request);
   Call call{request, {}, {}, {}, {}, nullptr, {}};
   call.path = "/v1/events/bulk";
   if (request.method != "POST") {
@@ -458,6 +476,8 @@ Response Api::dispatch(Call& call) {
   const std::string_view method(call.route->method);
   const auto& p = call.params;
   if (path == "/v1/events") return post_events(call);
+  if (path == "/v1/uploads") return post_upload(call.req, call.key);
+  if (path == "/v1/uploads/{upload_id}") return get_upload(call.key, p[0]);
 
   if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);
   if (path == "/v1/keys/{key_id}") return revoke_key(call, p[0]);

@@ -11,8 +11,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +38,7 @@ struct Request {
   std::string content_type;
   std::string body;
   bool has_idempotency_key = false;
+  std::optional<std::uint64_t> content_length;  // the header, when sent (streamed bodies)
 };
 
 struct Response {
@@ -71,6 +74,13 @@ struct ApiOptions {
   std::size_t bulk_errors_max = 1000;
   // Per merchant, in events (429 beyond); rate 0 turns it off.
   RateLimit rate_limit;
+  // Pre-signed uploads (POST /v1/uploads): the HMAC-SHA256 key of their URLs
+  // (empty: Api::open() draws a random one, valid only in this process), the
+  // largest upload, and the URLs' default and longest lifetime.
+  std::string upload_secret;
+  std::uint64_t upload_max_bytes = std::uint64_t{1} << 30;
+  std::chrono::seconds upload_expiry = std::chrono::hours(1);
+  std::chrono::seconds upload_expiry_max = std::chrono::hours(24 * 7);
 };
 
 // Formats the error envelope.
@@ -101,12 +111,20 @@ class Api {
   // POST /v1/events/bulk, whose body is streamed: begin_bulk() checks the
   // headers (route, key, content type, Idempotency-Key) and returns either an
   // upload to feed the body to, or the response to send at once.
+  // The same serves PUT to a pre-signed upload URL (begin_upload()).
   struct BulkStart {
     std::unique_ptr<BulkUpload> upload;
     Response response;  // when !upload
+    // A longer body gets upload->too_large() (413).
+    std::uint64_t body_limit = std::numeric_limits<std::uint64_t>::max();
   };
   BulkStart begin_bulk(const Request& headers_only);
   static bool is_bulk_target(std::string_view target);
+  // Requests whose body the server streams to begin_bulk(): POST
+  // /v1/events/bulk and PUT /v1/uploads/{id}.
+  static bool is_streamed(std::string_view method, std::string_view target);
+  // True when no upload secret was configured and open() drew one.
+  bool upload_secret_generated() const { return upload_secret_generated_; }
 
   // Claims each event's (merchant, event id) with its content digest and
   // appends the new ones to the bus in one call; the verdict per event.
@@ -142,6 +160,10 @@ class Api {
   Response get_ledger(Call& call, std::string_view merchant_id);
   Response get_event(Call& call, std::string_view merchant_id, std::string_view event_id);
   Response readyz();
+  // Pre-signed uploads (uploads.cc).
+  BulkStart begin_upload(const Request& headers_only);
+  Response post_upload(const Request& request, const KeyInfo& key);
+  Response get_upload(const KeyInfo& key, std::string_view upload_id);
 
   Result<std::vector<std::string>> open_batch_rows(std::string_view merchant_id, std::optional<Date> from,
                                                    std::optional<Date> to);
@@ -154,6 +176,7 @@ class Api {
   std::mutex merchants_mu_;
   processor::MerchantDirectory merchants_;
   RateLimiter limiter_;
+  bool upload_secret_generated_ = false;
 };
 
 }  // namespace settle::gateway

@@ -1,5 +1,7 @@
 #include "gateway/bulk.h"
 
+#include "gateway/csv_events.h"
+
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
@@ -7,45 +9,6 @@
 #include <cstring>
 
 namespace settle::gateway {
-namespace {
-
-bool is_integer_token(std::string_view v) {
-  if (!v.empty() && v[0] == '-') v.remove_prefix(1);
-  return !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// Splits one CSV record (RFC 4180: quoted fields, "" inside quotes).
-std::vector<std::string> split_csv(std::string_view text) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"') {
-        if (i + 1 < text.size() && text[i + 1] == '"') {
-          out.back() += '"';
-          ++i;
-        } else {
-          quoted = false;
-        }
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
-}
-
-constexpr std::string_view kColumns[] = {"event_id", "merchant_id", "type", "amount",
-                                         "currency", "occurred_at", "metadata"};
-
-}  // namespace
 
 struct BulkUpload::Sha {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -68,7 +31,28 @@ BulkUpload::BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem)
   batch_.reserve(api_.options().bulk_batch_events);
 }
 
-BulkUpload::~BulkUpload() = default;
+BulkUpload::~BulkUpload() {
+  if (on_end_ && !ended_) {
+    (void)end(error_response(400, "incomplete_body",
+                             fmt::format("the connection closed before the body ended; {} events accepted before",
+                                         accepted_)));
+  }
+}
+
+Response BulkUpload::end(Response r) {
+  if (on_end_ && !ended_) {
+    ended_ = true;
+    on_end_(*this, r);
+  }
+  return r;
+}
+
+Response BulkUpload::too_large(std::uint64_t limit) {
+  if (idem_.used && !idem_.stored) (void)api_.store().delete_if_equal(idem_.lock_key, "bulk");
+  return end(error_response(413, "payload_too_large",
+                            fmt::format("the body exceeds this upload's {} bytes; {} events accepted before", limit,
+                                        accepted_)));
+}
 
 Status BulkUpload::feed(std::string_view bytes) {
   if (sha_) sha_->update(bytes);
@@ -132,15 +116,6 @@ void BulkUpload::reject(std::int64_t line, std::string field, std::string reason
   errors_ += "\"}";
 }
 
-Status BulkUpload::csv_header(std::string_view text) {
-  columns_ = split_csv(text);
-  for (auto& c : columns_) {
-    while (!c.empty() && c.back() == ' ') c.pop_back();
-    while (!c.empty() && c.front() == ' ') c.erase(c.begin());
-  }
-  return ok_status();
-}
-
 Status BulkUpload::record(std::string_view text) {
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
   if (text.find_first_not_of(" \t") == std::string_view::npos) return ok_status();
@@ -150,14 +125,11 @@ Status BulkUpload::record(std::string_view text) {
   bool has_metadata = false;
   if (format_ == Format::kCsv) {
     if (columns_.empty()) {
-      SETTLE_TRY(csv_header(text));
-      for (const auto& c : columns_) {
-        if (std::find(std::begin(kColumns), std::end(kColumns), c) == std::end(kColumns)) {
-          return make_error(ErrorCode::kInvalidArgument,
-                            fmt::format("line {}: column '{}' is not a known field (expected {})", line, c,
-                                        "event_id, merchant_id, type, amount, currency, occurred_at, metadata"));
-        }
+      auto columns = csv_header(text);
+      if (!columns.ok()) {
+        return make_error(ErrorCode::kInvalidArgument, fmt::format("line {}: {}", line, columns.error().message));
       }
+      columns_ = std::move(columns).value();
       return ok_status();
     }
     ++lines_;
@@ -166,24 +138,7 @@ Status BulkUpload::record(std::string_view text) {
       reject(line, "", fmt::format("has {} fields, the header has {}", cells.size(), columns_.size()));
       return ok_status();
     }
-    json.push_back('{');
-    for (std::size_t c = 0; c < cells.size(); ++c) {
-      const std::string& v = cells[c];
-      if (v.empty()) continue;
-      if (json.size() > 1) json += ',';
-      json += '"';
-      json += columns_[c];
-      json += "\":";
-      if ((columns_[c] == "amount" && is_integer_token(v)) || columns_[c] == "metadata") {
-        has_metadata = has_metadata || columns_[c] == "metadata";
-        json += v;
-      } else {
-        json += '"';
-        model::append_json_escaped(json, v);
-        json += '"';
-      }
-    }
-    json += '}';
+    json = csv_event_json(columns_, cells, has_metadata);
     event_text = json;
   } else {
     ++lines_;
@@ -240,7 +195,7 @@ Response BulkUpload::fail(const Error& error) {
   const unsigned status = error.code == ErrorCode::kInvalidArgument ? 422 : 503;
   Response r = error_response(status, status == 422 ? "validation_failed" : "unavailable",
                               fmt::format("{}; {} events accepted before this", error.message, accepted_));
-  return r;
+  return end(std::move(r));
 }
 
 Response BulkUpload::finish() {
@@ -279,7 +234,7 @@ Response BulkUpload::finish() {
     (void)api_.store().put_if_absent(idem_.resp_key, fmt::format("{}\n{}\n{}", digest, r.status, r.body),
                                      api_.options().idempotency_ttl);
   }
-  return r;
+  return end(std::move(r));
 }
 
 }  // namespace settle::gateway

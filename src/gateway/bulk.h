@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,13 +47,29 @@ class BulkUpload {
   // before stays accepted).
   Response fail(const Error& error);
 
+  // The body is longer than `limit` bytes: stops, answers 413 (what was
+  // accepted before stays accepted).
+  Response too_large(std::uint64_t limit);
+
+  // Called once with the upload's final response, from finish(), fail() or
+  // too_large(), or from the destructor (a 400 incomplete_body) when the body
+  // never ended (the client went away).
+  using EndHandler = std::function<void(const BulkUpload&, const Response&)>;
+  void on_end(EndHandler handler) { on_end_ = std::move(handler); }
+
+  std::int64_t lines() const { return lines_; }
   std::int64_t accepted() const { return accepted_; }
+  std::int64_t duplicates() const { return duplicates_; }
+  std::int64_t rejected() const { return rejected_; }
+  // The listed errors as JSON array elements (without the brackets).
+  const std::string& errors_json() const { return errors_; }
+  std::int64_t errors_omitted() const { return rejected_ - errors_listed_; }
 
  private:
   Status record(std::string_view text);  // one NDJSON line or CSV record
-  Status csv_header(std::string_view text);
   Status flush();
   void reject(std::int64_t line, std::string field, std::string reason);
+  Response end(Response r);
 
   Api& api_;
   KeyInfo key_;
@@ -78,6 +95,8 @@ class BulkUpload {
   std::int64_t rejected_ = 0;
   std::string errors_;  // JSON array elements
   std::int64_t errors_listed_ = 0;
+  EndHandler on_end_;
+  bool ended_ = false;
 };
 
 }  // namespace settle::gateway

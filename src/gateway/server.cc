@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <limits>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -74,7 +75,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
     const auto& req = header_parser_->get();
-    if (Api::is_bulk_target(std::string_view(req.target().data(), req.target().size()))) return start_bulk();
+    if (Api::is_streamed(std::string_view(req.method_string().data(), req.method_string().size()),
+                         std::string_view(req.target().data(), req.target().size()))) {
+      return start_bulk();
+    }
     const auto length = header_parser_->content_length();
     if (length && *length > shared_.options.body_limit_bytes) return on_read_error(http::error::body_limit);
     const bool expects = beast::iequals(req[http::field::expect], "100-continue");
@@ -102,6 +106,12 @@ class Session : public std::enable_shared_from_this<Session> {
       req.has_idempotency_key = true;
       req.idempotency_key = std::string(it->value());
     }
+    if (msg.has_content_length()) {
+      const auto cl = msg[http::field::content_length];
+      std::uint64_t n = 0;
+      auto [p, ec] = std::from_chars(cl.data(), cl.data() + cl.size(), n);
+      if (ec == std::errc() && p == cl.data() + cl.size()) req.content_length = n;
+    }
     return req;
   }
 
@@ -121,7 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
         self->bulk_version_ = version;
         self->bulk_keep_alive_ = self->header_parser_->get().keep_alive();
         self->bulk_parser_.emplace(std::move(*self->header_parser_));
-        self->bulk_parser_->body_limit(kNoBodyLimit);
+        self->bulk_parser_->body_limit(start.body_limit);
+        self->bulk_limit_ = start.body_limit;
         if (expects) {
           self->continue_.emplace(http::status::continue_, version);
           http::async_write(self->stream_, *self->continue_, [self](beast::error_code wec, std::size_t) {
@@ -143,6 +154,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(shared_.options.request_timeout);
     http::async_read(stream_, buffer_, *bulk_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec == http::error::need_buffer) ec = {};
+      if (ec == http::error::body_limit) {
+        Response r = self->upload_->too_large(self->bulk_limit_);
+        return self->write(std::move(r), true, self->bulk_version_);
+      }
       if (ec) return self->close();  // the client went away or stalled: what was appended stays
       const std::size_t n = self->chunk_.size() - self->bulk_parser_->get().body().size;
       asio::post(*self->shared_.handlers, [self, n] {
@@ -264,6 +279,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::unique_ptr<BulkUpload> upload_;
   std::array<char, 64 * 1024> chunk_;
   unsigned bulk_version_ = 11;
+  std::uint64_t bulk_limit_ = kNoBodyLimit;
   bool bulk_keep_alive_ = true;
   std::optional<http::response<http::empty_body>> continue_;
   std::shared_ptr<http::response<http::string_body>> response_;
