@@ -1,5 +1,6 @@
 // settled payouts export | recon run | recon discrepancies | recon ack |
-// recon resolve | recon drift | recon watch: reconciliation on a data directory's ledger.
+// recon resolve | recon drift | recon watch: reconciliation on a data directory's
+// ledger (SQLite) or on a PostgreSQL ledger (--ledger URL).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -12,10 +13,9 @@
 
 #include "app/cli.h"
 #include "app/role_flags.h"
-#include "ledger/sqlite_ledger.h"
+#include "app/runtime.h"
 #include "reconcile/payout.h"
 #include "reconcile/reconcile.h"
-#include "reconcile/sqlite_recon_store.h"
 
 namespace settle::app {
 namespace {
@@ -28,28 +28,41 @@ Timestamp wall_now() {
                        .count()};
 }
 
-struct Opened {
-  std::unique_ptr<ledger::SqliteLedger> ledger;
-  std::unique_ptr<reconcile::SqliteReconStore> store;
+// Where the ledger is: a data directory that settle, demo or a role left,
+// or a production ledger's URL.
+struct Where {
+  std::string data_dir;
+  std::string ledger_url;
 };
 
-// The data directory's ledger (which must exist: settle or demo made it)
+void add_where(CLI::App& cmd, Where& w) {
+  auto* dir = cmd.add_option("--data-dir", w.data_dir, "A data directory that 'settle' left");
+  auto* url = cmd.add_option("--ledger", w.ledger_url, "Or a production ledger: postgresql://user@host:port/db")
+                  ->envname("SETTLE_LEDGER");
+  dir->excludes(url);
+}
+
+struct Opened {
+  std::unique_ptr<ledger::Ledger> ledger;
+  std::unique_ptr<reconcile::ReconStore> store;
+};
+
+// The ledger (which must exist: settle, demo or `settled migrate` made it)
 // and the reconciliation tables beside it.
-Result<Opened> open_data_dir(const std::string& data_dir, bool with_ledger) {
-  const fs::path db = fs::path(data_dir) / "ledger.db";
-  std::error_code ec;
-  if (!fs::exists(db, ec)) {
-    return make_error(ErrorCode::kNotFound,
-                      fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)", db.string(), data_dir));
+Result<Opened> open_where(const Where& w, bool with_ledger) {
+  if (w.data_dir.empty() && w.ledger_url.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "name the ledger: --data-dir DIR or --ledger URL");
   }
+  RuntimeOptions ro;
+  ro.data_dir = w.data_dir;
+  ro.ledger_url = w.ledger_url;
+  ro.ledger_cache_kib = 16384;
+  ro.create = false;
   Opened o;
   if (with_ledger) {
-    ledger::SqliteLedgerOptions lo;
-    lo.path = db;
-    lo.cache_kib = 16384;
-    SETTLE_ASSIGN_OR_RETURN(o.ledger, ledger::SqliteLedger::open(lo));
+    SETTLE_ASSIGN_OR_RETURN(o.ledger, open_ledger(ro));
   }
-  SETTLE_ASSIGN_OR_RETURN(o.store, reconcile::SqliteReconStore::open(db));
+  SETTLE_ASSIGN_OR_RETURN(o.store, open_recon_store(ro));
   return o;
 }
 
@@ -59,14 +72,15 @@ int minor_exponent(const std::string& currency) {
 }
 
 struct ExportFlags {
-  std::string data_dir, date, format = "pain.001", out, debtor_name = "Settlement platform", debtor_iban, debtor_bic;
+  Where where;
+  std::string date, format = "pain.001", out, debtor_name = "Settlement platform", debtor_iban, debtor_bic;
 };
 
 int run_export(const ExportFlags& f) {
   auto date = parse_date(f.date);
   if (!date.ok()) return fatal("--date: " + date.error().message);
   if (f.format != "pain.001" && f.format != "csv") return fatal("--format must be pain.001 or csv");
-  auto o = open_data_dir(f.data_dir, true);
+  auto o = open_where(f.where, true);
   if (!o.ok()) return fatal(o.error().message);
   auto all = reconcile::ledger_payouts(*o->ledger);
   if (!all.ok()) return fatal(all.error().message);
@@ -99,7 +113,7 @@ int run_export(const ExportFlags& f) {
 }
 
 struct RunFlags {
-  std::string data_dir;
+  Where where;
   std::vector<std::string> statements;
   std::string format = "auto";
   std::string mapping = "default";
@@ -157,7 +171,7 @@ int run_recon(const RunFlags& f) {
     if (!text.ok()) return fatal(text.error().message);
     contents.push_back(std::move(*text));
   }
-  auto o = open_data_dir(f.data_dir, true);
+  auto o = open_where(f.where, true);
   if (!o.ok()) return fatal(o.error().message);
   auto r = reconcile::run(*o->ledger, *o->store, contents, ro);
   if (!r.ok()) {
@@ -251,7 +265,7 @@ Result<int> watch_pass(const WatchFlags& f, reconcile::RunOptions ro, Opened& o)
 int run_watch(const WatchFlags& f) {
   std::error_code ec;
   if (!fs::is_directory(f.inbox, ec)) return fatal("--inbox: " + f.inbox + " is not a directory");
-  auto o = open_data_dir(f.run.data_dir, true);
+  auto o = open_where(f.run.where, true);
   if (!o.ok()) return fatal(o.error().message);
   if (!f.once) block_stop_signals();
   while (true) {
@@ -294,7 +308,8 @@ std::string csv_cell(const std::string& s) {
 }
 
 struct ListFlags {
-  std::string data_dir, state, merchant, reason, older_than;
+  Where where;
+  std::string state, merchant, reason, older_than;
 };
 
 int run_list(const ListFlags& f) {
@@ -316,7 +331,7 @@ int run_list(const ListFlags& f) {
     if (!age.ok()) return fatal(age.error().message);
     q.created_before = Timestamp{now.ns - *age};
   }
-  auto o = open_data_dir(f.data_dir, false);
+  auto o = open_where(f.where, false);
   if (!o.ok()) return fatal(o.error().message);
   auto list = o->store->discrepancies(q);
   if (!list.ok()) return fatal(list.error().message);
@@ -344,8 +359,8 @@ int run_list(const ListFlags& f) {
   return kExitOk;
 }
 
-int run_transition(const std::string& data_dir, std::int64_t id, const std::string* comment) {
-  auto o = open_data_dir(data_dir, false);
+int run_transition(const Where& where, std::int64_t id, const std::string* comment) {
+  auto o = open_where(where, false);
   if (!o.ok()) return fatal(o.error().message);
   auto r = comment == nullptr ? o->store->acknowledge(id, wall_now()) : o->store->resolve(id, *comment, wall_now());
   if (!r.ok()) return fatal(r.error().message);
@@ -353,8 +368,8 @@ int run_transition(const std::string& data_dir, std::int64_t id, const std::stri
   return kExitOk;
 }
 
-int run_drift(const std::string& data_dir, int last) {
-  auto o = open_data_dir(data_dir, false);
+int run_drift(const Where& where, int last) {
+  auto o = open_where(where, false);
   if (!o.ok()) return fatal(o.error().message);
   auto samples = o->store->drift(static_cast<std::size_t>(last));
   if (!samples.ok()) return fatal(samples.error().message);
@@ -381,7 +396,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   payouts->require_subcommand(1);
   auto ef = std::make_shared<ExportFlags>();
   auto* exp = payouts->add_subcommand("export", "Write the payouts due on a date as ISO 20022 pain.001 or CSV");
-  exp->add_option("--data-dir", ef->data_dir, "A data directory that 'settle' left")->required();
+  add_where(*exp, ef->where);
   exp->add_option("--date", ef->date, "Payout date YYYY-MM-DD")->required();
   exp->add_option("--format", ef->format, "pain.001 (default) or csv");
   exp->add_option("--out", ef->out, "Write here instead of stdout");
@@ -395,7 +410,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
 
   auto rf = std::make_shared<RunFlags>();
   auto* run = recon->add_subcommand("run", "Reconcile a statement (camt.053, MT940, acquirer CSV); exit 1 on findings");
-  run->add_option("--data-dir", rf->data_dir, "A data directory that 'settle' left")->required();
+  add_where(*run, rf->where);
   run->add_option("--statement", rf->statements, "The statement file; repeat for one statement split over files")
       ->required()
       ->check(CLI::ExistingFile);
@@ -410,7 +425,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
 
   auto wf = std::make_shared<WatchFlags>();
   auto* watch = recon->add_subcommand("watch", "The recon role: reconcile each new statement file of an inbox once");
-  watch->add_option("--data-dir", wf->run.data_dir, "A data directory that 'settle' left")->required();
+  add_where(*watch, wf->run.where);
   watch->add_option("--inbox", wf->inbox, "Directory polled for statements; handled files go to done/ or failed/")
       ->required();
   watch->add_option("--interval-ms", wf->interval_ms, "Poll interval (default 1000)")->check(CLI::Range(10, 3600000));
@@ -425,35 +440,35 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
 
   auto lf = std::make_shared<ListFlags>();
   auto* list = recon->add_subcommand("discrepancies", "List discrepancy tasks (CSV) with their age");
-  list->add_option("--data-dir", lf->data_dir, "The data directory")->required();
+  add_where(*list, lf->where);
   list->add_option("--state", lf->state, "open, acknowledged or resolved");
   list->add_option("--merchant", lf->merchant, "Only this merchant's");
   list->add_option("--reason", lf->reason, "Only this reason code");
   list->add_option("--older-than", lf->older_than, "Only tasks older than this (e.g. 3d, 12h)");
   commands.push_back({list, [=] { return run_list(*lf); }});
 
-  auto ack_dir = std::make_shared<std::string>();
+  auto ack_where = std::make_shared<Where>();
   auto ack_id = std::make_shared<std::int64_t>(0);
   auto* ack = recon->add_subcommand("ack", "Acknowledge a discrepancy task");
   ack->add_option("id", *ack_id, "Task id")->required();
-  ack->add_option("--data-dir", *ack_dir, "The data directory")->required();
-  commands.push_back({ack, [=] { return run_transition(*ack_dir, *ack_id, nullptr); }});
+  add_where(*ack, *ack_where);
+  commands.push_back({ack, [=] { return run_transition(*ack_where, *ack_id, nullptr); }});
 
-  auto res_dir = std::make_shared<std::string>();
+  auto res_where = std::make_shared<Where>();
   auto res_id = std::make_shared<std::int64_t>(0);
   auto res_comment = std::make_shared<std::string>();
   auto* res = recon->add_subcommand("resolve", "Resolve a discrepancy task with a comment");
   res->add_option("id", *res_id, "Task id")->required();
   res->add_option("--comment", *res_comment, "Why it is resolved")->required();
-  res->add_option("--data-dir", *res_dir, "The data directory")->required();
-  commands.push_back({res, [=] { return run_transition(*res_dir, *res_id, res_comment.get()); }});
+  add_where(*res, *res_where);
+  commands.push_back({res, [=] { return run_transition(*res_where, *res_id, res_comment.get()); }});
 
-  auto drift_dir = std::make_shared<std::string>();
+  auto drift_where = std::make_shared<Where>();
   auto drift_last = std::make_shared<int>(30);
   auto* drift = recon->add_subcommand("drift", "Unmatched amount and count per run, currency and merchant (CSV)");
-  drift->add_option("--data-dir", *drift_dir, "The data directory")->required();
+  add_where(*drift, *drift_where);
   drift->add_option("--last", *drift_last, "The latest N runs (default 30)")->check(CLI::Range(1, 100000));
-  commands.push_back({drift, [=] { return run_drift(*drift_dir, *drift_last); }});
+  commands.push_back({drift, [=] { return run_drift(*drift_where, *drift_last); }});
 }
 
 }  // namespace settle::app

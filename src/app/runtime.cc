@@ -10,6 +10,8 @@
 #include "idempotency/redis_store.h"
 #include "ledger/postgres_ledger.h"
 #include "processor/topics.h"
+#include "reconcile/postgres_recon_store.h"
+#include "reconcile/sqlite_recon_store.h"
 
 namespace settle::app {
 namespace {
@@ -96,6 +98,25 @@ Result<std::unique_ptr<ledger::Ledger>> open_ledger(const RuntimeOptions& option
   Runtime rt;
   SETTLE_TRY(open_ledger(options, rt));
   return std::move(rt.ledger);
+}
+
+Result<std::unique_ptr<reconcile::ReconStore>> open_recon_store(const RuntimeOptions& options) {
+  if (options.ledger_url.empty()) {
+    const fs::path db = options.data_dir / "ledger.db";
+    std::error_code ec;
+    if (!fs::exists(db, ec)) {
+      return make_error(ErrorCode::kNotFound,
+                        fmt::format("{}: no ledger here (run 'settled settle --data-dir {}' first)",
+                                    options.data_dir.string(), options.data_dir.string()));
+    }
+    SETTLE_ASSIGN_OR_RETURN(auto store, reconcile::SqliteReconStore::open(db));
+    return std::unique_ptr<reconcile::ReconStore>(std::move(store));
+  }
+  if (options.ledger_url.rfind("postgresql://", 0) == 0 || options.ledger_url.rfind("postgres://", 0) == 0) {
+    SETTLE_ASSIGN_OR_RETURN(auto store, reconcile::PostgresReconStore::open(options.ledger_url));
+    return std::unique_ptr<reconcile::ReconStore>(std::move(store));
+  }
+  return unknown_scheme("ledger", options.ledger_url, "postgresql://user@host:port/db").error();
 }
 
 Result<Runtime> Runtime::open(const RuntimeOptions& options) {

@@ -17,6 +17,7 @@
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
 #include "ledger/sqlite_ledger.h"
+#include "reconcile/recon_store.h"
 
 namespace settle::app {
 
@@ -56,5 +57,10 @@ struct Runtime {
 // Only the ledger (for read-only commands such as report and balances): the
 // embedded one in options.data_dir (which must exist) or options.ledger_url.
 Result<std::unique_ptr<ledger::Ledger>> open_ledger(const RuntimeOptions& options);
+
+// The reconciliation store beside that ledger: its recon_* tables in the
+// data directory's ledger.db (which must exist), or in the PostgreSQL
+// ledger's database (created by `settled migrate`).
+Result<std::unique_ptr<reconcile::ReconStore>> open_recon_store(const RuntimeOptions& options);
 
 }  // namespace settle::app

@@ -16,6 +16,7 @@
 
 #include "model/merchant_json.h"
 #include "rules/rules.h"
+#include "support/postgres_server.h"
 
 namespace settle {
 namespace {
@@ -290,6 +291,66 @@ TEST_F(ReconCli, AMalformedStatementIsRefusedWithItsLineAndNothingIsRecorded) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("bad.sta: mt940 line 4: :61: expected a mark C, D, RC or RD"), std::string::npos) << r.err;
   EXPECT_EQ(settled("recon drift --data-dir " + data.string()).out, "run_id,at,open_count,currency,merchant_id,count,amount\n");
+}
+
+// The same commands on a PostgreSQL ledger (--ledger URL): settle onto it,
+// export, reconcile with a missing payout, list, acknowledge, resolve, drift.
+TEST_F(ReconCli, ReconcilesAPostgresqlLedgerThroughTheSameCommands) {
+  testing::PostgresServer& pg = testing::PostgresServer::shared();
+  const std::string db = "recon_cli_" + std::to_string(::getpid());
+  pg.create_database(db);
+  const std::string url = pg.url(db);
+  std::string merchants = "[", events;
+  for (int m = 0; m < 3; ++m) {
+    merchants += std::string(m > 0 ? "," : "") + R"({"merchant_id":"pg-)" + std::to_string(m) +
+                 R"(","timezone":"UTC","delay_days":1,"fees":{"capture":{"bps":100,"fixed":0}}})";
+    for (int i = 0; i < 4; ++i) {
+      events += R"({"event_id":"pg-)" + std::to_string(m) + "-" + std::to_string(i) + R"(","merchant_id":"pg-)" +
+                std::to_string(m) + R"(","type":"capture","amount":)" + std::to_string(1000 * (m + 1) + i) +
+                R"(,"currency":"EUR","occurred_at":"2026-03-26T1)" + std::to_string(i) + ":00:00Z\"}\n";
+    }
+  }
+  merchants += "]";
+  const CliRun s = settled("settle --quiet --migrate --ledger " + url + " --data-dir " + (dir_ / "bus").string() +
+                           " --merchants " + write("m.json", merchants).string() + " --events " +
+                           write("e.ndjson", events).string() + " --through 2026-03-26");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const CliRun ex = settled("payouts export --ledger " + url + " --date 2026-03-27 --out " + (dir_ / "pain.xml").string());
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  const std::vector<PainTx> txs = pain_transactions(slurp(dir_ / "pain.xml"));
+  ASSERT_EQ(txs.size(), 3u);
+
+  // The bank books two of the three payouts.
+  const fs::path camt = write("camt.xml", camt053("PG-0327", "2026-03-27", {txs[1], txs[2]}));
+  const CliRun bank = settled("recon run --ledger " + url + " --statement " + camt.string() + " --today 2026-03-30");
+  EXPECT_EQ(bank.exit_code, 1) << bank.out << bank.err;
+  EXPECT_NE(bank.out.find("2 matches, 1 findings (1 new discrepancies"), std::string::npos) << bank.out;
+  EXPECT_NE(bank.out.find("drift EUR: 1 unmatched, " + txs[0].amount), std::string::npos) << bank.out;
+  const CliRun again = settled("recon run --ledger " + url + " --statement " + camt.string() + " --today 2026-03-30");
+  EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+  EXPECT_NE(again.out.find("reconciled by run 1 already"), std::string::npos) << again.out;
+
+  const CliRun list = settled("recon discrepancies --ledger " + url + " --state open");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  const std::vector<std::string> rows = split(list.out, '\n');
+  ASSERT_EQ(rows.size(), 2u) << list.out;
+  EXPECT_NE(rows[1].find("missing_in_statement"), std::string::npos) << rows[1];
+  EXPECT_NE(rows[1].find("payout:" + txs[0].e2e), std::string::npos) << rows[1];
+  const std::string id = split(rows[1], ',')[0];
+  EXPECT_EQ(settled("recon ack " + id + " --ledger " + url).exit_code, 0);
+  EXPECT_EQ(split(settled("recon discrepancies --ledger " + url + " --state acknowledged").out, '\n').size(), 2u);
+  const CliRun res = settled("recon resolve " + id + " --comment \"paid by hand\" --ledger " + url);
+  EXPECT_EQ(res.exit_code, 0) << res.err;
+  EXPECT_NE(settled("recon discrepancies --ledger " + url + " --state resolved").out.find("paid by hand"),
+            std::string::npos);
+  const CliRun drift = settled("recon drift --ledger " + url);
+  ASSERT_EQ(drift.exit_code, 0) << drift.err;
+  EXPECT_NE(drift.out.find(",EUR,*,1," + txs[0].amount + "\n"), std::string::npos) << drift.out;
+
+  // A ledger is named once: a data directory or a URL.
+  const CliRun both = settled("recon drift --ledger " + url + " --data-dir " + dir_.string());
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
 }
 
 }  // namespace
