@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the statement parsers' libFuzzer targets with clang (address and
-# undefined-behaviour sanitizers) and runs each for a bounded time, seeded
+# Builds the statement parsers' libFuzzer targets (camt.053, MT940, BAI2,
+# acquirer CSV) with clang (address and undefined-behaviour sanitizers) and
+# runs each for a bounded time, seeded
 # with the public samples in ../shared/statements (read in place, never
 # copied into the repository; new corpus entries go to the work directory).
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET=20] [WORK_DIR=build/fuzz]
@@ -23,7 +24,8 @@ for m in common reconcile model ledger; do ln -sfn "$PWD/src/$m" "$WORK/inc/$m";
 FLAGS=(-std=c++20 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
        -I"$WORK/inc" $(pkg-config --cflags libxml-2.0))
 SOURCES=(src/common/result.cc src/common/money.cc src/common/time.cc src/reconcile/statement.cc
-         src/reconcile/camt053_parser.cc src/reconcile/mt940_parser.cc src/reconcile/acquirer_csv_parser.cc)
+         src/reconcile/camt053_parser.cc src/reconcile/mt940_parser.cc src/reconcile/bai2_parser.cc
+         src/reconcile/acquirer_csv_parser.cc)
 objs=()
 for s in "${SOURCES[@]}"; do
   o="$WORK/obj/$(basename "${s%.cc}").o"
@@ -33,7 +35,7 @@ done
 LIBS=($(pkg-config --libs libxml-2.0) -lfmt)
 SHARED="$(cd .. && pwd)/shared/statements"
 status=0
-for t in camt053 mt940 acquirer_csv; do
+for t in camt053 mt940 bai2 acquirer_csv; do
   bin="$WORK/${t}_fuzz"
   "$CXX" "${FLAGS[@]}" -fsanitize=fuzzer "fuzz/${t}_fuzz.cc" "${objs[@]}" "${LIBS[@]}" -o "$bin"
   corpus="$WORK/corpus-$t"
@@ -42,6 +44,7 @@ for t in camt053 mt940 acquirer_csv; do
   case $t in
     camt053) seeds=("$SHARED/camt053") ;;
     mt940) seeds=("$SHARED/mt940") ;;
+    bai2) seeds=("$SHARED/bai2") ;;
     acquirer_csv) seeds=("$SHARED/acquirer") ;;
   esac
   [ -d "${seeds[0]}" ] || seeds=()

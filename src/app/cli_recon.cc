@@ -409,12 +409,12 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   recon->require_subcommand(1);
 
   auto rf = std::make_shared<RunFlags>();
-  auto* run = recon->add_subcommand("run", "Reconcile a statement (camt.053, MT940, acquirer CSV); exit 1 on findings");
+  auto* run = recon->add_subcommand("run", "Reconcile a statement (camt.053, MT940, BAI2, acquirer CSV); exit 1 on findings");
   add_where(*run, rf->where);
   run->add_option("--statement", rf->statements, "The statement file; repeat for one statement split over files")
       ->required()
       ->check(CLI::ExistingFile);
-  run->add_option("--format", rf->format, "auto (default), camt053, mt940 or acquirer-csv");
+  run->add_option("--format", rf->format, "auto (default), camt053, mt940, bai2 or acquirer-csv");
   run->add_option("--mapping", rf->mapping, "Acquirer CSV columns: default, adyen, stripe or a FILE.json");
   run->add_option("--merchant", rf->merchant, "Merchant of an acquirer CSV that has no merchant column");
   run->add_option("--config", rf->config, "Tolerances and windows (JSON; see docs/reconciliation.md)");

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "reconcile/bai2_parser.h"
 #include "reconcile/camt053_parser.h"
 #include "reconcile/mt940_parser.h"
 
@@ -102,6 +103,12 @@ Result<ParsedStatement> parse_statement(const std::vector<std::string>& contents
       }
       case StatementFormat::kMt940: {
         auto r = parse_mt940(c);
+        if (!r.ok()) return part(r.error());
+        for (BankStatement& s : *r) p.bank.push_back(std::move(s));
+        break;
+      }
+      case StatementFormat::kBai2: {
+        auto r = parse_bai2(c);
         if (!r.ok()) return part(r.error());
         for (BankStatement& s : *r) p.bank.push_back(std::move(s));
         break;

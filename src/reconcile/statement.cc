@@ -11,6 +11,7 @@ std::string_view format_name(StatementFormat format) {
     case StatementFormat::kCamt053: return "camt053";
     case StatementFormat::kMt940: return "mt940";
     case StatementFormat::kAcquirerCsv: return "acquirer-csv";
+    case StatementFormat::kBai2: return "bai2";
   }
   return "?";
 }
@@ -18,9 +19,10 @@ std::string_view format_name(StatementFormat format) {
 Result<StatementFormat> parse_format_name(std::string_view name) {
   if (name == "camt053" || name == "camt.053") return StatementFormat::kCamt053;
   if (name == "mt940") return StatementFormat::kMt940;
-  if (name == "acquirer-csv" || name == "csv") return StatementFormat::kAcquirerCsv;
+  if (name == "acquirer-csv" || name == "acquirer_csv" || name == "csv") return StatementFormat::kAcquirerCsv;
+  if (name == "bai2") return StatementFormat::kBai2;
   return make_error(ErrorCode::kInvalidArgument,
-                    fmt::format("unknown statement format '{}' (expected auto, camt053, mt940 or acquirer-csv)",
+                    fmt::format("unknown statement format '{}' (expected auto, camt053, mt940, bai2 or acquirer-csv)",
                                 name));
 }
 
@@ -46,11 +48,15 @@ Result<StatementFormat> detect_format(std::string_view content) {
     return StatementFormat::kMt940;
   }
   const std::string_view first_line = head.substr(0, head.find('\n'));
+  // A BAI2 file header: "01,sender,receiver,YYMMDD,HHMM,file id,...,2/".
+  if (first_line.starts_with("01,") && first_line.find('/') != std::string_view::npos) {
+    return StatementFormat::kBai2;
+  }
   if (first_line.find(',') != std::string_view::npos || first_line.find(';') != std::string_view::npos) {
     return StatementFormat::kAcquirerCsv;
   }
   return make_error(ErrorCode::kInvalidArgument,
-                    "format auto: not recognized as camt.053 (XML), MT940 (:20: tags) or an acquirer CSV "
+                    "format auto: not recognized as camt.053 (XML), MT940 (:20: tags), BAI2 (an 01 record) or an acquirer CSV "
                     "(a header line with commas); pass --format");
 }
 

@@ -15,12 +15,13 @@
 
 namespace settle::reconcile {
 
-enum class StatementFormat : std::uint8_t { kCamt053, kMt940, kAcquirerCsv };
-std::string_view format_name(StatementFormat format);  // "camt053", "mt940", "acquirer-csv"
-// "camt053" | "mt940" | "acquirer-csv"; kInvalidArgument otherwise.
+enum class StatementFormat : std::uint8_t { kCamt053, kMt940, kAcquirerCsv, kBai2 };
+std::string_view format_name(StatementFormat format);  // "camt053", "mt940", "acquirer-csv", "bai2"
+// "camt053" | "mt940" | "acquirer-csv" | "bai2"; kInvalidArgument otherwise.
 Result<StatementFormat> parse_format_name(std::string_view name);
 // Guesses the format from the first bytes: an XML document with a camt.053
-// namespace, a SWIFT block or ":20:" tag, or a CSV header line.
+// namespace, a SWIFT block or ":20:" tag, a BAI2 file header ("01," and a
+// "/"-terminated record), or a CSV header line.
 Result<StatementFormat> detect_format(std::string_view content);
 
 // A decimal amount ("1234.56", "1234,56", "0,", ".11", "-5") as minor units of

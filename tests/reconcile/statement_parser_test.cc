@@ -1,7 +1,8 @@
 // Statement parsers on the real public samples in ../shared/statements and on
 // files written here from the public specs (camt.053 001.02/.04/.08 layouts,
 // MT940 with multi-line :86:, CRLF and LF, a statement split over two files,
-// an acquirer CSV), and on malformed ones: the error names the line or XPath.
+// BAI2 with continuations and funds types, an acquirer CSV), and on malformed
+// ones: the error names the line or XPath.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "reconcile/acquirer_csv_parser.h"
+#include "reconcile/bai2_parser.h"
 #include "reconcile/camt053_parser.h"
 #include "reconcile/mt940_parser.h"
 #include "reconcile/reconcile.h"
@@ -195,14 +197,215 @@ TEST(RealStatements, AcquirerStripeReportNeedsAMerchantAndTakesNegativeRefundsAs
   EXPECT_EQ(r->lines[1].gross, 1000);
 }
 
+TEST(RealStatements, Bai2SamplesParseWithEveryControlTotalOrFailOnTheirOwnInconsistencies) {
+  ASSERT_TRUE(fs::exists(kStatements / "bai2")) << kStatements;
+  int parsed = 0;
+  for (const auto& e : fs::directory_iterator(kStatements / "bai2")) {
+    auto r = parse_bai2(slurp(e.path()));
+    const std::string name = e.path().filename().string();
+    if (name == "moov_sample4-continuations-newline-delimited.txt") {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().message, "bai2 line 22: 49: account control total -1260161341762 does not match the sum "
+                                   "of the amounts it covers, 7999960");
+      continue;
+    }
+    if (name == "moov_sample5-issue113.txt") {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().message, "bai2 line 63: expected a record code and ',' (e.g. '88,'), found '88:'");
+      continue;
+    }
+    ASSERT_TRUE(r.ok()) << name << ": " << r.error().message;
+    EXPECT_FALSE(r->empty()) << name;
+    ++parsed;
+  }
+  EXPECT_EQ(parsed, 6);
+}
+
+TEST(RealStatements, Bai2CitiDetailCarriesBothReferencesAndItsContinuedText) {
+  auto r = parse_bai2(slurp(kStatements / "bai2/moj_citi_example.bai2"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 1u);
+  const BankStatement& s = r->front();
+  EXPECT_EQ(s.id, "00131100/77777777/2015-07-15");
+  EXPECT_EQ(s.account, "77777777");
+  EXPECT_EQ(s.currency, "GBP");
+  EXPECT_EQ(s.opening->amount, 10000);  // 100.00 GBP
+  EXPECT_EQ(s.closing->amount, 10000);
+  ASSERT_EQ(s.entries.size(), 1u);
+  const BankEntry& e = s.entries[0];
+  EXPECT_EQ(e.amount, 1);  // type 191 (incoming money transfer): a credit of 0.01
+  EXPECT_EQ(e.status, "BOOK");
+  EXPECT_EQ(e.bank_ref, "1234567890");
+  EXPECT_EQ(e.entry_ref, "RP12312312312312");
+  EXPECT_EQ(e.booking_date, date_from_civil(2015, 7, 15));
+  EXPECT_EQ(e.value_date, date_from_civil(2015, 7, 15));  // funds type V
+  EXPECT_TRUE(e.info.starts_with("FR:FP SIP INCOMING ENDT:20150715 TRID:RP12312312312312")) << e.info;
+  EXPECT_TRUE(e.info.ends_with("BO:11111111 BO1:DOE JO")) << e.info;
+  EXPECT_EQ(e.location, "line 4");
+}
+
+TEST(RealStatements, Bai2TypeCodesGiveTheDirectionAndGroupsTheirOwnDates) {
+  auto one = parse_bai2(slurp(kStatements / "bai2/moov_sample1.txt"));
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  ASSERT_EQ(one->size(), 2u);
+  const BankStatement& s = one->front();
+  EXPECT_EQ(s.currency, "CAD");
+  ASSERT_EQ(s.entries.size(), 11u);
+  EXPECT_EQ(s.entries[0].amount, -2500);    // 409: a debit
+  EXPECT_EQ(s.entries[0].info, "RETURNED CHEQUE");
+  EXPECT_EQ(s.entries[3].amount, 203500);   // 108: a credit
+  Minor net = 0;
+  for (const BankEntry& e : s.entries) net += e.amount;
+  EXPECT_EQ(net, 0);  // 88,100 total credits 2085.00 = 400 total debits 2085.00
+
+  auto svb = parse_bai2(slurp(kStatements / "bai2/moj_svb_us_example.bai2"));
+  ASSERT_TRUE(svb.ok()) << svb.error().message;
+  ASSERT_EQ(svb->size(), 2u);  // one account reported in two groups (days)
+  EXPECT_EQ((*svb)[0].from, date_from_civil(2022, 2, 1));
+  EXPECT_EQ((*svb)[1].from, date_from_civil(2022, 2, 2));
+  EXPECT_EQ((*svb)[1].opening->amount, 35217175);
+  EXPECT_EQ((*svb)[1].closing->amount, 36122975);
+  EXPECT_EQ((*svb)[1].entries.at(0).amount, 905800);
+  EXPECT_EQ((*svb)[1].entries.at(0).bank_ref, "150675");
+  EXPECT_EQ((*svb)[1].entries.at(0).info, "SOME PAYMENT ACH OFFSET");
+
+  auto three = parse_bai2(slurp(kStatements / "bai2/moov_sample3.txt"));  // several records per line
+  ASSERT_TRUE(three.ok()) << three.error().message;
+  EXPECT_EQ(three->size(), 15u);
+  EXPECT_EQ(three->front().entries.at(1).amount, 500);
+  EXPECT_EQ(three->front().entries.at(1).info, "TRANSFER   MSPBNA BANK        PPD");
+}
+
 TEST(RealStatements, AutoDetectionNamesTheFormatOfEverySample) {
   for (const auto& [dir, fmt] : {std::pair{"camt053", StatementFormat::kCamt053}, {"mt940", StatementFormat::kMt940},
-                                 {"acquirer", StatementFormat::kAcquirerCsv}}) {
+                                 {"acquirer", StatementFormat::kAcquirerCsv}, {"bai2", StatementFormat::kBai2}}) {
     for (const auto& e : fs::directory_iterator(kStatements / dir)) {
       auto r = detect_format(slurp(e.path()));
       ASSERT_TRUE(r.ok()) << e.path() << ": " << r.error().message;
       EXPECT_EQ(*r, fmt) << e.path();
     }
+  }
+}
+
+// ------------------------------------------------------------------- BAI2
+
+// Written from the BAI2 specification: two groups (JPY, exponent 0; KWD,
+// exponent 3), an 03 summary continued over an 88 with funds types S and D,
+// a 16 with funds type V whose references come on an 88 and whose text goes
+// on over two more, two records on one line, a non-monetary 890.
+constexpr std::string_view kBai2 =
+    "01,BANKJP,SETTLE,260330,2200,77,80,,2/\n"
+    "02,SETTLE,BANKJP,1,260330,2359,JPY,2/\n"
+    "03,ACC-JP-1,,010,+100000,,,015,94000,,,100,4000,2,S,1000,2000,1000,400,10000,1,D,2,0,5000,1,5000/\n"
+    "88,045,94000,,/\n"
+    "16,495,7000,V,260330,1200/\n"
+    "88,BANK-1,PO-20260329-JPY-0123456789abcdef,/\n"
+    "88,SETTLEMENT PAYOUT\n"
+    "88,MERCHANT m-jp/\n"
+    "16,142,4000,0,BANK-2,,ACH CREDIT, TWO PARTS/ 16,475,3000,,BANK-3,CHQ 17,/\n"
+    "16,890,0,,,,BALANCE NOTE/\n"
+    "49,+316000,10/\n"
+    "98,+316000,1,12/\n"
+    "02,SETTLE,BANKKW,1,260331,,KWD,2/\n"
+    "03,ACC-KW-1,,010,1000,,,015,-4/\n"
+    "16,699,1004,,BANK-4,PO-20260330-KWD-fedcba9876543210,/\n"
+    "49,2000,3/\n"
+    "98,2000,1,5/\n"
+    "99,318000,2,19/\n";
+
+TEST(Bai2, AmountsAreMinorUnitsAndTypeCodesGiveTheSign) {
+  auto r = parse_bai2(kBai2);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  const BankStatement& jp = (*r)[0];
+  EXPECT_EQ(jp.id, "77/ACC-JP-1/2026-03-30");
+  EXPECT_EQ(jp.currency, "JPY");
+  EXPECT_EQ(jp.opening->amount, 100000);  // JPY has no minor unit: 100,000 yen
+  EXPECT_EQ(jp.closing->amount, 94000);
+  ASSERT_EQ(jp.entries.size(), 4u);
+  EXPECT_EQ(jp.entries[0].amount, -7000);  // 495 outgoing wire: a debit
+  EXPECT_EQ(jp.entries[0].bank_ref, "BANK-1");
+  EXPECT_EQ(jp.entries[0].entry_ref, "PO-20260329-JPY-0123456789abcdef");
+  EXPECT_EQ(jp.entries[0].info, "SETTLEMENT PAYOUT MERCHANT m-jp");
+  EXPECT_EQ(jp.entries[0].value_date, date_from_civil(2026, 3, 30));
+  EXPECT_EQ(jp.entries[0].location, "line 5");
+  EXPECT_EQ(jp.entries[1].amount, 4000);
+  EXPECT_EQ(jp.entries[1].info, "ACH CREDIT, TWO PARTS");
+  EXPECT_EQ(jp.entries[2].amount, -3000);
+  EXPECT_EQ(jp.entries[2].entry_ref, "CHQ 17");
+  EXPECT_EQ(jp.entries[2].location, "line 9");
+  EXPECT_EQ(jp.entries[3].status, "INFO");
+  const BankStatement& kw = (*r)[1];
+  EXPECT_EQ(kw.currency, "KWD");
+  EXPECT_EQ(kw.closing->amount, -4);  // -0.004 KWD
+  EXPECT_EQ(kw.entries.at(0).amount, -1004);  // 1.004 KWD
+  EXPECT_EQ(kw.from, date_from_civil(2026, 3, 31));
+}
+
+TEST(Bai2, CrlfReadsTheSameAsLfAndAutoDetectionFindsIt) {
+  auto lf = parse_bai2(kBai2);
+  auto cr = parse_bai2(crlf(kBai2));
+  ASSERT_TRUE(lf.ok() && cr.ok()) << (cr.ok() ? "" : cr.error().message);
+  ASSERT_EQ(lf->size(), cr->size());
+  for (std::size_t i = 0; i < lf->size(); ++i) {
+    ASSERT_EQ((*lf)[i].entries.size(), (*cr)[i].entries.size());
+    for (std::size_t j = 0; j < (*lf)[i].entries.size(); ++j) {
+      EXPECT_EQ((*lf)[i].entries[j].amount, (*cr)[i].entries[j].amount);
+      EXPECT_EQ((*lf)[i].entries[j].info, (*cr)[i].entries[j].info);
+    }
+  }
+  EXPECT_EQ(*detect_format(kBai2), StatementFormat::kBai2);
+  EXPECT_EQ(*parse_format_name("bai2"), StatementFormat::kBai2);
+  RunOptions o;
+  auto p = parse_statement({std::string(kBai2)}, o);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->format, StatementFormat::kBai2);
+  EXPECT_EQ(p->bank.size(), 2u);
+}
+
+TEST(Bai2, MalformedFilesNameTheLineTheRecordAndWhatWasExpected) {
+  const std::string good(kBai2);
+  auto with = [&](std::string_view from, std::string_view to) {
+    std::string s = good;
+    const std::size_t i = s.find(from);
+    EXPECT_NE(i, std::string::npos) << from;
+    return s.replace(i, from.size(), to);
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {with("16,142,4000,", "16,142,40.00,"),
+       "bai2 line 9: 16: amount '40.00' is not digits (BAI2 amounts have no decimal point: minor units)"},
+      {with("49,+316000,10/", "49,+316001,10/"),
+       "bai2 line 11: 49: account control total 316001 does not match the sum of the amounts it covers, 316000"},
+      {with("49,+316000,10/", "49,+316000,9/"), "bai2 line 11: 49: number of records 9 does not match the 10 found"},
+      {with("98,+316000,1,12/", "98,+316000,2,12/"),
+       "bai2 line 12: 98: number of accounts 2 does not match the 1 found"},
+      {with("99,318000,2,19/", "99,318000,2,18/"), "bai2 line 18: 99: number of records 18 does not match the 19 found"},
+      {with("99,318000,2,19/", "99,318001,2,19/"),
+       "bai2 line 18: 99: file control total 318001 does not match the sum of the amounts it covers, 318000"},
+      {with("16,142,4000,0,", "16,142,4000,X,"),
+       "bai2 line 9: 16: funds type must be 0, 1, 2, S, V, D, Z or blank, found 'X'"},
+      {with("16,890,", "16,750,"),
+       "bai2 line 10: 16: type code 750 is not a transaction code (credits 100-399 and 920-959, debits 400-699 and "
+       "960-999, 890 non-monetary)"},
+      {with("02,SETTLE,BANKJP,1,260330,", "02,SETTLE,BANKJP,1,260332,"),
+       "bai2 line 2: 02: as-of date: '260332' is not a date YYMMDD"},
+      {with("2200,77,80,,2/", "2200,77,80,,3/"), "bai2 line 1: 01: version '3' is not 2 (only BAI2 files are read)"},
+      {with(",KWD,2/", ",XYZ,2/"), "bai2 line 14: 03: currency 'XYZ' is not an ISO 4217 currency"},
+      {with("03,ACC-KW-1", "17,ACC-KW-1"),
+       "bai2 line 14: unknown record code '17' (expected 01, 02, 03, 16, 88, 49, 98 or 99)"},
+      {with("03,ACC-KW-1,,010,1000,,,015,-4/\n", ""),
+       "bai2 line 14: expected an 03 account identifier or the 98 group trailer, found a 16 record"},
+      {good + "16,142,1,,,,/\n", "bai2 line 19: expected nothing after the 99 file trailer, found a 16 record"},
+      {good.substr(0, good.find("49,2000")), "bai2 line 15: the file ends inside an account (expected the 49 account trailer)"},
+      {"88,X/\n" + good, "bai2 line 1: 88: a continuation with no record before it"},
+      {"HEADER\n" + good, "bai2 line 1: expected the 01 file header, found 'HEADER'"},
+      {"", "bai2: empty file (expected the 01 file header)"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto r = parse_bai2(text);
+    ASSERT_FALSE(r.ok()) << message;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(r.error().message, message);
   }
 }
 
