@@ -10,6 +10,7 @@
 
 #include "gateway/bulk.h"
 #include "gateway/signed_url.h"
+#include "gateway/stream.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "processor/topics.h"
@@ -240,6 +241,7 @@ const std::vector<Route>& route_table() {
       {"GET", "/readyz"},
       {"POST", "/v1/events"},
       {"POST", "/v1/events/bulk"},
+      {"GET", "/v1/events/stream"},
       {"POST", "/v1/keys"},
       {"GET", "/v1/keys"},
       {"DELETE", "/v1/keys/{key_id}"},
@@ -417,6 +419,33 @@ bool Api::is_streamed(std::string_view method, std::string_view target) {
          (method == "PUT" && path.starts_with("/v1/uploads/") && path.find('/', 12) == std::string_view::npos);
 }
 
+bool Api::is_stream_target(std::string_view target) {
+  return target.substr(0, target.find('?')) == "/v1/events/stream";
+}
+
+Api::StreamStart Api::begin_stream(const Request& request) {
+  Call call{request, {}, {}, {}, {}, nullptr, {}};
+  call.path = "/v1/events/stream";
+  if (const std::size_t q = request.target.find('?'); q != std::string::npos) {
+    call.query = parse_query(std::string_view(request.target).substr(q + 1));
+  }
+  if (auto denied = authenticate(call)) return {nullptr, std::move(*denied)};
+  std::string merchant;
+  if (auto it = call.query.find("merchant_id"); it != call.query.end()) {
+    merchant = it->second;
+    if (auto st = model::validate_merchant_id(merchant); !st.ok()) {
+      return {nullptr, error_response(422, "validation_failed", "bad merchant_id in the query",
+                                      {detail_of(st.error().message, "")})};
+    }
+    if (!call.may_access(merchant)) {
+      return {nullptr, error_response(403, "forbidden", fmt::format("this key may not write merchant '{}'", merchant))};
+    }
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  std::string secret = request.authorization.substr(kBearer.size());
+  return {std::make_unique<EventStream>(*this, std::move(secret), call.key, std::move(merchant)), Response{}};
+}
+
 Api::BulkStart Api::begin_bulk(const Request& request) {
   if (request.method == "PUT" && is_streamed(request.method, request.target)) return begin_upload(request);
   Call call{request, {}, {}, {}, {}, nullptr, {}};
@@ -478,6 +507,13 @@ Response Api::dispatch(Call& call) {
   if (path == "/v1/events") return post_events(call);
   if (path == "/v1/uploads") return post_upload(call.req, call.key);
   if (path == "/v1/uploads/{upload_id}") return get_upload(call.key, p[0]);
+  if (path == "/v1/events/stream") {
+    // The server upgrades a WebSocket request before it gets here.
+    Response r = error_response(426, "upgrade_required",
+                                "GET /v1/events/stream is a WebSocket: send Connection: Upgrade, Upgrade: websocket");
+    r.headers.emplace_back("Upgrade", "websocket");
+    return r;
+  }
 
   if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);
   if (path == "/v1/keys/{key_id}") return revoke_key(call, p[0]);

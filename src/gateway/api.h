@@ -96,6 +96,7 @@ Response error_response(unsigned status, std::string_view code, std::string_view
 Detail detail_of(std::string_view message, std::string_view prefix);
 
 class BulkUpload;
+class EventStream;
 
 // What an ingestion of events decided for each one.
 enum class Verdict : std::uint8_t { kAccepted, kDuplicate, kConflict };
@@ -125,6 +126,17 @@ class Api {
   static bool is_streamed(std::string_view method, std::string_view target);
   // True when no upload secret was configured and open() drew one.
   bool upload_secret_generated() const { return upload_secret_generated_; }
+
+  // GET /v1/events/stream, a WebSocket upgrade (stream.h): begin_stream()
+  // checks the key and the optional ?merchant_id= binding (403 for a merchant
+  // key naming another merchant) and returns either the stream or the
+  // response refusing the upgrade.
+  struct StreamStart {
+    std::unique_ptr<EventStream> stream;
+    Response response;  // when !stream
+  };
+  StreamStart begin_stream(const Request& headers_only);
+  static bool is_stream_target(std::string_view target);
 
   // Claims each event's (merchant, event id) with its content digest and
   // appends the new ones to the bus in one call; the verdict per event.

@@ -4,12 +4,14 @@
 #include "gateway/server.h"
 
 #include "gateway/bulk.h"
+#include "gateway/stream.h"
 
 #include <fmt/format.h>
 
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <deque>
 #include <limits>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -22,6 +24,7 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
@@ -32,6 +35,157 @@ struct Shared {
   ServerOptions options;
   asio::thread_pool* handlers = nullptr;
   std::atomic<std::size_t> connections{0};
+};
+
+// One WebSocket connection on /v1/events/stream (protocol in stream.h).
+// Messages are read while fewer than stream_in_flight_max events await their
+// acks; the events of every message read while an append runs join the next
+// one (one claim_and_append, so one bus append, for all of them). Acks are
+// written in order, one message per message received, one line per event.
+// At most one read, one append and one write are outstanding at a time; all
+// state is touched on the connection's strand only.
+class StreamSession : public std::enable_shared_from_this<StreamSession> {
+ public:
+  StreamSession(beast::tcp_stream&& stream, Shared& shared, std::unique_ptr<EventStream> events)
+      : ws_(std::move(stream)), shared_(shared), events_(std::move(events)) {
+    shared_.connections.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~StreamSession() { shared_.connections.fetch_sub(1, std::memory_order_relaxed); }
+
+  void accept(http::request<http::empty_body> req) {
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own time-outs apply
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = shared_.options.request_timeout;
+    t.idle_timeout = shared_.options.stream_idle_timeout;
+    t.keep_alive_pings = true;
+    ws_.set_option(t);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "settled"); }));
+    ws_.read_message_max(shared_.options.stream_message_bytes_max);
+    ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->maybe_read();
+    });
+  }
+
+ private:
+  struct Message {
+    std::string text;
+    std::size_t events = 0;
+  };
+
+  void maybe_read() {
+    if (reading_ || closing_ || in_flight_ >= shared_.options.stream_in_flight_max) return;
+    reading_ = true;
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    reading_ = false;
+    if (ec) {
+      // Closed by the client, too big (Beast has sent 1009), timed out or
+      // reset: acks still owed cannot be delivered; what was appended stays.
+      closing_ = true;
+      return;
+    }
+    if (!ws_.got_text()) {
+      return close_with(websocket::close_code::unknown_data, "binary messages are not accepted; send JSON text");
+    }
+    Message m{beast::buffers_to_string(buffer_.data()), 0};
+    buffer_.consume(buffer_.size());
+    m.events = split_stream_message(m.text).size();
+    if (m.events > 0) {
+      in_flight_ += m.events;
+      pending_.push_back(std::move(m));
+      maybe_append();
+    }
+    maybe_read();
+  }
+
+  void maybe_append() {
+    if (appending_ || pending_.empty() || closing_) return;
+    appending_ = true;
+    auto batch = std::make_shared<std::vector<Message>>(std::move(pending_));
+    pending_.clear();
+    asio::post(*shared_.handlers, [self = shared_from_this(), batch] {
+      std::vector<std::string_view> texts;
+      for (const Message& m : *batch) {
+        for (std::string_view t : split_stream_message(m.text)) texts.push_back(t);
+      }
+      auto acks = self->events_->process(texts);
+      asio::post(self->ws_.get_executor(), [self, batch, acks = std::move(acks)]() mutable {
+        self->on_appended(*batch, std::move(acks));
+      });
+    });
+  }
+
+  void on_appended(const std::vector<Message>& batch, Result<std::string> acks) {
+    appending_ = false;
+    if (!acks.ok()) return close_with(websocket::close_code::policy_error, acks.error().message);
+    // One ack message per message received: as many lines as it had events.
+    std::string_view all = *acks;
+    for (const Message& m : batch) {
+      std::size_t end = 0;
+      for (std::size_t k = 0; k < m.events; ++k) end = all.find('\n', end) + 1;
+      out_.push_back(Message{std::string(all.substr(0, end - 1)), m.events});
+      all.remove_prefix(end);
+    }
+    maybe_write();
+    maybe_append();
+  }
+
+  void maybe_write() {
+    if (writing_) return;
+    if (out_.empty()) {
+      if (close_code_) do_close();
+      return;
+    }
+    writing_ = true;
+    ws_.text(true);
+    ws_.async_write(asio::buffer(out_.front().text), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      if (ec) {
+        self->closing_ = true;
+        return;
+      }
+      self->in_flight_ -= self->out_.front().events;
+      self->out_.pop_front();
+      self->maybe_write();
+      self->maybe_read();
+    });
+  }
+
+  // Stops reading, lets the acks already decided go out, then closes.
+  void close_with(websocket::close_code code, std::string reason) {
+    if (close_code_) return;
+    closing_ = true;
+    close_code_ = code;
+    close_reason_ = std::move(reason);
+    if (close_reason_.size() > 120) close_reason_.resize(120);  // a close frame's reason is at most 123 bytes
+    if (!appending_) maybe_write();
+  }
+
+  void do_close() {
+    if (closed_) return;
+    closed_ = true;
+    ws_.async_close(websocket::close_reason(*close_code_, close_reason_),
+                    [self = shared_from_this()](beast::error_code) {});
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  Shared& shared_;
+  std::unique_ptr<EventStream> events_;
+  beast::flat_buffer buffer_;
+  std::vector<Message> pending_;  // read, waiting for the append in progress
+  std::deque<Message> out_;       // ack messages to write
+  std::size_t in_flight_ = 0;     // events read and not yet acknowledged
+  bool reading_ = false;
+  bool appending_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  std::optional<websocket::close_code> close_code_;
+  std::string close_reason_;
 };
 
 // One connection: reads requests one at a time (HTTP/1.1 keep-alive), hands
@@ -78,6 +232,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (Api::is_streamed(std::string_view(req.method_string().data(), req.method_string().size()),
                          std::string_view(req.target().data(), req.target().size()))) {
       return start_bulk();
+    }
+    if (websocket::is_upgrade(req) && Api::is_stream_target(std::string_view(req.target().data(), req.target().size()))) {
+      return start_stream();
     }
     const auto length = header_parser_->content_length();
     if (length && *length > shared_.options.body_limit_bytes) return on_read_error(http::error::body_limit);
@@ -142,6 +299,20 @@ class Session : public std::enable_shared_from_this<Session> {
           return;
         }
         self->read_bulk_chunk();
+      });
+    });
+  }
+
+  // A WebSocket upgrade: the key is checked on the handler pool; a refusal
+  // is an HTTP answer (401, 403), an acceptance hands the socket over.
+  void start_stream() {
+    Request req = request_of(header_parser_->get());
+    asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
+      Api::StreamStart start = self->shared_.api->begin_stream(req);
+      asio::post(self->stream_.get_executor(), [self, start = std::move(start)]() mutable {
+        if (!start.stream) return self->write(std::move(start.response), true, self->header_parser_->get().version());
+        std::make_shared<StreamSession>(std::move(self->stream_), self->shared_, std::move(start.stream))
+            ->accept(self->header_parser_->release());
       });
     });
   }

@@ -38,6 +38,17 @@ struct ServerOptions {
   std::size_t max_connections = 1024;
   // Larger request bodies get 413.
   std::size_t body_limit_bytes = std::size_t{1} << 20;
+  // WebSocket /v1/events/stream (stream.h). A larger message closes the
+  // stream with 1009.
+  std::size_t stream_message_bytes_max = std::size_t{1} << 20;
+  // Events read from a connection and not yet acknowledged: beyond this the
+  // server stops reading the socket until acks are written (the bus is
+  // behind, or the client does not read its acks), so TCP pushes back. A
+  // connection holds at most this plus one message's events.
+  std::size_t stream_in_flight_max = 4096;
+  // An idle stream is pinged at half of this and closed when nothing (not
+  // even a pong) arrived within it.
+  std::chrono::milliseconds stream_idle_timeout = std::chrono::seconds(60);
   ApiOptions api;
 };
 

@@ -1,0 +1,280 @@
+// The WebSocket stream (/v1/events/stream) end to end: the real `settled
+// gateway` on a data directory that `settled settle` left, driven over
+// loopback by a Beast WebSocket client.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "http_client.h"
+#include "support/process.h"
+#include "ws_client.h"
+
+namespace settle::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Runs settled and returns only its stdout (a key).
+std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
+  const fs::path out = scratch / "stdout.txt";
+  std::string cmd = std::string(SETTLED_BIN);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > '" + out.string() + "' 2>/dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A data directory with the fixture's merchants settled, and keys.
+struct Data {
+  TempDir dir{"gateway-stream"};
+  fs::path path = dir.path() / "data";
+  std::string admin, eur, jpy;
+
+  Data() {
+    ProcessOptions o;
+    o.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
+              (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", path.string(),
+              "--quiet"};
+    std::string out;
+    if (run(o, &out) != 0) throw std::runtime_error("settle failed: " + out);
+    admin = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", path.string()}, dir.path()));
+    eur = trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", path.string()}, dir.path()));
+    jpy = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", path.string()}, dir.path()));
+  }
+};
+
+class Gateway {
+ public:
+  Gateway(const fs::path& data, std::vector<std::string> extra = {}) : port_(free_port()) {
+    ProcessOptions o;
+    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port_)};
+    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
+    o.log = data.parent_path() / fmt::format("gateway-{}.log", port_);
+    proc_.emplace(o);
+    if (!wait_for_port(port_, std::chrono::seconds(20))) {
+      throw std::runtime_error("the gateway did not start: " + proc_->log_tail());
+    }
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return proc_->pid(); }
+
+ private:
+  int port_;
+  std::optional<Process> proc_;
+};
+
+std::string event(const std::string& id, const std::string& merchant = "m-eur", std::int64_t amount = 500,
+                  const std::string& metadata = {}) {
+  return fmt::format(
+      R"({{"event_id":"{}","merchant_id":"{}","type":"capture","amount":{},"currency":"{}","occurred_at":"2026-03-30T10:00:00Z"{}}})",
+      id, merchant, amount, merchant == "m-jpy" ? "JPY" : "EUR",
+      metadata.empty() ? std::string() : R"(,"metadata":{"a":")" + metadata + R"(","b":")" + metadata + "\"}");
+}
+
+// The acks of one message, one JSON object per line.
+std::vector<json> acks_of(const std::optional<std::string>& message) {
+  std::vector<json> out;
+  if (!message) return out;
+  std::istringstream in(*message);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line));
+  return out;
+}
+
+Data* data = nullptr;
+Gateway* gateway = nullptr;
+
+class GatewayStream : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    data = new Data;
+    gateway = new Gateway(data->path);
+  }
+  static void TearDownTestSuite() {
+    delete gateway;
+    delete data;
+  }
+
+ protected:
+  static int port() { return gateway->port(); }
+};
+
+TEST_F(GatewayStream, EachEventGetsItsAckInOrderAfterTheBusHoldsIt) {
+  WsClient ws(port(), "/v1/events/stream", data->eur);
+  ws.send(event("ws-1"));
+  auto first = acks_of(ws.read());
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0], json::parse(R"({"seq":1,"event_id":"ws-1","status":"accepted"})"));
+  // Accepted means on the bus: the API finds it at once.
+  auto e = http_request(port(), "GET", "/v1/merchants/m-eur/events/ws-1", {}, {{"Authorization", "Bearer " + data->eur}});
+  ASSERT_EQ(e.status, 200u) << e.body;
+  EXPECT_EQ(json::parse(e.body)["accepted"], true);
+
+  // NDJSON in one message: one ack line per event, same order, neighbours of a
+  // bad event unaffected.
+  ws.send(event("ws-2") + "\n" + event("ws-1") + "\r\n\n" + event("ws-3", "m-eur", -5) + "\n" +
+          event("ws-1", "m-eur", 999) + "\n" + R"({"event_id":"ws-4",)" + "\n" + event("ws-5") + "\n");
+  auto acks = acks_of(ws.read());
+  ASSERT_EQ(acks.size(), 6u);
+  for (std::size_t i = 0; i < acks.size(); ++i) EXPECT_EQ(acks[i]["seq"], i + 2) << acks[i];
+  EXPECT_EQ(acks[0]["event_id"], "ws-2");
+  EXPECT_EQ(acks[0]["status"], "accepted");
+  EXPECT_EQ(acks[1]["event_id"], "ws-1");
+  EXPECT_EQ(acks[1]["status"], "duplicate");
+  EXPECT_EQ(acks[2]["event_id"], "ws-3");
+  EXPECT_EQ(acks[2]["status"], "rejected");
+  EXPECT_EQ(acks[2]["errors"][0]["code"], "validation_failed");
+  EXPECT_EQ(acks[2]["errors"][0]["field"], "amount");
+  EXPECT_EQ(acks[2]["errors"][0]["reason"], "must be > 0 for a capture");
+  EXPECT_EQ(acks[3]["status"], "rejected");
+  EXPECT_EQ(acks[3]["errors"][0]["code"], "conflict");
+  EXPECT_EQ(acks[4]["status"], "rejected");
+  EXPECT_EQ(acks[4]["errors"][0]["code"], "malformed_json");
+  EXPECT_TRUE(acks[4]["event_id"].is_null());
+  EXPECT_EQ(acks[5]["event_id"], "ws-5");
+  EXPECT_EQ(acks[5]["status"], "accepted");
+  // An event POSTed after streaming is a duplicate: one dedup for both.
+  auto dup = http_request(port(), "POST", "/v1/events", event("ws-2"),
+                          {{"Authorization", "Bearer " + data->eur}, {"Content-Type", "application/json"}});
+  EXPECT_EQ(json::parse(dup.body)["results"][0]["status"], "duplicate") << dup.body;
+
+  ws.ping();
+  ws.send(event("ws-6"));
+  EXPECT_EQ(acks_of(ws.read())[0]["seq"], 8);
+  EXPECT_EQ(ws.pongs(), 1) << "a ping is answered";
+}
+
+TEST_F(GatewayStream, AMerchantKeyCannotStreamAnotherMerchantsEvents) {
+  WsClient ws(port(), "/v1/events/stream", data->eur);
+  ws.send(event("iso-1", "m-jpy") + "\n" + event("iso-2"));
+  auto acks = acks_of(ws.read());
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[0]["status"], "rejected");
+  EXPECT_EQ(acks[0]["errors"][0]["code"], "forbidden");
+  EXPECT_EQ(acks[0]["errors"][0]["field"], "merchant_id");
+  EXPECT_EQ(acks[1]["status"], "accepted");
+  auto e = http_request(port(), "GET", "/v1/merchants/m-jpy/events/iso-1", {}, {{"Authorization", "Bearer " + data->jpy}});
+  EXPECT_EQ(e.status, 404u) << "the forbidden event was not accepted: " << e.body;
+
+  // A stream bound to another merchant is refused at the upgrade; an admin
+  // key bound to m-jpy may write only m-jpy.
+  try {
+    WsClient refused(port(), "/v1/events/stream?merchant_id=m-jpy", data->eur);
+    ADD_FAILURE() << "a merchant key was upgraded for another merchant";
+  } catch (const UpgradeRefused& r) {
+    EXPECT_EQ(r.status, 403u);
+    EXPECT_EQ(json::parse(r.body)["error"]["code"], "forbidden");
+  }
+  WsClient bound(port(), "/v1/events/stream?merchant_id=m-jpy", data->admin);
+  bound.send(event("iso-3", "m-jpy") + "\n" + event("iso-4", "m-eur"));
+  auto b = acks_of(bound.read());
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0]["status"], "accepted");
+  EXPECT_EQ(b[1]["errors"][0]["code"], "forbidden");
+}
+
+TEST_F(GatewayStream, AMissingOrUnknownKeyIsRefusedAndARevokedKeyClosesTheStream) {
+  for (const std::string& key : {std::string(), "sk_" + std::string(64, '0')}) {
+    try {
+      WsClient refused(port(), "/v1/events/stream", key);
+      ADD_FAILURE() << "upgraded without a valid key";
+    } catch (const UpgradeRefused& r) {
+      EXPECT_EQ(r.status, 401u);
+      EXPECT_EQ(json::parse(r.body)["error"]["code"], "unauthorized");
+    }
+  }
+  auto created = http_request(port(), "POST", "/v1/keys", R"({"scope":"merchant","merchant_id":"m-eur"})",
+                              {{"Authorization", "Bearer " + data->admin}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(created.status, 201u) << created.body;
+  const json k = json::parse(created.body);
+  WsClient ws(port(), "/v1/events/stream", k["key"]);
+  ws.send(event("rev-1"));
+  EXPECT_EQ(acks_of(ws.read())[0]["status"], "accepted");
+  auto revoked = http_request(port(), "DELETE", "/v1/keys/" + k["key_id"].get<std::string>(), {},
+                              {{"Authorization", "Bearer " + data->admin}});
+  ASSERT_EQ(revoked.status, 200u) << revoked.body;
+  ws.send(event("rev-2"));
+  EXPECT_EQ(ws.read(), std::nullopt);
+  EXPECT_EQ(ws.close_code(), 1008);  // policy violation
+  EXPECT_NE(ws.close_reason().find("revoked"), std::string::npos) << ws.close_reason();
+}
+
+TEST_F(GatewayStream, OversizeAndBinaryMessagesCloseWithTheirCodes) {
+  {
+    WsClient ws(port(), "/v1/events/stream", data->eur);
+    ws.send(std::string((1 << 20) + 10, ' ') + event("big-1"));
+    EXPECT_EQ(ws.read(), std::nullopt);
+    EXPECT_EQ(ws.close_code(), 1009);  // message too big
+  }
+  {
+    WsClient ws(port(), "/v1/events/stream", data->eur);
+    ws.send_binary(event("bin-1"));
+    EXPECT_EQ(ws.read(), std::nullopt);
+    EXPECT_EQ(ws.close_code(), 1003);  // unsupported data
+  }
+  // A plain GET (no upgrade) is told to upgrade.
+  auto r = http_request(port(), "GET", "/v1/events/stream", {}, {{"Authorization", "Bearer " + data->eur}});
+  EXPECT_EQ(r.status, 426u) << r.body;
+  EXPECT_EQ(r.header("upgrade"), "websocket");
+}
+
+// A client that pipelines events and does not read its acks: once the acks
+// back up (the client's receive buffer is pinned small, the server's send
+// buffer fills) the server reaches its in-flight bound and stops reading, so
+// the client's writes stall before all are out; once the client reads, every
+// ack arrives, in order.
+TEST(GatewayStreamBackpressure, PipelinedEventsAreBoundedInFlightAndAllAckedInOrder) {
+  Data d;
+  Gateway gw(d.path, {"--fsync", "none"});
+  // 1,600 messages of 100 events: 160,000 acks (~9 MB) exceed any socket
+  // buffer on the server's side (at most 4 MiB by default).
+  constexpr std::size_t kMessages = 1600;
+  constexpr std::size_t kPerMessage = 100;
+  constexpr std::size_t kEvents = kMessages * kPerMessage;
+  WsClient ws(gw.port(), "/v1/events/stream", d.eur, 8192);
+  ws.send_all(kMessages, [&](std::size_t m) {
+    std::string text;
+    for (std::size_t i = m * kPerMessage; i < (m + 1) * kPerMessage; ++i) text += event(fmt::format("bp-{}", i)) + "\n";
+    return text;
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::size_t stalled_at = ws.run_until_stalled(500);
+  const auto t1 = std::chrono::steady_clock::now();
+  EXPECT_LT(stalled_at, kMessages) << "the server read everything while no ack was read: no backpressure";
+
+  std::size_t next = 1;
+  while (next <= kEvents) {
+    auto acks = acks_of(ws.read());
+    ASSERT_FALSE(acks.empty()) << "closed after " << next - 1 << " acks: " << ws.close_code() << " " << ws.close_reason();
+    ASSERT_EQ(acks.size(), kPerMessage) << "one ack message per message, one line per event";
+    for (const json& a : acks) {
+      ASSERT_EQ(a["seq"], next) << a;
+      ASSERT_EQ(a["event_id"], fmt::format("bp-{}", next - 1));
+      ASSERT_EQ(a["status"], "accepted") << a;
+      ++next;
+    }
+  }
+  EXPECT_EQ(ws.sent(), kMessages);
+  const auto ms = [](auto dt) { return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(dt).count()); };
+  std::printf("stream: the client stalled after %zu of %zu messages of %zu events (%lld ms); all acked %lld ms later\n",
+              stalled_at, kMessages, kPerMessage, ms(t1 - t0), ms(std::chrono::steady_clock::now() - t1));
+}
+
+}  // namespace
+}  // namespace settle::testing
