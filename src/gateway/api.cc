@@ -322,6 +322,11 @@ Status Api::ready() {
   return ok_status();
 }
 
+bool Api::has_merchant(std::string_view merchant_id) {
+  std::lock_guard lock(merchants_mu_);
+  return merchants_.find(merchant_id) != nullptr;
+}
+
 std::optional<model::Merchant> Api::find_merchant(std::string_view merchant_id) {
   std::lock_guard lock(merchants_mu_);
   const model::Merchant* m = merchants_.find(merchant_id);
@@ -644,7 +649,7 @@ Response Api::post_events(Call& call) {
                                  fmt::format("this key may not write merchant '{}'", ev->merchant_id.str())});
       continue;
     }
-    if (!find_merchant(ev->merchant_id.view())) {
+    if (!has_merchant(ev->merchant_id.view())) {
       invalid.push_back(Detail{prefix + "merchant_id", fmt::format("unknown merchant '{}'", ev->merchant_id.str())});
       continue;
     }
@@ -720,36 +725,48 @@ Response Api::post_events(Call& call) {
 Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events,
                                                    std::string_view source) {
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
+  std::vector<std::string> canon(events.size());
   std::vector<std::string> digests(events.size());
+  std::vector<std::string> keys(events.size());
+  std::vector<idempotency::PutRequest> puts(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    canon[i] = model::canonical_event_json(events[i]);
+    digests[i] = digest_hex(canon[i]);
+    keys[i] = claim_key(events[i].merchant_id.view(), events[i].event_id.view());
+    puts[i] = idempotency::PutRequest{keys[i], digests[i]};
+  }
+  // One call for the batch: the Redis store pipelines it.
+  auto outcomes = store_.put_if_absent_many(puts, options_.event_claim_ttl);
+  std::vector<std::size_t> claimed;
+  auto release_claims = [&](const std::vector<std::size_t>& which) {
+    for (std::size_t i : which) (void)store_.delete_if_equal(keys[i], digests[i]);
+  };
+  if (!outcomes.ok()) {
+    // Some claims may be stored: release every one of this content (an
+    // identical event claimed concurrently loses its claim too; the
+    // ledger's unique identity still settles it once).
+    std::vector<std::size_t> all(events.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    release_claims(all);
+    return outcomes.error();
+  }
   std::vector<bus::Record> records;
   records.reserve(events.size());
-  std::vector<std::size_t> claimed;
-  auto release_claims = [&] {
-    for (std::size_t i : claimed) {
-      (void)store_.delete_if_equal(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i]);
-    }
-  };
   for (std::size_t i = 0; i < events.size(); ++i) {
-    std::string canon = model::canonical_event_json(events[i]);
-    digests[i] = digest_hex(canon);
-    auto put = store_.put_if_absent(claim_key(events[i].merchant_id.view(), events[i].event_id.view()), digests[i],
-                                    options_.event_claim_ttl);
-    if (!put.ok()) {
-      release_claims();
-      return put.error();
-    }
-    if (!put->inserted) {
-      verdicts[i] = put->existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
+    const idempotency::PutOutcome& put = (*outcomes)[i];
+    if (!put.inserted) {
+      verdicts[i] = put.existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
       continue;
     }
     claimed.push_back(i);
-    records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon),
+    records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
                                   {bus::Header{processor::kSourceHeader, std::string(source)}}, 0});
   }
   if (!records.empty()) {
-    auto appended = bus_.append(processor::kEventsTopic, records);
+    // Concurrent requests' records share one bus append (group commit).
+    Status appended = events_appender_.append(records);
     if (!appended.ok()) {
-      release_claims();
+      release_claims(claimed);
       return make_error(appended.error().code,
                         fmt::format("the bus did not take the events: {}", appended.error().message));
     }

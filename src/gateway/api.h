@@ -22,11 +22,13 @@
 
 #include "bus/bus.h"
 #include "common/result.h"
+#include "gateway/group_appender.h"
 #include "gateway/keys.h"
 #include "gateway/rate_limiter.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
 #include "processor/merchant_directory.h"
+#include "processor/topics.h"
 
 namespace settle::gateway {
 
@@ -143,6 +145,7 @@ class Api {
   Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source);
   // The merchant's configuration (a copy), or nullopt when unknown.
   std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
+  bool has_merchant(std::string_view merchant_id);  // without the copy
   idempotency::Store& store() { return store_; }
   const ApiOptions& options() const { return options_; }
   RateLimiter& rate_limiter() { return limiter_; }
@@ -154,7 +157,7 @@ class Api {
   Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
       std::unique_ptr<KeyRing> keys)
       : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
-        limiter_(options.rate_limit) {}
+        limiter_(options.rate_limit), events_appender_(bus, processor::kEventsTopic) {}
 
   struct Call;
   Response dispatch(Call& call);
@@ -188,6 +191,7 @@ class Api {
   std::mutex merchants_mu_;
   processor::MerchantDirectory merchants_;
   RateLimiter limiter_;
+  GroupAppender events_appender_;
   bool upload_secret_generated_ = false;
 };
 

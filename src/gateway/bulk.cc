@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 
 namespace settle::gateway {
 
@@ -80,6 +81,18 @@ Status BulkUpload::feed(std::string_view bytes) {
       }
     }
     const std::size_t stop = end == std::string_view::npos ? bytes.size() : end;
+    if (end != std::string_view::npos && partial_.empty() && !line_too_long_) {
+      // The whole line is in this piece: parse it in place, without a copy.
+      ++line_no_;
+      if (stop - i > max) {
+        ++lines_;
+        reject(record_line_, "", fmt::format("longer than {} bytes", max));
+      } else {
+        SETTLE_TRY(record(bytes.substr(i, stop - i)));
+      }
+      i = end + 1;
+      continue;
+    }
     if (!line_too_long_) {
       if (partial_.size() + (stop - i) > max) {
         line_too_long_ = true;
@@ -158,10 +171,11 @@ Status BulkUpload::record(std::string_view text) {
     reject(line, "merchant_id", fmt::format("this key may not write merchant '{}'", ev->merchant_id.str()));
     return ok_status();
   }
-  if (!api_.find_merchant(ev->merchant_id.view())) {
+  if (ev->merchant_id.view() != known_merchant_ && !api_.has_merchant(ev->merchant_id.view())) {
     reject(line, "merchant_id", fmt::format("unknown merchant '{}'", ev->merchant_id.str()));
     return ok_status();
   }
+  if (ev->merchant_id.view() != known_merchant_) known_merchant_ = ev->merchant_id.str();
   batch_.push_back(std::move(ev).value());
   batch_lines_.push_back(line);
   batch_bytes_ += text.size();
@@ -173,7 +187,11 @@ Status BulkUpload::record(std::string_view text) {
 
 Status BulkUpload::flush() {
   if (batch_.empty()) return ok_status();
-  for (const auto& ev : batch_) api_.rate_limiter().charge(ev.merchant_id.view(), 1);
+  if (api_.rate_limiter().enabled()) {
+    std::map<std::string_view, std::int64_t> per_merchant;
+    for (const auto& ev : batch_) ++per_merchant[ev.merchant_id.view()];
+    for (const auto& [merchant, n] : per_merchant) api_.rate_limiter().charge(merchant, n);
+  }
   SETTLE_ASSIGN_OR_RETURN(auto verdicts, api_.claim_and_append(batch_, "bulk"));
   for (std::size_t i = 0; i < verdicts.size(); ++i) {
     switch (verdicts[i]) {

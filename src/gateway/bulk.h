@@ -85,6 +85,7 @@ class BulkUpload {
   std::int64_t record_line_ = 0; // where the current record started
   std::vector<std::string> columns_;  // CSV header
   model::EventParser parser_;
+  std::string known_merchant_;  // the last merchant found in the directory (merchants are never removed)
   std::vector<model::Event> batch_;
   std::vector<std::int64_t> batch_lines_;
   std::size_t batch_bytes_ = 0;

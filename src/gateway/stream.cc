@@ -122,7 +122,7 @@ Result<std::string> EventStream::process(std::span<const std::string_view> texts
       a.reject("forbidden", "merchant_id", fmt::format("this stream may not write merchant '{}'", merchant));
       continue;
     }
-    if (!api_.find_merchant(merchant)) {
+    if (!api_.has_merchant(merchant)) {
       a.reject("validation_failed", "merchant_id", fmt::format("unknown merchant '{}'", merchant));
       continue;
     }

@@ -115,7 +115,7 @@ Response Api::post_upload(const Request& req, const KeyInfo& key) {
     return error_response(403, "forbidden", fmt::format("this key may not write merchant '{}'", merchant),
                           {Detail{"merchant_id", fmt::format("this key may not write merchant '{}'", merchant)}});
   }
-  if (!find_merchant(merchant)) {
+  if (!has_merchant(merchant)) {
     return error_response(422, "validation_failed", "unknown merchant",
                           {Detail{"merchant_id", fmt::format("unknown merchant '{}'", merchant)}});
   }
