@@ -21,6 +21,9 @@ int run_gateway(const RoleFlags& flags) {
   block_stop_signals();
   auto rt = Runtime::open(*ro);
   if (!rt.ok()) return fatal(rt.error().message);
+  auto recon = open_recon_store(*ro);
+  if (!recon.ok()) return fatal(recon.error().message);
+  so->api.recon = recon->get();
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
   std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",

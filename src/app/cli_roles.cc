@@ -50,8 +50,16 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   }
   LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
+  std::unique_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
   std::unique_ptr<gateway::Server> server;
   if (http) {
+    auto opened = open_recon_store(*ro);
+    if (!opened.ok()) {
+      (void)pipeline.stop();
+      return fatal(opened.error().message);
+    }
+    recon = std::move(*opened);
+    so->api.recon = recon.get();
     server = std::make_unique<gateway::Server>(*rt->bus, *rt->ledger, *rt->store, *so);
     if (auto s = server->start(); !s.ok()) {
       (void)pipeline.stop();

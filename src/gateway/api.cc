@@ -11,6 +11,7 @@
 #include "gateway/bulk.h"
 #include "gateway/signed_url.h"
 #include "gateway/stream.h"
+#include "gateway/recon_api.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "processor/topics.h"
@@ -255,6 +256,12 @@ const std::vector<Route>& route_table() {
       {"POST", "/v1/uploads"},
       {"GET", "/v1/uploads/{upload_id}"},
       {"PUT", "/v1/uploads/{upload_id}"},
+      // Reconciliation (recon_api.h), admin keys only.
+      {"POST", "/v1/statements"},
+      {"GET", "/v1/discrepancies"},
+      {"POST", "/v1/discrepancies/{id}/acknowledge"},
+      {"POST", "/v1/discrepancies/{id}/resolve"},
+      {"GET", "/v1/drift"},
   };
   return routes;
 }
@@ -300,6 +307,15 @@ struct Api::Call {
   bool admin() const { return key.scope == Scope::kAdmin; }
   bool may_access(std::string_view merchant) const { return admin() || key.merchant_id == merchant; }
 };
+
+Api::Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
+         std::unique_ptr<KeyRing> keys)
+    : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
+      limiter_(options.rate_limit), events_appender_(bus, processor::kEventsTopic) {
+  if (options.recon != nullptr) recon_ = std::make_unique<ReconApi>(ledger, *options.recon);
+}
+
+Api::~Api() = default;
 
 Result<std::unique_ptr<Api>> Api::open(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
                                        ApiOptions options) {
@@ -518,6 +534,11 @@ Response Api::dispatch(Call& call) {
                                 "GET /v1/events/stream is a WebSocket: send Connection: Upgrade, Upgrade: websocket");
     r.headers.emplace_back("Upgrade", "websocket");
     return r;
+  }
+  if (is_recon_route(path)) {
+    if (!call.admin()) return error_response(403, "forbidden", "reconciliation needs an admin key");
+    if (!recon_) return error_response(503, "unavailable", "reconciliation is not configured on this gateway");
+    return recon_->handle(call.req, path, p, call.query);
   }
 
   if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);

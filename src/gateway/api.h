@@ -29,6 +29,7 @@
 #include "ledger/ledger.h"
 #include "processor/merchant_directory.h"
 #include "processor/topics.h"
+#include "reconcile/recon_store.h"
 
 namespace settle::gateway {
 
@@ -83,6 +84,9 @@ struct ApiOptions {
   std::uint64_t upload_max_bytes = std::uint64_t{1} << 30;
   std::chrono::seconds upload_expiry = std::chrono::hours(1);
   std::chrono::seconds upload_expiry_max = std::chrono::hours(24 * 7);
+  // The reconciliation store behind /v1/statements, /v1/discrepancies and
+  // /v1/drift (recon_api.h; must outlive the Api). Null: those routes answer 503.
+  reconcile::ReconStore* recon = nullptr;
 };
 
 // Formats the error envelope.
@@ -99,6 +103,7 @@ Detail detail_of(std::string_view message, std::string_view prefix);
 
 class BulkUpload;
 class EventStream;
+class ReconApi;
 
 // What an ingestion of events decided for each one.
 enum class Verdict : std::uint8_t { kAccepted, kDuplicate, kConflict };
@@ -106,6 +111,7 @@ enum class Verdict : std::uint8_t { kAccepted, kDuplicate, kConflict };
 class Api {
  public:
   // Opens the key ring (creating the `keys` topic) and loads the merchants.
+  ~Api();
   static Result<std::unique_ptr<Api>> open(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store,
                                            ApiOptions options = {});
 
@@ -155,9 +161,7 @@ class Api {
 
  private:
   Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
-      std::unique_ptr<KeyRing> keys)
-      : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
-        limiter_(options.rate_limit), events_appender_(bus, processor::kEventsTopic) {}
+      std::unique_ptr<KeyRing> keys);
 
   struct Call;
   Response dispatch(Call& call);
@@ -193,6 +197,7 @@ class Api {
   RateLimiter limiter_;
   GroupAppender events_appender_;
   bool upload_secret_generated_ = false;
+  std::unique_ptr<ReconApi> recon_;  // when options.recon is set
 };
 
 }  // namespace settle::gateway
