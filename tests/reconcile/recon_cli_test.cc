@@ -81,7 +81,7 @@ Minor to_minor(const std::string& major) {  // "123.45" -> 12345 (EUR)
 std::string to_major(Minor m) { return format_minor(m, 2); }
 
 class ReconCli : public ::testing::Test {
- protected:
+ public:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            ("recon-e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
@@ -106,6 +106,9 @@ class ReconCli : public ::testing::Test {
     std::ofstream(p, std::ios::binary) << text;
     return p;
   }
+  const fs::path& dir() const { return dir_; }
+
+ protected:
   fs::path dir_;
 };
 
@@ -293,11 +296,11 @@ TEST_F(ReconCli, AMalformedStatementIsRefusedWithItsLineAndNothingIsRecorded) {
   EXPECT_EQ(settled("recon drift --data-dir " + data.string()).out, "run_id,at,open_count,currency,merchant_id,count,amount\n");
 }
 
-// The same commands on a PostgreSQL ledger (--ledger URL): settle onto it,
-// export, reconcile with a missing payout, list, acknowledge, resolve, drift.
-TEST_F(ReconCli, ReconcilesAPostgresqlLedgerThroughTheSameCommands) {
+// Three UTC merchants' captures of 2026-03-26 settled onto a fresh PostgreSQL
+// database; its URL.
+std::string settle_on_postgres(ReconCli& t, const std::string& name) {
   testing::PostgresServer& pg = testing::PostgresServer::shared();
-  const std::string db = "recon_cli_" + std::to_string(::getpid());
+  const std::string db = name + "_" + std::to_string(::getpid());
   pg.create_database(db);
   const std::string url = pg.url(db);
   std::string merchants = "[", events;
@@ -311,10 +314,18 @@ TEST_F(ReconCli, ReconcilesAPostgresqlLedgerThroughTheSameCommands) {
     }
   }
   merchants += "]";
-  const CliRun s = settled("settle --quiet --migrate --ledger " + url + " --data-dir " + (dir_ / "bus").string() +
-                           " --merchants " + write("m.json", merchants).string() + " --events " +
-                           write("e.ndjson", events).string() + " --through 2026-03-26");
-  ASSERT_EQ(s.exit_code, 0) << s.err;
+  const CliRun s = t.settled("settle --quiet --migrate --ledger " + url + " --data-dir " + (t.dir() / "bus").string() +
+                             " --merchants " + t.write("m.json", merchants).string() + " --events " +
+                             t.write("e.ndjson", events).string() + " --through 2026-03-26");
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  return url;
+}
+
+// The same commands on a PostgreSQL ledger (--ledger URL): settle onto it,
+// export, reconcile with a missing payout, list, acknowledge, resolve, drift.
+TEST_F(ReconCli, ReconcilesAPostgresqlLedgerThroughTheSameCommands) {
+  const std::string url = settle_on_postgres(*this, "recon_cli");
+  ASSERT_FALSE(HasFailure());
   const CliRun ex = settled("payouts export --ledger " + url + " --date 2026-03-27 --out " + (dir_ / "pain.xml").string());
   ASSERT_EQ(ex.exit_code, 0) << ex.err;
   const std::vector<PainTx> txs = pain_transactions(slurp(dir_ / "pain.xml"));
@@ -351,6 +362,39 @@ TEST_F(ReconCli, ReconcilesAPostgresqlLedgerThroughTheSameCommands) {
   const CliRun both = settled("recon drift --ledger " + url + " --data-dir " + dir_.string());
   EXPECT_NE(both.exit_code, 0);
   EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
+}
+
+// The recon role on PostgreSQL: `recon watch --ledger URL` reconciles an
+// inbox's statements once, moves them to done/ (failed/ with the reason).
+TEST_F(ReconCli, TheReconRoleWatchesAnInboxOnAPostgresqlLedger) {
+  const std::string url = settle_on_postgres(*this, "recon_watch");
+  ASSERT_FALSE(HasFailure());
+  const CliRun ex = settled("payouts export --ledger " + url + " --date 2026-03-27 --out " + (dir_ / "pain.xml").string());
+  ASSERT_EQ(ex.exit_code, 0) << ex.err;
+  const std::vector<PainTx> txs = pain_transactions(slurp(dir_ / "pain.xml"));
+  ASSERT_EQ(txs.size(), 3u);
+  const fs::path inbox = dir_ / "inbox";
+  fs::create_directories(inbox);
+  const std::string statement = camt053("PG-W-0327", "2026-03-27", txs);
+  std::ofstream(inbox / "a.xml", std::ios::binary) << statement;
+  std::ofstream(inbox / "b.sta", std::ios::binary)
+      << ":20:X\n:25:A\n:60F:C260301EUR1,00\n:61:2603010301X1,00NTRF\n:62F:C260301EUR0,00\n";
+  const std::string watch = "recon watch --ledger " + url + " --inbox " + inbox.string() + " --once --today 2026-03-30";
+  const CliRun first = settled(watch);
+  ASSERT_EQ(first.exit_code, 0) << first.out << first.err;
+  EXPECT_NE(first.out.find("a.xml: run 1: camt053 PG-W-0327: 3 items, 3 matches, 0 findings"), std::string::npos)
+      << first.out;
+  EXPECT_NE(first.out.find("b.sta: failed: mt940 line 4"), std::string::npos) << first.out;
+  EXPECT_TRUE(fs::exists(inbox / "done" / "a.xml"));
+  EXPECT_TRUE(fs::exists(inbox / "failed" / "b.sta.error"));
+  // Delivered again: nothing changes.
+  std::ofstream(inbox / "a-again.xml", std::ios::binary) << statement;
+  const CliRun second = settled(watch);
+  ASSERT_EQ(second.exit_code, 0) << second.out << second.err;
+  EXPECT_NE(second.out.find("a-again.xml: statement PG-W-0327 was reconciled by run 1 already"), std::string::npos)
+      << second.out;
+  EXPECT_EQ(settled("recon discrepancies --ledger " + url).out, settled("recon discrepancies --ledger " + url).out);
+  EXPECT_EQ(split(settled("recon discrepancies --ledger " + url).out, '\n').size(), 1u);
 }
 
 }  // namespace
