@@ -152,7 +152,8 @@ Result<Runtime> Runtime::open(const RuntimeOptions& options) {
                       fmt::format("--partitions must be 1-1024, not {}", rt.partitions));
   }
   SETTLE_TRY(rt.bus->create_topic({processor::kMerchantsTopic, 1, true}));
-  for (const char* topic : {processor::kEventsTopic, processor::kTasksTopic, processor::kStatusTopic}) {
+  for (const char* topic : {processor::kEventsTopic, processor::kTasksTopic, processor::kStatusTopic,
+                            processor::kDeadLettersTopic}) {
     SETTLE_TRY(rt.bus->create_topic({topic, rt.partitions, false}));
   }
   return rt;

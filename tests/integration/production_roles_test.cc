@@ -140,6 +140,12 @@ TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedR
   EXPECT_EQ(stdout_of(report_cmd), expected);
   const std::string balances = stdout_of(std::string(SETTLED_BIN) + " balances --ledger '" + ledger_ + "'");
   EXPECT_NE(balances.find("Trial balance"), std::string::npos) << balances;
+  // Every event on Kafka settled exactly once, every batch adds up.
+  std::vector<std::string> verify{"verify"};
+  for (const auto& a : backends()) verify.push_back(a);
+  const CmdRun v = settled(verify);
+  EXPECT_EQ(v.code, 0) << v.output;
+  EXPECT_NE(v.output.find("clean: no breaks"), std::string::npos) << v.output;
 }
 
 TEST(ProductionSettle, SettleOnKafkaRedisAndPostgresPrintsTheEmbeddedReport) {
@@ -161,6 +167,21 @@ TEST(ProductionSettle, SettleOnKafkaRedisAndPostgresPrintsTheEmbeddedReport) {
   EXPECT_EQ(stdout_of(std::string(SETTLED_BIN) + " settle --quiet --config " + config.string() + inputs), expected);
   // Settling the same input again changes nothing.
   EXPECT_EQ(stdout_of(std::string(SETTLED_BIN) + " settle --quiet --config " + config.string() + inputs), expected);
+
+  // settled verify on PostgreSQL: clean, then a tampered payout is named with both figures.
+  const CmdRun clean = settled({"verify", "--config", config.string()});
+  EXPECT_EQ(clean.code, 0) << clean.output;
+  EXPECT_NE(clean.output.find("distinct events: 10 posted"), std::string::npos) << clean.output;
+  const std::string psql = fs::exists("/usr/lib/postgresql/15/bin/psql") ? "/usr/lib/postgresql/15/bin/psql" : "psql";
+  ASSERT_EQ(std::system((psql + " -q '" + pg.url(db) +
+                         "' -c \"UPDATE batches SET payout = payout + 100, net = net + 100 "
+                         "WHERE merchant_id = 'm-jpy' AND batch_date = '2026-03-29'\" >/dev/null")
+                            .c_str()),
+            0);
+  const CmdRun broken = settled({"verify", "--config", config.string()});
+  EXPECT_EQ(broken.code, 1) << broken.output;
+  EXPECT_NE(broken.output.find("batch-rules m-jpy/2026-03-29/JPY: payout is 1280, expected 1180"), std::string::npos)
+      << broken.output;
 }
 
 }  // namespace
