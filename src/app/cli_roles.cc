@@ -90,11 +90,12 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   const Status stopped = pipeline.stop();
   const LiveStats s = pipeline.stats();
   std::fprintf(stderr,
-               "settled %s: stopped; %lld events read, %lld posted, %lld duplicates, %lld conflicts, %lld rejected, "
-               "%lld tasks emitted, %lld batches closed, %lld tasks failed\n",
+               "settled %s: stopped; %lld events read, %lld posted, %lld duplicates, %lld conflicts, %lld rejected "
+               "(%lld dead letters), %lld tasks emitted, %lld batches closed, %lld tasks failed\n",
                name, static_cast<long long>(s.events), static_cast<long long>(s.posted),
                static_cast<long long>(s.duplicates), static_cast<long long>(s.conflicts),
-               static_cast<long long>(s.rejected), static_cast<long long>(s.tasks_emitted),
+               static_cast<long long>(s.rejected), static_cast<long long>(s.dead_letters),
+               static_cast<long long>(s.tasks_emitted),
                static_cast<long long>(s.batches_closed), static_cast<long long>(s.tasks_failed));
   if (!stopped.ok()) return fatal(stopped.error().message);
   return kExitOk;

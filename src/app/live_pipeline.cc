@@ -200,6 +200,8 @@ void LivePipeline::run_processor() {
         stats_.duplicates = s.duplicates;
         stats_.conflicts = s.conflicts;
         stats_.rejected = s.rejected;
+        processor_dead_letters_ = s.dead_letters;
+        stats_.dead_letters = processor_dead_letters_ + worker_dead_letters_;
         stats_.late = s.late;
         stats_.tasks_emitted = s.tasks;
       }
@@ -261,6 +263,8 @@ void LivePipeline::run_worker() {
         for (std::int32_t p : owned) task_offsets_[p] = worker->next_offset(p);
         stats_.batches_closed = worker->stats().closed;
         stats_.tasks_failed = worker->stats().failed;
+        worker_dead_letters_ = worker->stats().dead_letters;
+        stats_.dead_letters = processor_dead_letters_ + worker_dead_letters_;
       }
       if (handled == 0) std::this_thread::sleep_for(options_.idle_sleep);
     }

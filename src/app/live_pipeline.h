@@ -66,6 +66,7 @@ struct LiveStats {
   std::int64_t duplicates = 0;
   std::int64_t conflicts = 0;
   std::int64_t rejected = 0;
+  std::int64_t dead_letters = 0;    // by the processor and the worker
   std::int64_t late = 0;
   std::int64_t tasks_emitted = 0;
   std::int64_t batches_closed = 0;  // by the worker
@@ -111,6 +112,7 @@ class LivePipeline {
   std::condition_variable failed_cv_;
   std::optional<Error> failure_;
   LiveStats stats_;
+  std::int64_t processor_dead_letters_ = 0, worker_dead_letters_ = 0;  // under mu_
   // Per owned partition, under mu_.
   std::map<std::int32_t, std::int64_t> processed_offsets_;
   std::map<std::int32_t, std::int64_t> task_offsets_;

@@ -168,6 +168,7 @@ Result<SettleStats> settle_file(Runtime& rt, const std::vector<model::Merchant>&
   stats.duplicates = proc.stats().duplicates;
   stats.conflicts = proc.stats().conflicts;
   stats.rejected = proc.stats().rejected;
+  stats.dead_letters = proc.stats().dead_letters + worker.stats().dead_letters;
   stats.late = proc.stats().late;
   stats.batches_closed = worker.stats().closed;
   stats.tasks_failed = worker.stats().failed;

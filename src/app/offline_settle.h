@@ -33,6 +33,7 @@ struct SettleStats {
   std::int64_t duplicates = 0;
   std::int64_t conflicts = 0;
   std::int64_t rejected = 0;   // rejected by the processor
+  std::int64_t dead_letters = 0;  // sent to the dead-letters topic (processor and worker)
   std::int64_t late = 0;
   std::int64_t batches_closed = 0;
   std::int64_t tasks_failed = 0;

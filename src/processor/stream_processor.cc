@@ -8,6 +8,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "model/dead_letter.h"
 #include "model/settlement_task.h"
 #include "processor/topics.h"
 #include "rules/rules.h"
@@ -176,6 +177,8 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
 
   auto reject = [&](const bus::StoredRecord& rec, std::string merchant, std::string event_id, std::string why) {
     ++stats_.rejected;
+    model::DeadLetter letter{kEventsTopic, partition, rec.offset, merchant, event_id, why, rec.value, now_ms};
+    chunk->dead_letters.push_back(bus::Record{rec.key, model::dead_letter_json(letter), rec.headers, 0});
     chunk->updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
                                           std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
                                           std::move(why), now_ms});
@@ -228,6 +231,14 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     chunk->sources.emplace_back(rec.header(kSourceHeader));
   }
   chunk->checkpoint = ledger::Checkpoint{options_.consumer, partition, st.next_offset, encode_state(st)};
+  // Dead letters are durable before the checkpoint that passes them: a crash
+  // in between writes them again (the same source offsets), never loses them.
+  if (!chunk->dead_letters.empty()) {
+    if (Status s = emit_dead_letters(chunk->dead_letters); !s.ok()) {
+      broken_ = s;
+      return s.error();
+    }
+  }
 
   // One chunk in flight: the previous chunk's verdicts are applied before
   // this one is handed to the ledger, so chunks commit in order.
@@ -388,6 +399,19 @@ Status StreamProcessor::emit_tasks(PartitionState& st) {
   stats_.tasks += static_cast<std::int64_t>(tasks.size());
   st.closing.clear();
   return emit_statuses(updates);
+}
+
+Status StreamProcessor::emit_dead_letters(std::vector<bus::Record>& letters) {
+  auto appended = bus_.append(kDeadLettersTopic, letters);
+  if (!appended.ok() && appended.error().code == ErrorCode::kNotFound) {
+    SETTLE_ASSIGN_OR_RETURN(const std::int32_t partitions, bus_.partition_count(kEventsTopic));
+    SETTLE_TRY(bus_.create_topic({kDeadLettersTopic, partitions, false}));
+    appended = bus_.append(kDeadLettersTopic, letters);
+  }
+  SETTLE_TRY(appended);
+  stats_.dead_letters += static_cast<std::int64_t>(letters.size());
+  letters.clear();
+  return ok_status();
 }
 
 Status StreamProcessor::emit_statuses(std::vector<StatusUpdate>& updates) {

@@ -13,6 +13,14 @@
 // totals from the ledger and re-emits the tasks of batches it had started to
 // close; tasks are idempotent by batch identity.
 //
+// A record it cannot handle (unreadable, invalid, of an unknown merchant, or
+// overflowing its batch's totals) goes to the `dead-letters` topic with its
+// reason and source partition and offset, before the chunk that read it is
+// checkpointed: every record behind a checkpoint is posted or dead-lettered,
+// and none stalls its partition. (An unknown merchant is dead-lettered as soon
+// as a re-read of the merchants topic still lacks it: ingestion publishes a
+// merchant before its events.)
+//
 // Memory: state is per open batch and per (merchant, currency), never per event.
 // Thread safety: one thread per StreamProcessor (in pipelined mode it uses a
 // second one internally for the ledger writes).
@@ -62,6 +70,7 @@ struct ProcessorStats {
   std::int64_t duplicates = 0;
   std::int64_t conflicts = 0;
   std::int64_t rejected = 0;    // invalid or unknown merchant
+  std::int64_t dead_letters = 0;  // records sent to the dead-letters topic (the rejected ones)
   std::int64_t late = 0;
   std::int64_t tasks = 0;       // settlement tasks emitted
 };
@@ -150,11 +159,15 @@ class StreamProcessor {
     std::vector<model::Journal> journals;
     std::vector<std::string> sources;  // each journal's source header
     std::vector<model::StatusUpdate> updates;
+    std::vector<bus::Record> dead_letters;  // appended before the chunk is posted
     ledger::Checkpoint checkpoint;
     std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
   };
 
   Status emit_tasks(PartitionState& st);
+  // Appends to the dead-letters topic, creating it (as many partitions as
+  // events) on first use when the bus lacks it.
+  Status emit_dead_letters(std::vector<bus::Record>& letters);
   Status emit_statuses(std::vector<model::StatusUpdate>& updates);
   Date settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
                             const std::string& currency, Date last_closed, std::int64_t arrival_ms);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "model/dead_letter.h"
 #include "processor/topics.h"
 #include "rules/rules.h"
 
@@ -49,6 +50,9 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
       ++stats_.failed;
       failures_.push_back(fmt::format("{}/{} offset {}: {}", processor::kTasksTopic, partition, rec.offset,
                                       task.error().message));
+      const model::DeadLetter letter{processor::kTasksTopic, partition, rec.offset, rec.key, "",
+                                     task.error().message, rec.value, wall_ms()};
+      pending_dead_letters_.push_back(bus::Record{rec.key, model::dead_letter_json(letter), rec.headers, 0});
     } else {
       auto h = handle(*task);
       if (!h.ok()) {
@@ -65,6 +69,7 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
   // redelivers those tasks, which find their batches closed and publish
   // their statuses again.
   SETTLE_TRY(flush_statuses());
+  SETTLE_TRY(flush_dead_letters());
   if (next != from) {
     SETTLE_TRY(bus_.commit(options_.group, processor::kTasksTopic, partition, next));
     next_offsets_[partition] = next;
@@ -157,6 +162,20 @@ StatusUpdate SettlementWorker::closed_status(const model::BatchSummary& s) {
 
 void SettlementWorker::publish(const StatusUpdate& update) {
   pending_statuses_.push_back(bus::Record{update.merchant_id, model::status_json(update), {}, 0});
+}
+
+Status SettlementWorker::flush_dead_letters() {
+  if (pending_dead_letters_.empty()) return ok_status();
+  auto appended = bus_.append(processor::kDeadLettersTopic, pending_dead_letters_);
+  if (!appended.ok() && appended.error().code == ErrorCode::kNotFound) {
+    SETTLE_ASSIGN_OR_RETURN(const std::int32_t partitions, bus_.partition_count(processor::kTasksTopic));
+    SETTLE_TRY(bus_.create_topic({processor::kDeadLettersTopic, partitions, false}));
+    appended = bus_.append(processor::kDeadLettersTopic, pending_dead_letters_);
+  }
+  SETTLE_TRY(appended);
+  stats_.dead_letters += static_cast<std::int64_t>(pending_dead_letters_.size());
+  pending_dead_letters_.clear();
+  return ok_status();
 }
 
 Status SettlementWorker::flush_statuses() {

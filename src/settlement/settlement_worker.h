@@ -9,7 +9,9 @@
 // ledger transaction and publishes a status update. Its consumer-group offset
 // is committed (once per poll) only after the ledger transactions it covers,
 // so a crash redelivers the tasks, and a redelivered task of a closed batch
-// only republishes its status.
+// only republishes its status. A task it cannot read goes to the
+// `dead-letters` topic (before the offset passes it) and does not block the
+// partition.
 //
 // Thread safety: one thread per SettlementWorker; any number of workers may
 // share the bus, ledger and store.
@@ -42,6 +44,7 @@ struct WorkerStats {
   std::int64_t closed = 0;
   std::int64_t already_closed = 0;
   std::int64_t failed = 0;
+  std::int64_t dead_letters = 0;  // unreadable tasks sent to the dead-letters topic
 };
 
 class SettlementWorker {
@@ -65,6 +68,7 @@ class SettlementWorker {
   static model::StatusUpdate closed_status(const model::BatchSummary& summary);
   void publish(const model::StatusUpdate& update);  // buffered until flush_statuses()
   Status flush_statuses();
+  Status flush_dead_letters();
 
   bus::Bus& bus_;
   ledger::Ledger& ledger_;
@@ -74,6 +78,7 @@ class SettlementWorker {
   WorkerStats stats_;
   std::vector<std::string> failures_;
   std::vector<bus::Record> pending_statuses_;
+  std::vector<bus::Record> pending_dead_letters_;
 };
 
 }  // namespace settle::settlement

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <random>
 #include <thread>
 
 #include "app/runtime.h"
+#include "model/dead_letter.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "model/settlement_task.h"
@@ -18,6 +20,8 @@
 #include "processor/topics.h"
 #include "rules/rules.h"
 #include "settlement/settlement_worker.h"
+#include "verify/checks.h"
+#include "verify/collect.h"
 
 namespace settle {
 namespace {
@@ -307,6 +311,75 @@ TEST_F(Pipeline, AnIdlePartitionAdvancesItsWatermarkByWallClock) {
                           .count()};
   ASSERT_TRUE(proc.advance(0, now).ok());
   EXPECT_EQ(tasks().size(), 1u);
+}
+
+TEST_F(Pipeline, UnprocessableRecordsGoToDeadLettersWithReasonAndSourceAndDoNotStallThePartition) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  model::Event stranger = event("s1", EventType::kCapture, 500, "2026-03-02T10:30:00Z");
+  stranger.merchant_id = MerchantId("nobody");
+  const std::vector<bus::Record> recs{
+      bus::Record{"m1", model::canonical_event_json(event("a", EventType::kCapture, 1000, "2026-03-02T10:00:00Z")),
+                  {}, 0},
+      bus::Record{"m1", "{not json", {}, 0},
+      bus::Record{"nobody", model::canonical_event_json(stranger), {}, 0},
+      bus::Record{"m1", model::canonical_event_json(event("b", EventType::kCapture, 2000, "2026-03-02T11:00:00Z")),
+                  {}, 0}};
+  ASSERT_TRUE(rt_.bus->append_to(kEventsTopic, 0, recs).ok());
+  drain(proc);
+  // The records after the bad ones were processed: the partition moved on.
+  EXPECT_EQ(proc.next_offset(0), 4);
+  EXPECT_EQ(proc.stats().posted, 2);
+  EXPECT_EQ(proc.stats().dead_letters, 2);
+
+  std::vector<model::DeadLetter> letters;
+  for (std::int32_t p = 0; p < *rt_.bus->partition_count(processor::kDeadLettersTopic); ++p) {
+    auto got = rt_.bus->read(processor::kDeadLettersTopic, p, 0, 100);
+    ASSERT_TRUE(got.ok());
+    for (const auto& r : *got) letters.push_back(*model::parse_dead_letter_json(r.value));
+  }
+  std::sort(letters.begin(), letters.end(),
+            [](const auto& a, const auto& b) { return a.source_offset < b.source_offset; });
+  ASSERT_EQ(letters.size(), 2u);
+  EXPECT_EQ(letters[0].source_topic, "events");
+  EXPECT_EQ(letters[0].source_partition, 0);
+  EXPECT_EQ(letters[0].source_offset, 1);
+  EXPECT_EQ(letters[0].value, "{not json");
+  EXPECT_NE(letters[0].reason.find("events/0 offset 1"), std::string::npos) << letters[0].reason;
+  EXPECT_EQ(letters[1].source_offset, 2);
+  EXPECT_EQ(letters[1].merchant_id, "nobody");
+  EXPECT_EQ(letters[1].event_id, "s1");
+  EXPECT_EQ(letters[1].reason, "unknown merchant 'nobody'");
+
+  // verify counts them as accounted for, not missing.
+  auto input = verify::collect(*rt_.bus, *rt_.ledger);
+  ASSERT_TRUE(input.ok()) << input.error().to_string();
+  const verify::Findings f = verify::check(*input);
+  EXPECT_TRUE(f.clean()) << (f.breaks.empty() ? "" : verify::format_break(f.breaks[0]));
+  EXPECT_EQ(f.records, 4);
+  EXPECT_EQ(f.posted, 2);
+  EXPECT_EQ(f.dead_lettered, 2);
+}
+
+TEST_F(Pipeline, ACrashBeforeTheCheckpointWritesDeadLettersAgainButNeverLosesThem) {
+  FaultyBus faulty(*rt_.bus);
+  {
+    processor::StreamProcessor proc(faulty, *rt_.ledger, *directory_, {});
+    ASSERT_TRUE(proc.recover(0).ok());
+    ASSERT_TRUE(rt_.bus->append_to(kEventsTopic, 0, std::vector<bus::Record>{{"m1", "[]", {}, 0}}).ok());
+    faulty.fail_topic = processor::kDeadLettersTopic;
+    faulty.armed = true;
+    EXPECT_FALSE(proc.poll(0).ok());  // nothing checkpointed: the record will be read again
+  }
+  faulty.armed = false;
+  processor::StreamProcessor proc(faulty, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  EXPECT_EQ(proc.next_offset(0), 0);
+  drain(proc);
+  EXPECT_EQ(proc.stats().dead_letters, 1);
+  auto input = verify::collect(*rt_.bus, *rt_.ledger);
+  ASSERT_TRUE(input.ok());
+  EXPECT_TRUE(verify::check(*input).clean());
 }
 
 class Worker : public Pipeline {
