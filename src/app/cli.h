@@ -42,6 +42,6 @@ void add_kafka_commands(CLI::App& cli, Commands& commands);     // topics ensure
 void add_recon_commands(CLI::App& cli, Commands& commands);     // payouts export, recon run|discrepancies|ack|resolve|drift
 void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, partitions
 void add_gateway_commands(CLI::App& cli, Commands& commands);   // gateway, keys
-void add_verify_commands(CLI::App& cli, Commands& commands);    // verify
+void add_verify_commands(CLI::App& cli, Commands& commands);    // verify, simulate
 
 }  // namespace settle::app

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <system_error>
 
 #include "bus/kafka_bus.h"
@@ -63,7 +64,13 @@ Status open_ledger(const RuntimeOptions& options, Runtime& rt) {
 
 Status open_store(const RuntimeOptions& options, Runtime& rt) {
   if (options.store_url.empty() || options.store_url == "memory://") {
-    rt.store = std::make_unique<idempotency::MemoryStore>(idempotency::MemoryStoreOptions{});
+    // Above every token a previous process of this data directory registered
+    // with the ledger (see MemoryStoreOptions::first_token).
+    idempotency::MemoryStoreOptions store_options;
+    store_options.first_token = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    rt.store = std::make_unique<idempotency::MemoryStore>(store_options);
     rt.store_kind = "memory";
     return ok_status();
   }

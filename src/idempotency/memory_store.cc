@@ -43,8 +43,10 @@ Status check_ttl(std::chrono::milliseconds ttl, const char* op) {
 MemoryStore::MemoryStore(MemoryStoreOptions options)
     : shards_(options.shards),
       max_entries_(options.max_entries),
-      clock_(options.clock != nullptr ? options.clock : &system_clock_) {
+      clock_(options.clock != nullptr ? options.clock : &system_clock_),
+      next_token_(options.first_token) {
   SETTLE_ASSERT(options.shards > 0, "MemoryStoreOptions::shards must be at least 1");
+  SETTLE_ASSERT(options.first_token > 0, "MemoryStoreOptions::first_token must be at least 1");
   for (Shard& shard : shards_) shard.sweep_every_ops = kSweepEveryOpsMin;
 }
 

@@ -14,7 +14,8 @@
 //   full, an operation that would add a key (put_if_absent, try_lock) first
 //   reclaims expired entries of the key's shard, then fails with kUnavailable
 //   rather than grow; operations on existing keys keep working.
-// - Fencing tokens come from one counter per store, starting at 1.
+// - Fencing tokens come from one counter per store, starting at
+//   MemoryStoreOptions::first_token.
 // Thread safety: every method may be called from any thread.
 #pragma once
 
@@ -42,6 +43,12 @@ struct MemoryStoreOptions {
   std::size_t max_entries = 10'000'000;
   // Not owned; must outlive the store. nullptr means the system steady clock.
   Clock* clock = nullptr;
+  // The first fencing token. Tokens must exceed every token an earlier
+  // process registered with the ledger, or a restarted worker is fenced out
+  // of a batch its dead predecessor had claimed; the embedded runtime starts
+  // them at the wall clock in microseconds (a store grants far fewer than one
+  // token per microsecond), the simulator at its simulated clock's.
+  std::uint64_t first_token = 1;
 };
 
 class MemoryStore final : public Store {

@@ -184,6 +184,17 @@ TEST_F(MemoryStoreTest, TokensStartAtOne) {
   EXPECT_EQ(lease->token, 1u);
 }
 
+TEST_F(MemoryStoreTest, TokensStartAtFirstTokenSoARestartedStoreIsNotFencedOut) {
+  // A store that replaces one which granted tokens up to 41 (a process
+  // restart) starts above them: the ledger refuses a token below a batch's fence.
+  MemoryStore store(MemoryStoreOptions{.clock = &clock_, .first_token = 42});
+  const std::optional<Lease> a = *store.try_lock("a", milliseconds(100));
+  const std::optional<Lease> b = *store.try_lock("b", milliseconds(100));
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->token, 42u);
+  EXPECT_EQ(b->token, 43u);
+}
+
 TEST_F(MemoryStoreTest, HugeTtlIsClampedNotOverflowed) {
   auto store = make();
   ASSERT_TRUE(store->put_if_absent("k", "v", milliseconds::max())->inserted);

@@ -465,8 +465,9 @@ TEST_F(Worker, ABatchWhosePredecessorIsNotClosedIsRefused) {
 TEST_F(Worker, AStaleWorkerIsFencedOutAndRetriesLater) {
   prepare(/*close_day2=*/false);
   const auto t = tasks();
-  // A newer claimant registered a higher token with the ledger.
-  ASSERT_TRUE(rt_.ledger->register_fence(t[0].key, 1'000'000).ok());
+  // A newer claimant registered a higher token with the ledger (the embedded
+  // store's tokens start at the wall clock in microseconds).
+  ASSERT_TRUE(rt_.ledger->register_fence(t[0].key, static_cast<std::uint64_t>(INT64_MAX)).ok());
   settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
   EXPECT_EQ(run_worker(w), 0u);
   EXPECT_TRUE(rt_.ledger->closed_batches({})->empty());
