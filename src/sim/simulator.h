@@ -29,7 +29,7 @@ namespace settle::sim {
 struct SimOptions {
   std::uint64_t seed = 1;
   int events = 24;           // distinct events of the workload
-  bool faults = true;        // false: the same schedule with no faults injected
+  bool faults = true;        // false: no faults injected (the fault-free run of the workload)
   std::int64_t max_steps = 50'000;  // a run that has not finished by then fails
   std::filesystem::path dir;  // for the bus and ledger; empty: a temporary one, removed after
   FaultOptions fault_options;
