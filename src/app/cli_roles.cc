@@ -19,6 +19,8 @@
 #include "bus/kafka_bus.h"
 #include "gateway/server.h"
 #include "model/merchant_json.h"
+#include "observability/metrics.h"
+#include "observability/metrics_server.h"
 #include "processor/merchant_directory.h"
 #include "processor/stream_processor.h"
 #include "processor/topics.h"
@@ -47,6 +49,19 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     lo->join = [kafka](const std::string& group, const std::string& topic, bus::GroupCallbacks callbacks) {
       return kafka->join_group(group, topic, std::move(callbacks));
     };
+  }
+  observability::Metrics metrics(name);
+  lo->metrics = &metrics;
+  so->api.metrics = &metrics;
+  std::unique_ptr<observability::MetricsServer> metrics_server;
+  if (!flags.metrics_listen.empty()) {
+    auto where = observability::parse_listen(flags.metrics_listen);
+    if (!where.ok()) return fatal(where.error().message);
+    auto started = observability::MetricsServer::start(metrics, where->first, where->second);
+    if (!started.ok()) return fatal(started.error().message);
+    metrics_server = std::move(*started);
+    std::fprintf(stderr, "settled %s: metrics on http://%s:%u/metrics\n", name, where->first.c_str(),
+                 static_cast<unsigned>(metrics_server->port()));
   }
   LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);

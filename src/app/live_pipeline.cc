@@ -51,6 +51,16 @@ LivePipeline::LivePipeline(bus::Bus& bus, ledger::Ledger& ledger, idempotency::S
   } else {
     all_partitions_ = options_.partitions;
   }
+  if (options_.metrics != nullptr) {
+    observability::Metrics& m = *options_.metrics;
+    options_.processor.observe_posted = [&m](std::int64_t ms) {
+      m.accept_to_posted.Observe(static_cast<double>(std::max<std::int64_t>(ms, 0)) / 1000.0);
+    };
+    options_.worker.observe_closed = [&m](std::int64_t ms) {
+      m.batch_close.Observe(static_cast<double>(std::max<std::int64_t>(ms, 0)) / 1000.0);
+    };
+    collector_ = m.add_collector([this](std::vector<prometheus::MetricFamily>& out) { collect(out); });
+  }
 }
 
 LivePipeline::~LivePipeline() { (void)stop(); }
@@ -91,6 +101,81 @@ void LivePipeline::fail(const Error& error) {
   std::lock_guard lock(mu_);
   if (!failure_) failure_ = error;
   failed_cv_.notify_all();
+}
+
+void LivePipeline::collect(std::vector<prometheus::MetricFamily>& out) {
+  using observability::FamilyBuilder;
+  using prometheus::MetricType;
+  LiveStats s;
+  std::map<std::int32_t, std::int64_t> processed, tasks, event_ns;
+  {
+    std::lock_guard lock(mu_);
+    s = stats_;
+    processed = processed_offsets_;
+    tasks = task_offsets_;
+    event_ns = max_event_ns_;
+  }
+  if (options_.run_processor) {
+    out.push_back(FamilyBuilder("settle_processor_records_total",
+                                "Event records the processor read, by what became of them.", MetricType::Counter)
+                      .add({{"result", "posted"}}, static_cast<double>(s.posted))
+                      .add({{"result", "duplicate"}}, static_cast<double>(s.duplicates))
+                      .add({{"result", "conflict"}}, static_cast<double>(s.conflicts))
+                      .add({{"result", "rejected"}}, static_cast<double>(s.rejected))
+                      .build());
+    out.push_back(FamilyBuilder("settle_late_events_total",
+                                "Posted events whose batch had closed; they settle in a later batch.",
+                                MetricType::Counter)
+                      .add({}, static_cast<double>(s.late))
+                      .build());
+    out.push_back(FamilyBuilder("settle_settlement_tasks_emitted_total",
+                                "Settlement tasks the processor emitted (one per batch past cut-off plus grace).",
+                                MetricType::Counter)
+                      .add({}, static_cast<double>(s.tasks_emitted))
+                      .build());
+    const double now_s = static_cast<double>(wall_now().ns) / 1e9;
+    FamilyBuilder watermark("settle_event_time_watermark_lag_seconds",
+                            "Wall clock minus the latest event time the processor saw, per partition.",
+                            MetricType::Gauge);
+    for (const auto& [p, ns] : event_ns) {
+      watermark.add({{"partition", std::to_string(p)}}, now_s - static_cast<double>(ns) / 1e9);
+    }
+    out.push_back(watermark.build());
+  }
+  if (options_.run_worker) {
+    out.push_back(FamilyBuilder("settle_batches_closed_total", "Batches this process's worker closed.",
+                                MetricType::Counter)
+                      .add({}, static_cast<double>(s.batches_closed))
+                      .build());
+    FamilyBuilder failed("settle_settlement_tasks_failed_total",
+                         "Settlement tasks the worker could not carry out, by reason.", MetricType::Counter);
+    for (const char* reason : {"unreadable_task", "later_batch_closed", "out_of_order", "control_totals_mismatch",
+                               "rules_refused", "ledger_refused"}) {
+      auto it = s.tasks_failed_by_reason.find(reason);
+      failed.add({{"reason", reason}}, it == s.tasks_failed_by_reason.end() ? 0.0 : static_cast<double>(it->second));
+    }
+    out.push_back(failed.build());
+  }
+  out.push_back(FamilyBuilder("settle_dead_letters_total",
+                              "Records sent to the dead-letters topic (unreadable or unprocessable), by this process.",
+                              MetricType::Counter)
+                    .add({}, static_cast<double>(s.dead_letters))
+                    .build());
+  // Lag: the log's end minus this process's next offset, per owned partition.
+  FamilyBuilder lag("settle_consumer_lag_records",
+                    "Records appended but not yet consumed, per consumer group, topic and owned partition.",
+                    MetricType::Gauge);
+  auto add_lag = [&](const std::string& group, std::string_view topic, const std::map<std::int32_t, std::int64_t>& next) {
+    for (const auto& [p, offset] : next) {
+      auto end = bus_.end_offset(topic, p);
+      if (!end.ok()) continue;  // the bus is down: no figure rather than a wrong one
+      lag.add({{"group", group}, {"topic", std::string(topic)}, {"partition", std::to_string(p)}},
+              static_cast<double>(std::max<std::int64_t>(*end - offset, 0)));
+    }
+  };
+  add_lag(options_.processor.consumer, processor::kEventsTopic, processed);
+  add_lag(options_.worker.group, processor::kTasksTopic, tasks);
+  out.push_back(lag.build());
 }
 
 LiveStats LivePipeline::stats() const {
@@ -170,7 +255,10 @@ void LivePipeline::run_processor() {
         }
         std::lock_guard lock(mu_);
         processed_offsets_.clear();
+        max_event_ns_.clear();
         for (std::int32_t p : owned) processed_offsets_[p] = 0;
+        processor_base_ = stats_;
+        processor_dead_letters_base_ = processor_dead_letters_;
       }
       if (!status.ok()) break;
       std::size_t progressed = 0;
@@ -193,17 +281,21 @@ void LivePipeline::run_processor() {
       attempt = 0;
       {
         std::lock_guard lock(mu_);
-        for (std::int32_t p : owned) processed_offsets_[p] = proc->next_offset(p);
+        for (std::int32_t p : owned) {
+          processed_offsets_[p] = proc->next_offset(p);
+          if (auto ns = proc->max_event_ns(p)) max_event_ns_[p] = *ns;
+        }
         const auto& s = proc->stats();
-        stats_.events = s.events;
-        stats_.posted = s.posted;
-        stats_.duplicates = s.duplicates;
-        stats_.conflicts = s.conflicts;
-        stats_.rejected = s.rejected;
-        processor_dead_letters_ = s.dead_letters;
+        const LiveStats& b = processor_base_;
+        stats_.events = b.events + s.events;
+        stats_.posted = b.posted + s.posted;
+        stats_.duplicates = b.duplicates + s.duplicates;
+        stats_.conflicts = b.conflicts + s.conflicts;
+        stats_.rejected = b.rejected + s.rejected;
+        processor_dead_letters_ = processor_dead_letters_base_ + s.dead_letters;
         stats_.dead_letters = processor_dead_letters_ + worker_dead_letters_;
-        stats_.late = s.late;
-        stats_.tasks_emitted = s.tasks;
+        stats_.late = b.late + s.late;
+        stats_.tasks_emitted = b.tasks_emitted + s.tasks;
       }
       if (progressed == 0) std::this_thread::sleep_for(options_.idle_sleep);
     }
@@ -246,6 +338,8 @@ void LivePipeline::run_worker() {
         std::lock_guard lock(mu_);
         task_offsets_.clear();
         for (std::int32_t p : owned) task_offsets_[p] = 0;
+        worker_base_ = stats_;
+        worker_dead_letters_base_ = worker_dead_letters_;
       }
       std::size_t handled = 0;
       for (std::int32_t p : owned) {
@@ -261,9 +355,12 @@ void LivePipeline::run_worker() {
       {
         std::lock_guard lock(mu_);
         for (std::int32_t p : owned) task_offsets_[p] = worker->next_offset(p);
-        stats_.batches_closed = worker->stats().closed;
-        stats_.tasks_failed = worker->stats().failed;
-        worker_dead_letters_ = worker->stats().dead_letters;
+        const auto& s = worker->stats();
+        stats_.batches_closed = worker_base_.batches_closed + s.closed;
+        stats_.tasks_failed = worker_base_.tasks_failed + s.failed;
+        stats_.tasks_failed_by_reason = worker_base_.tasks_failed_by_reason;
+        for (const auto& [reason, n] : s.failed_by_reason) stats_.tasks_failed_by_reason[reason] += n;
+        worker_dead_letters_ = worker_dead_letters_base_ + s.dead_letters;
         stats_.dead_letters = processor_dead_letters_ + worker_dead_letters_;
       }
       if (handled == 0) std::this_thread::sleep_for(options_.idle_sleep);

@@ -29,6 +29,7 @@
 #include "common/result.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
+#include "observability/metrics.h"
 #include "processor/stream_processor.h"
 #include "settlement/settlement_worker.h"
 
@@ -58,8 +59,13 @@ struct LiveOptions {
   int max_retries = 30;
   processor::ProcessorOptions processor;
   settlement::WorkerOptions worker;
+  // When set, the pipeline's counters, consumer lag, watermark lag and its
+  // accept -> posted and batch-close latencies appear in its scrapes.
+  observability::Metrics* metrics = nullptr;
 };
 
+// Counts since start(), across the rebuilds of the roles (retries, changes
+// of ownership).
 struct LiveStats {
   std::int64_t events = 0;          // read by the processor
   std::int64_t posted = 0;
@@ -71,6 +77,7 @@ struct LiveStats {
   std::int64_t tasks_emitted = 0;
   std::int64_t batches_closed = 0;  // by the worker
   std::int64_t tasks_failed = 0;
+  std::map<std::string, std::int64_t> tasks_failed_by_reason;
 };
 
 class LivePipeline {
@@ -112,7 +119,15 @@ class LivePipeline {
   std::condition_variable failed_cv_;
   std::optional<Error> failure_;
   LiveStats stats_;
-  std::int64_t processor_dead_letters_ = 0, worker_dead_letters_ = 0;  // under mu_
+  std::int64_t processor_dead_letters_ = 0, worker_dead_letters_ = 0;  // under mu_, since start()
+  std::int64_t processor_dead_letters_base_ = 0, worker_dead_letters_base_ = 0;  // earlier instances
+  // What the roles' earlier instances counted (stats_ = base + current).
+  LiveStats processor_base_, worker_base_;
+  // Per owned partition, under mu_: the latest event time (ns), for the
+  // watermark lag.
+  std::map<std::int32_t, std::int64_t> max_event_ns_;
+  std::shared_ptr<void> collector_;  // keeps the metrics collector registered
+  void collect(std::vector<prometheus::MetricFamily>& out);
   // Per owned partition, under mu_.
   std::map<std::int32_t, std::int64_t> processed_offsets_;
   std::map<std::int32_t, std::int64_t> task_offsets_;

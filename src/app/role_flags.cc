@@ -63,6 +63,9 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->capture_default_str();
   cmd.add_flag("--migrate", f.migrate, "PostgreSQL ledger: apply pending migrations at start (else run 'settled migrate')")
       ->envname("SETTLE_MIGRATE");
+  cmd.add_option("--metrics-listen", f.metrics_listen,
+                 "host:port for GET /metrics on roles without the gateway (the gateway serves it on --listen)")
+      ->envname("SETTLE_METRICS_LISTEN");
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
 }

@@ -41,6 +41,9 @@ struct RoleFlags {
   std::string upload_secret_file;
   std::uint64_t upload_max_bytes = std::uint64_t{1} << 30;
   std::int64_t upload_expiry_s = 3600;
+  // GET /metrics and /healthz for a role without the gateway (processor,
+  // worker); the gateway serves /metrics on --listen. Empty: off.
+  std::string metrics_listen;
   std::string log_level = "info";
   bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };

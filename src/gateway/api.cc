@@ -240,6 +240,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> routes = {
       {"GET", "/healthz"},
       {"GET", "/readyz"},
+      {"GET", "/metrics"},
       {"POST", "/v1/events"},
       {"POST", "/v1/events/bulk"},
       {"GET", "/v1/events/stream"},
@@ -351,6 +352,13 @@ std::optional<model::Merchant> Api::find_merchant(std::string_view merchant_id) 
 }
 
 Response Api::handle(const Request& request) {
+  const char* route = nullptr;
+  Response r = route_and_handle(request, route);
+  r.route = route;
+  return r;
+}
+
+Response Api::route_and_handle(const Request& request, const char*& route) {
   Call call{request, {}, {}, {}, {}, nullptr, {}};
   const std::size_t q = request.target.find('?');
   call.path = request.target.substr(0, q);
@@ -392,8 +400,16 @@ Response Api::handle(const Request& request) {
     }
     return error_response(404, "not_found", fmt::format("no route {} {}", request.method, call.path));
   }
+  route = call.route->path;
   const std::string_view path(call.route->path);
   if (path == "/healthz") return json_response(200, ordered_json{{"status", "ok"}});
+  if (path == "/metrics") {
+    if (options_.metrics == nullptr) return error_response(404, "not_found", "this process keeps no metrics");
+    Response r;
+    r.body = options_.metrics->scrape();
+    r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return r;
+  }
   if (path == "/v1/events/bulk" || (path == "/v1/uploads/{upload_id}" && request.method == "PUT")) {
     // The server streams these bodies through begin_bulk(); a body that
     // arrives whole is fed the same way.
@@ -790,6 +806,15 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
       release_claims(claimed);
       return make_error(appended.error().code,
                         fmt::format("the bus did not take the events: {}", appended.error().message));
+    }
+  }
+  if (options_.metrics != nullptr) {
+    for (Verdict v : verdicts) {
+      switch (v) {
+        case Verdict::kAccepted: options_.metrics->events_accepted.Increment(); break;
+        case Verdict::kDuplicate: options_.metrics->events_duplicate.Increment(); break;
+        case Verdict::kConflict: options_.metrics->events_rejected.Increment(); break;
+      }
     }
   }
   return verdicts;

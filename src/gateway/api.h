@@ -27,6 +27,7 @@
 #include "gateway/rate_limiter.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
+#include "observability/metrics.h"
 #include "processor/merchant_directory.h"
 #include "processor/topics.h"
 #include "reconcile/recon_store.h"
@@ -48,6 +49,9 @@ struct Response {
   unsigned status = 200;
   std::string body;  // JSON
   std::vector<std::pair<std::string, std::string>> headers;
+  // The route template that answered (route_table()), for metrics; null
+  // when none matched.
+  const char* route = nullptr;
 };
 
 struct Route {
@@ -87,6 +91,9 @@ struct ApiOptions {
   // The reconciliation store behind /v1/statements, /v1/discrepancies and
   // /v1/drift (recon_api.h; must outlive the Api). Null: those routes answer 503.
   reconcile::ReconStore* recon = nullptr;
+  // GET /metrics serves it; HTTP requests and ingestion results are counted
+  // in it. Null: no metrics.
+  observability::Metrics* metrics = nullptr;
 };
 
 // Formats the error envelope.
@@ -165,6 +172,7 @@ class Api {
 
   struct Call;
   Response dispatch(Call& call);
+  Response route_and_handle(const Request& request, const char*& route);
   Response with_idempotency(Call& call);
   std::optional<Response> authenticate(Call& call);
   Response post_events(Call& call);

@@ -229,6 +229,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec) {
     if (ec) return on_read_error(ec);
     const auto& req = header_parser_->get();
+    started_ = std::chrono::steady_clock::now();
+    method_ = std::string(req.method_string());
     if (Api::is_streamed(std::string_view(req.method_string().data(), req.method_string().size()),
                          std::string_view(req.target().data(), req.target().size()))) {
       return start_bulk();
@@ -278,6 +280,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // slows the client down (TCP backpressure).
   void start_bulk() {
     Request req = request_of(header_parser_->get());
+    route_ = req.method == "PUT" ? "/v1/uploads/{upload_id}" : "/v1/events/bulk";
     asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
       Api::BulkStart start = self->shared_.api->begin_bulk(req);
       asio::post(self->stream_.get_executor(), [self, start = std::move(start)]() mutable {
@@ -399,6 +402,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void write(Response resp, bool close_after, unsigned version) {
+    if (auto* metrics = shared_.options.api.metrics) {
+      const char* route = resp.route != nullptr ? resp.route : route_;
+      const double seconds =
+          method_.empty() ? 0.0 : std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+      metrics->observe_http(route != nullptr ? route : "", method_.empty() ? "OTHER" : method_, static_cast<int>(resp.status), seconds);
+      if (resp.status == 429) metrics->rate_limited.Increment();
+      method_.clear();
+      route_ = nullptr;
+    }
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(resp.status), version);
     res->set(http::field::server, "settled");
     res->set(http::field::content_type, "application/json");
@@ -447,6 +459,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::buffer_body>> bulk_parser_;
+  // The request in hand, for metrics: when its header arrived, its method
+  // (empty for a request that never parsed), the route when the server
+  // knows it before the API does (bulk).
+  std::chrono::steady_clock::time_point started_;
+  std::string method_;
+  const char* route_ = nullptr;
   std::unique_ptr<BulkUpload> upload_;
   std::array<char, 64 * 1024> chunk_;
   unsigned bulk_version_ = 11;

@@ -63,6 +63,12 @@ std::int64_t StreamProcessor::next_offset(std::int32_t partition) const {
   return it == partitions_.end() ? 0 : it->second.next_offset;
 }
 
+std::optional<std::int64_t> StreamProcessor::max_event_ns(std::int32_t partition) const {
+  auto it = partitions_.find(partition);
+  if (it == partitions_.end() || it->second.max_event_ns == INT64_MIN) return std::nullopt;
+  return it->second.max_event_ns;
+}
+
 std::size_t StreamProcessor::open_batches(std::int32_t partition) const {
   auto it = partitions_.find(partition);
   return it == partitions_.end() ? 0 : it->second.open.size();
@@ -229,6 +235,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     st.max_event_ns = std::max(st.max_event_ns, ev.occurred_at.ns);
     chunk->journals.push_back(std::move(journal).value());
     chunk->sources.emplace_back(rec.header(kSourceHeader));
+    chunk->appended_ms.push_back(rec.timestamp_ms);
   }
   chunk->checkpoint = ledger::Checkpoint{options_.consumer, partition, st.next_offset, encode_state(st)};
   // Dead letters are durable before the checkpoint that passes them: a crash
@@ -270,6 +277,7 @@ Status StreamProcessor::flush() {
   }
   SETTLE_ASSERT(outcomes->size() == p->journals.size(), "one outcome per journal");
   PartitionState& st = state(p->partition);
+  const std::int64_t committed_ms = options_.observe_posted ? wall_ms() : 0;
   for (std::size_t i = 0; i < p->journals.size(); ++i) {
     const model::Journal& j = p->journals[i];
     auto settle_batch = [&]() -> ControlTotals& {
@@ -280,6 +288,7 @@ Status StreamProcessor::flush() {
     switch ((*outcomes)[i]) {
       case ledger::PostOutcome::kPosted:
         ++stats_.posted;
+        if (options_.observe_posted) options_.observe_posted(committed_ms - p->appended_ms[i]);
         if (j.late) {
           ++stats_.late;
           p->updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, p->sources[i],

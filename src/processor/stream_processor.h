@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -62,6 +63,9 @@ struct ProcessorOptions {
   // of the next (on a second thread). poll() may then return before its chunk
   // is committed; flush() waits for it. Off: poll() returns committed.
   bool pipelined = false;
+  // Called for every newly posted journal with the milliseconds from its
+  // record's append to the bus to the ledger commit (metrics); may be empty.
+  std::function<void(std::int64_t ms)> observe_posted;
 };
 
 struct ProcessorStats {
@@ -104,6 +108,9 @@ class StreamProcessor {
   std::int64_t next_offset(std::int32_t partition) const;
   std::size_t open_batches(std::int32_t partition) const;
   const ProcessorStats& stats() const { return stats_; }
+  // The latest event time seen on a partition (ns since the epoch), or
+  // nullopt before its first event.
+  std::optional<std::int64_t> max_event_ns(std::int32_t partition) const;
 
  private:
   struct Closing {
@@ -158,6 +165,7 @@ class StreamProcessor {
     std::int64_t now_ms = 0;
     std::vector<model::Journal> journals;
     std::vector<std::string> sources;  // each journal's source header
+    std::vector<std::int64_t> appended_ms;  // each journal's record timestamp
     std::vector<model::StatusUpdate> updates;
     std::vector<bus::Record> dead_letters;  // appended before the chunk is posted
     ledger::Checkpoint checkpoint;

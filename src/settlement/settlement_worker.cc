@@ -48,12 +48,14 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
       // A task we cannot read is a bug upstream; say so and move on rather
       // than block every later batch of the partition.
       ++stats_.failed;
+      ++stats_.failed_by_reason["unreadable_task"];
       failures_.push_back(fmt::format("{}/{} offset {}: {}", processor::kTasksTopic, partition, rec.offset,
                                       task.error().message));
       const model::DeadLetter letter{processor::kTasksTopic, partition, rec.offset, rec.key, "",
                                      task.error().message, rec.value, wall_ms()};
       pending_dead_letters_.push_back(bus::Record{rec.key, model::dead_letter_json(letter), rec.headers, 0});
     } else {
+      task_appended_ms_ = rec.timestamp_ms;
       auto h = handle(*task);
       if (!h.ok()) {
         status = h.error();
@@ -106,18 +108,18 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
         return Handled::kDone;
       }
     }
-    fail(task, fmt::format("a later batch ({}) is already closed", format_date(*history.last_closed)));
+    fail(task, "later_batch_closed", fmt::format("a later batch ({}) is already closed", format_date(*history.last_closed)));
     return Handled::kDone;
   }
   if (history.last_closed != task.previous_batch) {
-    fail(task, fmt::format("out of order: the ledger's latest closed batch is {}, the task follows {}",
+    fail(task, "out_of_order", fmt::format("out of order: the ledger's latest closed batch is {}, the task follows {}",
                                       date_or_none(history.last_closed), date_or_none(task.previous_batch)));
     return Handled::kDone;
   }
 
   SETTLE_ASSIGN_OR_RETURN(auto posted, ledger_.settling_totals(key));
   if (posted != task.totals) {
-    fail(task, fmt::format("control totals mismatch: task has [{}], ledger postings have [{}]",
+    fail(task, "control_totals_mismatch", fmt::format("control totals mismatch: task has [{}], ledger postings have [{}]",
                                       task.totals.to_string(), posted.to_string()));
     return Handled::kDone;
   }
@@ -126,7 +128,7 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
   for (const auto& h : history.unreleased) holds.push_back(rules::HeldReserve{h.batch_date, h.amount});
   auto outcome = rules::settle_batch(task.merchant, key, task.totals, history.carry_out, holds);
   if (!outcome.ok()) {
-    fail(task, outcome.error().message);
+    fail(task, "rules_refused", outcome.error().message);
     return Handled::kDone;
   }
   const auto journals = rules::batch_journals(outcome->summary);
@@ -136,20 +138,24 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
     if (closed.error().code == ErrorCode::kIo || closed.error().code == ErrorCode::kUnavailable) {
       return closed.error();
     }
-    fail(task, closed.error().message);
+    fail(task, "ledger_refused", closed.error().message);
     return Handled::kDone;
   }
   if (*closed == ledger::CloseOutcome::kAlreadyClosed) {
     ++stats_.already_closed;
   } else {
     ++stats_.closed;
+    if (options_.observe_closed) options_.observe_closed(wall_ms() - task_appended_ms_);
   }
   publish(closed_status(outcome->summary));
   return Handled::kDone;
 }
 
-void SettlementWorker::fail(const model::SettlementTask& task, std::string reason) {
+void SettlementWorker::fail(const model::SettlementTask& task, std::string_view code, std::string reason) {
   ++stats_.failed;
+  auto it = stats_.failed_by_reason.find(code);
+  if (it == stats_.failed_by_reason.end()) it = stats_.failed_by_reason.emplace(std::string(code), 0).first;
+  ++it->second;
   failures_.push_back(fmt::format("batch {}: {}", task.key.to_string(), reason));
   publish(StatusUpdate{StatusKind::kBatchCloseFailed, task.key.merchant_id.str(), "", "", task.key, 0, 0,
                        std::move(reason), wall_ms()});

@@ -20,7 +20,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bus/bus.h"
@@ -38,6 +40,9 @@ struct WorkerOptions {
   // batch at most this long.
   std::chrono::milliseconds lease_ttl{30'000};
   std::size_t max_tasks_per_poll = 256;
+  // Called for every batch this worker closed, with the milliseconds from its
+  // task's append to the bus to the close's commit (metrics); may be empty.
+  std::function<void(std::int64_t ms)> observe_closed;
 };
 
 struct WorkerStats {
@@ -45,6 +50,9 @@ struct WorkerStats {
   std::int64_t already_closed = 0;
   std::int64_t failed = 0;
   std::int64_t dead_letters = 0;  // unreadable tasks sent to the dead-letters topic
+  // failed, by reason: unreadable_task, later_batch_closed, out_of_order,
+  // control_totals_mismatch, rules_refused, ledger_refused.
+  std::map<std::string, std::int64_t, std::less<>> failed_by_reason;
 };
 
 class SettlementWorker {
@@ -64,7 +72,8 @@ class SettlementWorker {
  private:
   enum class Handled { kDone, kRetryLater };
   Result<Handled> handle(const model::SettlementTask& task);
-  void fail(const model::SettlementTask& task, std::string reason);
+  // `code` is the reason's class for metrics (WorkerStats::failed_by_reason).
+  void fail(const model::SettlementTask& task, std::string_view code, std::string reason);
   static model::StatusUpdate closed_status(const model::BatchSummary& summary);
   void publish(const model::StatusUpdate& update);  // buffered until flush_statuses()
   Status flush_statuses();
@@ -79,6 +88,7 @@ class SettlementWorker {
   std::vector<std::string> failures_;
   std::vector<bus::Record> pending_statuses_;
   std::vector<bus::Record> pending_dead_letters_;
+  std::int64_t task_appended_ms_ = 0;  // the record timestamp of the task in hand
 };
 
 }  // namespace settle::settlement
