@@ -3,21 +3,12 @@
 #include <fmt/format.h>
 
 #include <fstream>
-#include <random>
 
 #include "model/event_json.h"
+#include "observability/trace.h"
 #include "processor/topics.h"
 
 namespace settle::app {
-namespace {
-
-// A new W3C trace context (version 00, sampled) for an event that enters
-// the platform here: its trace id follows the event onto the ledger.
-std::string new_traceparent(std::mt19937_64& rng) {
-  return fmt::format("00-{:016x}{:016x}-{:016x}-01", rng(), rng(), rng() | 1);
-}
-
-}  // namespace
 
 Status Ingestor::run() {
   std::ifstream in(options_.events_file, std::ios::binary);
@@ -29,7 +20,6 @@ Status Ingestor::run() {
   total_bytes_ = static_cast<std::int64_t>(in.tellg());
   in.seekg(0);
   model::EventParser parser;
-  std::mt19937_64 rng{std::random_device{}()};
   std::vector<bus::Record> pending;
   pending.reserve(options_.ingest_batch_records);
   std::string line;
@@ -52,7 +42,7 @@ Status Ingestor::run() {
     pending.push_back(bus::Record{ev->merchant_id.str(), model::canonical_event_json(*ev),
                                   {bus::Header{processor::kSourceHeader, fmt::format("{}:{}", source, line_no)},
                                    bus::Header{processor::kEventIdHeader, ev->event_id.str()},
-                                   bus::Header{processor::kTraceparentHeader, new_traceparent(rng)}},
+                                   bus::Header{processor::kTraceparentHeader, observability::format_traceparent(observability::new_trace())}},
                                   0});
     if (pending.size() >= options_.ingest_batch_records) SETTLE_TRY(flush(pending));
   }

@@ -14,6 +14,7 @@
 #include "gateway/recon_api.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
+#include "observability/trace.h"
 #include "processor/topics.h"
 #include "rules/rules.h"
 
@@ -720,7 +721,10 @@ Response Api::post_events(Call& call) {
       }
     }
   }
-  auto decided = claim_and_append(events, "api");
+  // The events carry the caller's trace (a child span of it), or a new one;
+  // the response says which, so a client can find its events' path.
+  const std::string traceparent = observability::continue_or_start(call.req.traceparent);
+  auto decided = claim_and_append(events, "api", traceparent);
   if (!decided.ok()) return error_response(503, "unavailable", decided.error().message);
   const std::vector<Verdict>& verdicts = *decided;
 
@@ -753,14 +757,15 @@ Response Api::post_events(Call& call) {
     }
   }
   out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
-  return Response{202, std::move(out), {}};
+  return Response{202, std::move(out), {{"traceparent", traceparent}}};
 }
 
 // A claim that exists is a duplicate (same digest) or a conflict (another
 // digest). Claims of a failed append are released, so a retry is not taken
 // for a duplicate of something the bus never got.
-Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events,
-                                                   std::string_view source) {
+Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events, std::string_view source,
+                                                   std::string_view traceparent) {
+  const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
   std::vector<std::string> canon(events.size());
   std::vector<std::string> digests(events.size());
@@ -797,7 +802,9 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
     }
     claimed.push_back(i);
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
-                                  {bus::Header{processor::kSourceHeader, std::string(source)}}, 0});
+                                  {bus::Header{processor::kSourceHeader, std::string(source)},
+                                   bus::Header{processor::kTraceparentHeader, trace}},
+                                  0});
   }
   if (!records.empty()) {
     // Concurrent requests' records share one bus append (group commit).

@@ -42,6 +42,7 @@ struct Request {
   std::string content_type;
   std::string body;
   bool has_idempotency_key = false;
+  std::string traceparent;  // W3C trace context of the caller, if it sent one
   std::optional<std::uint64_t> content_length;  // the header, when sent (streamed bodies)
 };
 
@@ -155,7 +156,9 @@ class Api {
 
   // Claims each event's (merchant, event id) with its content digest and
   // appends the new ones to the bus in one call; the verdict per event.
-  Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source);
+  // Every record carries `traceparent` (W3C); empty: a new trace per call.
+  Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source,
+                                                std::string_view traceparent = {});
   // The merchant's configuration (a copy), or nullopt when unknown.
   std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
   bool has_merchant(std::string_view merchant_id);  // without the copy

@@ -265,6 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
       req.has_idempotency_key = true;
       req.idempotency_key = std::string(it->value());
     }
+    if (auto it = msg.find("traceparent"); it != msg.end()) req.traceparent = std::string(it->value());
     if (msg.has_content_length()) {
       const auto cl = msg[http::field::content_length];
       std::uint64_t n = 0;
@@ -388,6 +389,7 @@ class Session : public std::enable_shared_from_this<Session> {
       req.has_idempotency_key = true;
       req.idempotency_key = std::string(it->value());
     }
+    if (auto it = msg.find("traceparent"); it != msg.end()) req.traceparent = std::string(it->value());
     req.body = std::move(msg.body());
     parser_.reset();
     const bool keep_alive = msg.keep_alive();

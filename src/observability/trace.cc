@@ -1,0 +1,75 @@
+#include "observability/trace.h"
+
+#include <fmt/format.h>
+
+#include <random>
+
+namespace settle::observability {
+namespace {
+
+bool lower_hex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool all_zero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+std::uint64_t random64() {
+  thread_local std::mt19937_64 rng{[] {
+    std::random_device device;
+    return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  }()};
+  return rng();
+}
+
+}  // namespace
+
+Result<TraceContext> parse_traceparent(std::string_view h) {
+  auto bad = [&](std::string_view why) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("traceparent '{}': {}", h, why));
+  };
+  // version(2) - trace id(32) - span id(16) - flags(2)
+  if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return bad("expected 00-<32 hex>-<16 hex>-<2 hex>");
+  const auto version = h.substr(0, 2);
+  if (!lower_hex(version) || version == "ff") return bad("invalid version");
+  if (version == "00" && h.size() != 55) return bad("version 00 has exactly four fields");
+  if (version != "00" && h.size() > 55 && h[55] != '-') return bad("expected '-' after the flags");
+  TraceContext c;
+  c.trace_id = std::string(h.substr(3, 32));
+  c.span_id = std::string(h.substr(36, 16));
+  const auto flags = h.substr(53, 2);
+  if (!lower_hex(c.trace_id) || all_zero(c.trace_id)) return bad("the trace id must be 32 lowercase hex digits, not all zero");
+  if (!lower_hex(c.span_id) || all_zero(c.span_id)) return bad("the parent id must be 16 lowercase hex digits, not all zero");
+  if (!lower_hex(flags)) return bad("the flags must be 2 lowercase hex digits");
+  c.flags = static_cast<std::uint8_t>(std::stoi(std::string(flags), nullptr, 16));
+  return c;
+}
+
+std::string format_traceparent(const TraceContext& c) {
+  return fmt::format("00-{}-{}-{:02x}", c.trace_id, c.span_id, c.flags);
+}
+
+TraceContext new_trace() {
+  TraceContext c;
+  c.trace_id = fmt::format("{:016x}{:016x}", random64(), random64() | 1);
+  c.span_id = fmt::format("{:016x}", random64() | 1);
+  c.flags = 1;
+  return c;
+}
+
+TraceContext child_of(const TraceContext& parent) {
+  TraceContext c = parent;
+  c.span_id = fmt::format("{:016x}", random64() | 1);
+  return c;
+}
+
+std::string continue_or_start(std::string_view incoming) {
+  if (!incoming.empty()) {
+    if (auto parent = parse_traceparent(incoming); parent.ok()) return format_traceparent(child_of(*parent));
+  }
+  return format_traceparent(new_trace());
+}
+
+}  // namespace settle::observability
