@@ -9,6 +9,7 @@
 #include "app/runtime.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
+#include "observability/metrics.h"
 
 namespace settle::app {
 namespace {
@@ -24,6 +25,8 @@ int run_gateway(const RoleFlags& flags) {
   auto recon = open_recon_store(*ro);
   if (!recon.ok()) return fatal(recon.error().message);
   so->api.recon = recon->get();
+  observability::Metrics metrics("gateway");
+  so->api.metrics = &metrics;
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
   std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",

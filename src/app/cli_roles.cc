@@ -53,6 +53,9 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   observability::Metrics metrics(name);
   lo->metrics = &metrics;
   so->api.metrics = &metrics;
+  LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
+  // Declared after the pipeline so that it stops first: no scrape reads a
+  // pipeline that is gone.
   std::unique_ptr<observability::MetricsServer> metrics_server;
   if (!flags.metrics_listen.empty()) {
     auto where = observability::parse_listen(flags.metrics_listen);
@@ -63,7 +66,6 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     std::fprintf(stderr, "settled %s: metrics on http://%s:%u/metrics\n", name, where->first.c_str(),
                  static_cast<unsigned>(metrics_server->port()));
   }
-  LivePipeline pipeline(*rt->bus, *rt->ledger, *rt->store, rt->partitions, *lo);
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
   std::unique_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
   std::unique_ptr<gateway::Server> server;

@@ -144,6 +144,24 @@ TEST(RoleMetrics, AProcessorServesItsOwnFiguresOnMetricsListenAndNoWorkerFamilie
   EXPECT_EQ(WEXITSTATUS(processor.stop()), 0) << processor.log_tail();
 }
 
+TEST(RoleMetrics, TheGatewayAloneServesHttpMetricsOnItsPort) {
+  TempDir dir("settle-metrics-gateway");
+  const int port = testing::free_port();
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "gateway", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:" + std::to_string(port)};
+  o.log = dir.path() / "gateway.log";
+  Process gateway(o);
+  ASSERT_TRUE(gateway.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << gateway.log_tail();
+  ASSERT_EQ(testing::http_request(port, "GET", "/readyz").status, 200u);
+  const auto scrape = testing::http_request(port, "GET", "/metrics");
+  ASSERT_EQ(scrape.status, 200u) << scrape.body;
+  EXPECT_THAT(scrape.body, HasSubstr(R"(role="gateway")"));
+  EXPECT_EQ(sample(scrape.body, R"(settle_http_requests_total{code="200",method="GET",route="/readyz"})"), 1.0);
+  EXPECT_EQ(sample(scrape.body, "settle_events_accepted_total"), 0.0);
+  expect_promtool_accepts(scrape.body);
+  EXPECT_EQ(WEXITSTATUS(gateway.stop()), 0) << gateway.log_tail();
+}
+
 TEST(RoleMetrics, ARoleRefusesAMetricsAddressItCannotParse) {
   TempDir dir("settle-metrics-bad");
   std::string out;
