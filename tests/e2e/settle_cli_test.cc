@@ -16,57 +16,18 @@
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "rules/rules.h"
+#include "support/cli.h"
 
 namespace settle {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures";
+const fs::path kFixtures = testing::e2e_fixtures();
+using testing::CliRun;
+using testing::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct CliRun {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-class SettleCli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::replace(name.begin(), name.end(), '/', '_');  // parameterized names have a '/'
-    dir_ = fs::temp_directory_path() / ("settle-e2e-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  CliRun settled(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string cmd = std::string(SETTLED_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-
-  fs::path write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-
-  fs::path dir_;
-};
+class SettleCli : public testing::CliTest {};
 
 TEST_F(SettleCli, BasicFixtureMatchesTheHandWorkedReport) {
   const fs::path f = kFixtures / "basic";

@@ -16,6 +16,7 @@
 
 #include "model/merchant_json.h"
 #include "rules/rules.h"
+#include "support/cli.h"
 #include "support/postgres_server.h"
 
 namespace settle {
@@ -23,12 +24,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::CliRun;
+using testing::slurp;
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -44,11 +41,6 @@ std::vector<std::string> split(const std::string& s, char sep) {
   if (!cur.empty()) out.push_back(cur);
   return out;
 }
-
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
 
 struct PainTx {
   std::string e2e, currency, amount;  // amount as written (major units)
@@ -80,37 +72,7 @@ Minor to_minor(const std::string& major) {  // "123.45" -> 12345 (EUR)
 
 std::string to_major(Minor m) { return format_minor(m, 2); }
 
-class ReconCli : public ::testing::Test {
- public:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("recon-e2e-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
-            std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  CliRun settled(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string cmd = std::string(SETTLED_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  fs::path write(const std::string& name, const std::string& text) {
-    const fs::path p = dir_ / name;
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
-  const fs::path& dir() const { return dir_; }
-
- protected:
-  fs::path dir_;
-};
+class ReconCli : public testing::CliTest {};
 
 std::string camt053(const std::string& id, const std::string& date, const std::vector<PainTx>& txs) {
   std::string x = R"(<?xml version="1.0" encoding="UTF-8"?>

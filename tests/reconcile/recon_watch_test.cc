@@ -2,10 +2,6 @@
 // dropped there are reconciled once and moved to done/, a malformed one goes
 // to failed/ with its reason, a payout whose payout date + settle days has
 // not passed is not raised as missing yet, and a second pass changes nothing.
-#include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
@@ -14,24 +10,17 @@
 #include <string>
 #include <vector>
 
+#include "support/cli.h"
+
 namespace settle {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testing::CliRun;
+using testing::slurp;
 
 std::size_t lines(const std::string& s) { return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n')); }
-
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
 
 struct Tx {
   std::string e2e, amount;
@@ -68,33 +57,15 @@ std::string camt053(const std::string& id, const std::string& from, const std::s
   return x + "</Stmt></BkToCstmrStmt></Document>\n";
 }
 
-class ReconWatch : public ::testing::Test {
+class ReconWatch : public testing::CliTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("recon-watch-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
-            std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "inbox");
+    CliTest::SetUp();
     data_ = dir_ / "data";
     inbox_ = dir_ / "inbox";
+    fs::create_directories(inbox_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  CliRun settled(const std::string& args) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const std::string cmd = std::string(SETTLED_BIN) + " " + args + " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    CliRun r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  fs::path write(const fs::path& p, const std::string& text) {
-    std::ofstream(p, std::ios::binary) << text;
-    return p;
-  }
+  fs::path write(const fs::path& p, const std::string& text) { return testing::write_file(p, text); }
   CliRun watch_once(const std::string& today) {
     return settled("recon watch --once --data-dir " + data_.string() + " --inbox " + inbox_.string() + " --today " +
                    today);
@@ -118,7 +89,7 @@ class ReconWatch : public ::testing::Test {
     return pain_transactions(slurp(dir_ / "pain.xml"));
   }
 
-  fs::path dir_, data_, inbox_;
+  fs::path data_, inbox_;
 };
 
 TEST_F(ReconWatch, InboxFilesAreReconciledOnceMovedToDoneAndAMalformedOneGoesToFailedWithItsReason) {
