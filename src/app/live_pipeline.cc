@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "observability/log.h"
 #include "processor/merchant_directory.h"
 #include "processor/topics.h"
 
@@ -306,8 +307,7 @@ void LivePipeline::run_processor() {
       fail(make_error(status.error().code, "processor: " + status.error().message));
       return;
     }
-    std::fprintf(stderr, "settled: processor: %s; recovering (attempt %d)\n", status.error().message.c_str(),
-                 attempt);
+    observability::Logger("processor").warn("{}; recovering (attempt {})", status.error().message, attempt);
     std::this_thread::sleep_for(backoff(attempt));
   }
 }
@@ -371,7 +371,7 @@ void LivePipeline::run_worker() {
       fail(make_error(status.error().code, "worker: " + status.error().message));
       return;
     }
-    std::fprintf(stderr, "settled: worker: %s; retrying (attempt %d)\n", status.error().message.c_str(), attempt);
+    observability::Logger("worker").warn("{}; retrying (attempt {})", status.error().message, attempt);
     std::this_thread::sleep_for(backoff(attempt));
   }
 }

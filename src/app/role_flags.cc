@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "observability/log.h"
+
 namespace settle::app {
 
 void add_role_flags(CLI::App& cmd, RoleFlags& f) {
@@ -68,6 +70,15 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_METRICS_LISTEN");
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
+  cmd.add_option("--log-format", f.log_format, "Operational log on stderr: text, or json (one JSON object a line)")
+      ->envname("SETTLE_LOG_FORMAT")->capture_default_str();
+}
+
+Status init_role_logging(const RoleFlags& f) {
+  SETTLE_ASSIGN_OR_RETURN(observability::LogLevel level, observability::parse_log_level(f.log_level));
+  SETTLE_ASSIGN_OR_RETURN(observability::LogFormat format, observability::parse_log_format(f.log_format));
+  observability::init_logging(level, format);
+  return ok_status();
 }
 
 Result<RuntimeOptions> runtime_options(const RoleFlags& f) {

@@ -45,6 +45,7 @@ struct RoleFlags {
   // worker); the gateway serves /metrics on --listen. Empty: off.
   std::string metrics_listen;
   std::string log_level = "info";
+  std::string log_format = "text";  // text or json (JSON lines, observability/log.h)
   bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };
 
@@ -61,6 +62,8 @@ Result<RuntimeOptions> runtime_options(const RoleFlags& flags);
 Result<std::vector<std::int32_t>> parse_partition_list(const std::string& text);
 Result<LiveOptions> live_options(const RoleFlags& flags);
 Result<gateway::ServerOptions> server_options(const RoleFlags& flags);
+// Sets the process's log level and format from --log-level and --log-format.
+Status init_role_logging(const RoleFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread (call before starting
 // threads, which inherit the mask) so that wait_for_signal() receives them.

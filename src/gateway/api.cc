@@ -14,6 +14,7 @@
 #include "gateway/recon_api.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
+#include "observability/log.h"
 #include "observability/trace.h"
 #include "processor/topics.h"
 #include "rules/rules.h"
@@ -354,12 +355,26 @@ std::optional<model::Merchant> Api::find_merchant(std::string_view merchant_id) 
 
 Response Api::handle(const Request& request) {
   const char* route = nullptr;
-  Response r = route_and_handle(request, route);
+  std::string merchant;  // the authenticated key's ("" for admin keys or none)
+  Response r = route_and_handle(request, route, merchant);
   r.route = route;
+  // The access log: every request at debug, a 5xx at warn; under the
+  // request's trace (the one its response carries, else the caller's).
+  const auto level = r.status >= 500 ? observability::LogLevel::kWarn : observability::LogLevel::kDebug;
+  static const observability::Logger log("gateway");
+  if (log.enabled(level)) {
+    std::string trace;
+    for (const auto& [name, value] : r.headers) {
+      if (name == "traceparent") trace = observability::trace_id_of(value);
+    }
+    if (trace.empty()) trace = observability::trace_id_of(request.traceparent);
+    observability::LogScope scope(trace, merchant);
+    log.log(level, "{} {} {}", request.method, route != nullptr ? route : "unmatched", r.status);
+  }
   return r;
 }
 
-Response Api::route_and_handle(const Request& request, const char*& route) {
+Response Api::route_and_handle(const Request& request, const char*& route, std::string& merchant) {
   Call call{request, {}, {}, {}, {}, nullptr, {}};
   const std::size_t q = request.target.find('?');
   call.path = request.target.substr(0, q);
@@ -424,6 +439,7 @@ Response Api::route_and_handle(const Request& request, const char*& route) {
 
   if (auto denied = authenticate(call)) return *denied;
 
+  merchant = call.key.merchant_id;
   if (request.method == "POST" && request.has_idempotency_key) return with_idempotency(call);
   return dispatch(call);
 }

@@ -175,7 +175,7 @@ class Api {
 
   struct Call;
   Response dispatch(Call& call);
-  Response route_and_handle(const Request& request, const char*& route);
+  Response route_and_handle(const Request& request, const char*& route, std::string& merchant);
   Response with_idempotency(Call& call);
   std::optional<Response> authenticate(Call& call);
   Response post_events(Call& call);

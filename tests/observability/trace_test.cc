@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "http_client.h"
 #include "support/process.h"
 
@@ -73,7 +75,28 @@ std::string settled_stdout(const std::vector<std::string>& args, const fs::path&
   return s;
 }
 
-TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournal) {
+// Every line of a JSON log parses and names its time, level and component;
+// returns the lines that carry `trace_id`.
+std::vector<nlohmann::json> json_log_lines_with_trace(const fs::path& log, const std::string& trace_id) {
+  std::vector<nlohmann::json> with;
+  std::ifstream in(log);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++n;
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_TRUE(j.is_object()) << "line " << n << " is not JSON: " << line;
+    if (!j.is_object()) continue;
+    for (const char* field : {"time", "level", "component", "message"}) {
+      EXPECT_TRUE(j.contains(field) && j[field].is_string()) << "line " << n << " lacks " << field << ": " << line;
+    }
+    if (j.value("trace_id", "") == trace_id) with.push_back(j);
+  }
+  EXPECT_GT(n, 0) << "empty log";
+  return with;
+}
+
+TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTheLog) {
   TempDir dir("settle-trace");
   const fs::path data = dir.path() / "data";
   const fs::path empty = dir.path() / "none.ndjson";
@@ -87,7 +110,8 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournal) {
 
   const int port = testing::free_port();
   ProcessOptions o;
-  o.argv = {SETTLED_BIN, "all", "--data-dir", data.string(), "--listen", "127.0.0.1:" + std::to_string(port)};
+  o.argv = {SETTLED_BIN, "all", "--data-dir", data.string(), "--listen", "127.0.0.1:" + std::to_string(port),
+            "--log-format", "json", "--log-level", "debug"};
   o.log = dir.path() / "all.log";
   Process all(o);
   ASSERT_TRUE(all.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << all.log_tail();
@@ -117,6 +141,25 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournal) {
   std::string trace;
   ASSERT_EQ(testing::run(q, &trace), 0) << trace;
   EXPECT_EQ(trace, "4bf92f3577b34da6a3ce929d0e0e4736\n");
+
+  // The gateway's access line of that request, in the JSON log, with its
+  // trace and the key's merchant.
+  const auto traced = json_log_lines_with_trace(o.log, "4bf92f3577b34da6a3ce929d0e0e4736");
+  ASSERT_FALSE(traced.empty()) << all.log_tail();
+  EXPECT_EQ(traced.front().value("component", ""), "gateway");
+  EXPECT_EQ(traced.front().value("merchant_id", ""), "m-eur");
+  EXPECT_THAT(traced.front().value("message", ""), HasSubstr("POST /v1/events 202"));
+}
+
+TEST(Logging, ARoleRefusesAnUnknownLogFormatOrLevel) {
+  TempDir dir("settle-log-flags");
+  for (const auto& [flag, value] : {std::pair{"--log-format", "xml"}, std::pair{"--log-level", "loud"}}) {
+    ProcessOptions o;
+    o.argv = {SETTLED_BIN, "worker", "--data-dir", dir.path().string(), flag, value};
+    std::string out;
+    EXPECT_EQ(testing::run(o, &out), 2) << out;
+    EXPECT_THAT(out, HasSubstr(std::string(flag) + " must be")) << out;
+  }
 }
 
 }  // namespace
