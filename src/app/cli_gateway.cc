@@ -5,16 +5,20 @@
 #include <memory>
 
 #include "app/cli.h"
+#include "app/recon_metrics.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
+#include "observability/log.h"
 #include "observability/metrics.h"
 
 namespace settle::app {
 namespace {
 
 int run_gateway(const RoleFlags& flags) {
+  if (auto s = init_role_logging(flags); !s.ok()) return fatal(s.error().message);
+  const observability::Logger log("gateway");
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
   auto so = server_options(flags);
@@ -24,19 +28,20 @@ int run_gateway(const RoleFlags& flags) {
   if (!rt.ok()) return fatal(rt.error().message);
   auto recon = open_recon_store(*ro);
   if (!recon.ok()) return fatal(recon.error().message);
-  so->api.recon = recon->get();
+  std::shared_ptr<reconcile::ReconStore> recon_store = std::move(*recon);
+  so->api.recon = recon_store.get();
   observability::Metrics metrics("gateway");
   so->api.metrics = &metrics;
+  const auto recon_collector = add_recon_collector(metrics, recon_store);
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
-  std::fprintf(stderr, "settled gateway: http://%s:%u (bus %s, ledger %s, store %s); stop with SIGTERM or Ctrl-C\n",
-               so->host.c_str(), static_cast<unsigned>(server.port()), rt->bus_kind.c_str(), rt->ledger_kind.c_str(),
-               rt->store_kind.c_str());
-  if (server.api().upload_secret_generated()) std::fprintf(stderr, "settled gateway: %s\n", kGeneratedSecretNote);
+  log.info("http://{}:{} (bus {}, ledger {}, store {}); stop with SIGTERM or Ctrl-C", so->host, server.port(),
+           rt->bus_kind, rt->ledger_kind, rt->store_kind);
+  if (server.api().upload_secret_generated()) log.warn("{}", kGeneratedSecretNote);
   while (!wait_for_signal(std::chrono::milliseconds(500))) {
   }
   server.stop();
-  std::fprintf(stderr, "settled gateway: stopped\n");
+  log.info("stopped");
   return kExitOk;
 }
 

@@ -12,8 +12,10 @@
 #include <memory>
 
 #include "app/cli.h"
+#include "app/recon_metrics.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
+#include "observability/metrics_server.h"
 #include "reconcile/payout.h"
 #include "reconcile/reconcile.h"
 
@@ -44,7 +46,7 @@ void add_where(CLI::App& cmd, Where& w) {
 
 struct Opened {
   std::unique_ptr<ledger::Ledger> ledger;
-  std::unique_ptr<reconcile::ReconStore> store;
+  std::shared_ptr<reconcile::ReconStore> store;  // shared with the metrics collector of recon watch
 };
 
 // The ledger (which must exist: settle, demo or `settled migrate` made it)
@@ -204,6 +206,7 @@ struct WatchFlags {
   std::string inbox;
   int interval_ms = 1000;
   bool once = false;
+  std::string metrics_listen;  // host:port for GET /metrics; empty: off
 };
 
 // Moves `from` into `dir`, creating it; a name already there gets a suffix.
@@ -268,6 +271,18 @@ int run_watch(const WatchFlags& f) {
   auto o = open_where(f.run.where, true);
   if (!o.ok()) return fatal(o.error().message);
   if (!f.once) block_stop_signals();
+  observability::Metrics metrics("recon");
+  const auto recon_collector = add_recon_collector(metrics, o->store);
+  std::unique_ptr<observability::MetricsServer> metrics_server;  // stops before the collector goes
+  if (!f.metrics_listen.empty()) {
+    auto where = observability::parse_listen(f.metrics_listen);
+    if (!where.ok()) return fatal(where.error().message);
+    auto started = observability::MetricsServer::start(metrics, where->first, where->second);
+    if (!started.ok()) return fatal(started.error().message);
+    metrics_server = std::move(*started);
+    std::fprintf(stderr, "settled recon watch: metrics on http://%s:%u/metrics\n", where->first.c_str(),
+                 static_cast<unsigned>(metrics_server->port()));
+  }
   while (true) {
     // Options per pass: "today" (and so which payouts are due) moves on.
     auto ro = run_options(f.run);
@@ -436,6 +451,8 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   watch->add_option("--merchant", wf->run.merchant, "Merchant of acquirer CSVs that have no merchant column");
   watch->add_option("--config", wf->run.config, "Tolerances and windows (JSON; see docs/reconciliation.md)");
   watch->add_flag("--once", wf->once, "Process what is in the inbox now and exit (cron, tests)");
+  watch->add_option("--metrics-listen", wf->metrics_listen, "host:port for GET /metrics (drift, open discrepancies)")
+      ->envname("SETTLE_METRICS_LISTEN");
   commands.push_back({watch, [=] { return run_watch(*wf); }});
 
   auto lf = std::make_shared<ListFlags>();

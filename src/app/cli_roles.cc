@@ -14,11 +14,13 @@
 #include "app/cli.h"
 #include "app/ingest.h"
 #include "app/live_pipeline.h"
+#include "app/recon_metrics.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
 #include "bus/kafka_bus.h"
 #include "gateway/server.h"
 #include "model/merchant_json.h"
+#include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/metrics_server.h"
 #include "processor/merchant_directory.h"
@@ -32,6 +34,8 @@ namespace {
 // the bus processed, every task handled, and nothing new for long enough
 // that the idle rule has closed every batch it can.
 int run_role(const char* name, const RoleFlags& flags, bool processor, bool worker, bool drain, bool http) {
+  if (auto s = init_role_logging(flags); !s.ok()) return fatal(s.error().message);
+  const observability::Logger log(name);
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
   auto so = server_options(flags);
@@ -63,11 +67,11 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     auto started = observability::MetricsServer::start(metrics, where->first, where->second);
     if (!started.ok()) return fatal(started.error().message);
     metrics_server = std::move(*started);
-    std::fprintf(stderr, "settled %s: metrics on http://%s:%u/metrics\n", name, where->first.c_str(),
-                 static_cast<unsigned>(metrics_server->port()));
+    log.info("metrics on http://{}:{}/metrics", where->first, metrics_server->port());
   }
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
-  std::unique_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
+  std::shared_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
+  std::shared_ptr<void> recon_collector;
   std::unique_ptr<gateway::Server> server;
   if (http) {
     auto opened = open_recon_store(*ro);
@@ -77,19 +81,18 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     }
     recon = std::move(*opened);
     so->api.recon = recon.get();
+    recon_collector = add_recon_collector(metrics, recon);
     server = std::make_unique<gateway::Server>(*rt->bus, *rt->ledger, *rt->store, *so);
     if (auto s = server->start(); !s.ok()) {
       (void)pipeline.stop();
       return fatal(s.error().message);
     }
-    std::fprintf(stderr, "settled %s: gateway on http://%s:%u\n", name, so->host.c_str(),
-                 static_cast<unsigned>(server->port()));
-    if (server->api().upload_secret_generated()) std::fprintf(stderr, "settled %s: %s\n", name, kGeneratedSecretNote);
+    log.info("gateway on http://{}:{}", so->host, server->port());
+    if (server->api().upload_secret_generated()) log.warn("{}", kGeneratedSecretNote);
   }
-  std::fprintf(stderr, "settled %s: bus %s, ledger %s, store %s; %d partitions, %s%s; stop with SIGTERM or Ctrl-C\n",
-               name, rt->bus_kind.c_str(), rt->ledger_kind.c_str(), rt->store_kind.c_str(), rt->partitions,
-               lo->join ? "shared through consumer groups" : flags.owned.empty() ? "owning all" : "owning ",
-               flags.owned.c_str());
+  log.info("bus {}, ledger {}, store {}; {} partitions, {}{}; stop with SIGTERM or Ctrl-C", rt->bus_kind,
+           rt->ledger_kind, rt->store_kind, rt->partitions,
+           lo->join ? "shared through consumer groups" : flags.owned.empty() ? "owning all" : "owning ", flags.owned);
   const auto quiet_needed = std::chrono::milliseconds(std::max<std::int64_t>(flags.idle_ms, 0) + 500);
   auto quiet_since = std::chrono::steady_clock::now();
   while (!wait_for_signal(std::chrono::milliseconds(drain ? 50 : 200))) {
@@ -106,14 +109,10 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   if (server) server->stop();
   const Status stopped = pipeline.stop();
   const LiveStats s = pipeline.stats();
-  std::fprintf(stderr,
-               "settled %s: stopped; %lld events read, %lld posted, %lld duplicates, %lld conflicts, %lld rejected "
-               "(%lld dead letters), %lld tasks emitted, %lld batches closed, %lld tasks failed\n",
-               name, static_cast<long long>(s.events), static_cast<long long>(s.posted),
-               static_cast<long long>(s.duplicates), static_cast<long long>(s.conflicts),
-               static_cast<long long>(s.rejected), static_cast<long long>(s.dead_letters),
-               static_cast<long long>(s.tasks_emitted),
-               static_cast<long long>(s.batches_closed), static_cast<long long>(s.tasks_failed));
+  log.info("stopped; {} events read, {} posted, {} duplicates, {} conflicts, {} rejected ({} dead letters), {} tasks "
+           "emitted, {} batches closed, {} tasks failed",
+           s.events, s.posted, s.duplicates, s.conflicts, s.rejected, s.dead_letters, s.tasks_emitted, s.batches_closed,
+           s.tasks_failed);
   if (!stopped.ok()) return fatal(stopped.error().message);
   return kExitOk;
 }

@@ -410,6 +410,9 @@ class Session : public std::enable_shared_from_this<Session> {
           method_.empty() ? 0.0 : std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
       metrics->observe_http(route != nullptr ? route : "", method_.empty() ? "OTHER" : method_, static_cast<int>(resp.status), seconds);
       if (resp.status == 429) metrics->rate_limited.Increment();
+      for (const auto& [name, value] : resp.headers) {
+        if (name == "Idempotent-Replayed") metrics->idempotency_replays.Increment();
+      }
       method_.clear();
       route_ = nullptr;
     }

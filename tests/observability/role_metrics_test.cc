@@ -9,9 +9,13 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "http_client.h"
 #include "support/process.h"
@@ -82,9 +86,62 @@ void ingest_fixture(const fs::path& data) {
       << out;
 }
 
+// A bank statement with one debit the ledger knows nothing about: a
+// missing_in_ledger finding whose drift is the whole 1,500.00 EUR.
+std::string unknown_debit_statement() {
+  return R"(<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
+<GrpHdr><MsgId>S-1</MsgId><CreDtTm>2026-03-30T22:00:00Z</CreDtTm></GrpHdr>
+<Stmt><Id>S-1</Id><FrToDt><FrDtTm>2026-03-30T00:00:00Z</FrDtTm><ToDtTm>2026-03-30T23:59:59Z</ToDtTm></FrToDt>
+<Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>EUR</Ccy></Acct>
+<Ntry><Amt Ccy="EUR">1500.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-03-30</Dt></BookgDt><ValDt><Dt>2026-03-30</Dt></ValDt><AcctSvcrRef>BANK-1</AcctSvcrRef><NtryDtls><TxDtls><Refs><EndToEndId>NOBODY-KNOWS</EndToEndId></Refs><Amt Ccy="EUR">1500.00</Amt></TxDtls></NtryDtls></Ntry>
+</Stmt></BkToCstmrStmt></Document>
+)";
+}
+
+std::string admin_key(const fs::path& data) {
+  std::string out;
+  EXPECT_EQ(settled({"keys", "create", "--admin", "--data-dir", data.string()}, &out), 0) << out;
+  const auto at = out.find("sk_");
+  if (at == std::string::npos) return {};
+  out = out.substr(at);  // the secret is the line on stdout
+  return out.substr(0, out.find('\n'));
+}
+
+// Every metric a dashboard panel queries, by name.
+std::set<std::string> dashboard_metrics() {
+  std::ifstream in(fs::path(SETTLE_SOURCE_DIR) / "deploy/grafana/settled-dashboard.json");
+  const auto dash = nlohmann::json::parse(in);
+  std::set<std::string> names;
+  const std::regex metric(R"(\b((settle|process)_[a-z_]+))");
+  for (const auto& panel : dash.at("panels")) {
+    if (!panel.contains("targets")) continue;
+    for (const auto& target : panel.at("targets")) {
+      const std::string expr = target.at("expr").get<std::string>();
+      for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) names.insert((*it)[1]);
+    }
+  }
+  return names;
+}
+
+// True when the scrape has the family of `name` (a histogram's _bucket,
+// _sum and _count belong to it).
+bool exported(const std::string& scrape, std::string name) {
+  if (scrape.find("# TYPE " + name + " ") != std::string::npos) return true;
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    const std::string sfx(suffix);
+    if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+      name.resize(name.size() - sfx.size());
+      return scrape.find("# TYPE " + name + " histogram") != std::string::npos;
+    }
+  }
+  return false;
+}
+
 TEST(RoleMetrics, AllServesPipelineAndHttpMetricsOnTheGatewayPort) {
   TempDir dir("settle-metrics-all");
   ingest_fixture(dir.path());
+  const std::string admin = admin_key(dir.path());
   const int port = testing::free_port();
   ProcessOptions o;
   o.argv = {SETTLED_BIN, "all", "--data-dir", dir.path().string(), "--idle-ms", "50", "--grace-ms", "0",
@@ -112,6 +169,8 @@ TEST(RoleMetrics, AllServesPipelineAndHttpMetricsOnTheGatewayPort) {
   EXPECT_THAT(scrape, HasSubstr(R"(settle_consumer_lag_records{group="settlement-worker",topic="settlement-tasks",partition="0"} 0)"));
   EXPECT_THAT(scrape, HasSubstr("settle_event_time_watermark_lag_seconds{partition="));
   EXPECT_THAT(scrape, HasSubstr(R"(role="all")"));
+  // `all` reads the recon store: nothing reconciled yet, nothing open.
+  EXPECT_EQ(sample(scrape, R"(settle_recon_open_discrepancies{state="open"})"), 0.0);
 
   ASSERT_EQ(testing::http_request(port, "GET", "/healthz").status, 200u);
   ASSERT_EQ(testing::http_request(port, "GET", "/v1/merchants/m1/balances").status, 401u);
@@ -119,6 +178,23 @@ TEST(RoleMetrics, AllServesPipelineAndHttpMetricsOnTheGatewayPort) {
   EXPECT_EQ(sample(after, R"(settle_http_requests_total{code="200",method="GET",route="/healthz"})"), 1.0) << after;
   EXPECT_EQ(sample(after, R"(settle_http_requests_total{code="401",method="GET",route="/v1/merchants/{merchant_id}/balances"})"), 1.0);
   expect_promtool_accepts(after);
+
+  // A statement reconciled through the recon API shows in the same
+  // process's drift at the next scrape.
+  const auto run = testing::http_request(port, "POST", "/v1/statements?format=camt053", unknown_debit_statement(),
+                                         {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/xml"}});
+  ASSERT_EQ(run.status, 200u) << run.body;
+  const std::string drifted = testing::http_request(port, "GET", "/metrics").body;
+  EXPECT_EQ(sample(drifted, R"(settle_recon_drift_minor_units{currency="EUR"})"), 150000.0) << drifted;
+  EXPECT_EQ(sample(drifted, R"(settle_recon_open_discrepancies{state="open"})"), 1.0);
+  expect_promtool_accepts(drifted);
+
+  // The Grafana dashboard queries only metrics this scrape exports.
+  const auto queried = dashboard_metrics();
+  EXPECT_GT(queried.size(), 15u);
+  for (const std::string& name : queried) {
+    EXPECT_TRUE(exported(drifted, name)) << name << " is on the dashboard but not exported";
+  }
   EXPECT_EQ(WEXITSTATUS(all.stop()), 0) << all.log_tail();
 }
 
@@ -158,8 +234,60 @@ TEST(RoleMetrics, TheGatewayAloneServesHttpMetricsOnItsPort) {
   EXPECT_THAT(scrape.body, HasSubstr(R"(role="gateway")"));
   EXPECT_EQ(sample(scrape.body, R"(settle_http_requests_total{code="200",method="GET",route="/readyz"})"), 1.0);
   EXPECT_EQ(sample(scrape.body, "settle_events_accepted_total"), 0.0);
+  EXPECT_EQ(sample(scrape.body, R"(settle_recon_open_discrepancies{state="acknowledged"})"), 0.0);
   expect_promtool_accepts(scrape.body);
   EXPECT_EQ(WEXITSTATUS(gateway.stop()), 0) << gateway.log_tail();
+}
+
+TEST(RoleMetrics, TheGatewayCountsRequestsAnsweredFromTheirIdempotencyKey) {
+  TempDir dir("settle-metrics-idem");
+  const std::string key = admin_key(dir.path());
+  ASSERT_FALSE(key.empty());
+  const int port = testing::free_port();
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "gateway", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:" + std::to_string(port)};
+  o.log = dir.path() / "gateway.log";
+  Process gateway(o);
+  ASSERT_TRUE(gateway.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << gateway.log_tail();
+  // An answer that is not a 5xx is kept under its key: the second request
+  // is a replay, not a second attempt.
+  const testing::Headers headers = {
+      {"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}, {"Idempotency-Key", "k-1"}};
+  const auto first = testing::http_request(port, "POST", "/v1/events", R"({"event_id":"x"})", headers);
+  const auto second = testing::http_request(port, "POST", "/v1/events", R"({"event_id":"x"})", headers);
+  ASSERT_EQ(first.status, second.status) << first.body;
+  ASSERT_EQ(second.header("idempotent-replayed"), "true") << second.body;
+  const std::string scrape = testing::http_request(port, "GET", "/metrics").body;
+  EXPECT_EQ(sample(scrape, "settle_idempotency_replays_total"), 1.0) << scrape;
+  EXPECT_EQ(WEXITSTATUS(gateway.stop()), 0) << gateway.log_tail();
+}
+
+TEST(RoleMetrics, ReconWatchServesDriftAndOpenDiscrepanciesFromItsStore) {
+  TempDir dir("settle-metrics-recon");
+  ingest_fixture(dir.path());
+  const fs::path inbox = dir.path() / "inbox";
+  fs::create_directories(inbox);
+  const int port = testing::free_port();
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "recon", "watch", "--data-dir", dir.path().string(), "--inbox", inbox.string(),
+            "--interval-ms", "50", "--today", "2026-03-31", "--metrics-listen", "127.0.0.1:" + std::to_string(port)};
+  o.log = dir.path() / "recon.log";
+  Process recon(o);
+  ASSERT_TRUE(recon.wait_for_output("metrics on http://", std::chrono::seconds(60))) << recon.log_tail();
+  const std::string before = scrape_until(port, [](const std::string& s) { return !s.empty(); });
+  EXPECT_EQ(sample(before, R"(settle_recon_open_discrepancies{state="open"})"), 0.0) << before;
+  EXPECT_THAT(before, Not(HasSubstr("settle_recon_drift_minor_units{")));
+
+  std::ofstream(dir.path() / "statement.xml") << unknown_debit_statement();
+  fs::rename(dir.path() / "statement.xml", inbox / "statement.xml");
+  const std::string after = scrape_until(port, [](const std::string& s) {
+    return sample(s, R"(settle_recon_drift_minor_units{currency="EUR"})").has_value();
+  });
+  EXPECT_EQ(sample(after, R"(settle_recon_drift_minor_units{currency="EUR"})"), 150000.0) << after << recon.log_tail();
+  EXPECT_EQ(sample(after, R"(settle_recon_open_discrepancies{state="open"})"), 1.0);
+  EXPECT_THAT(after, HasSubstr(R"(role="recon")"));
+  expect_promtool_accepts(after);
+  EXPECT_EQ(WEXITSTATUS(recon.stop()), 0) << recon.log_tail();
 }
 
 TEST(RoleMetrics, ARoleRefusesAMetricsAddressItCannotParse) {
