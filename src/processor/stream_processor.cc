@@ -143,7 +143,7 @@ Status StreamProcessor::recover(std::int32_t partition) {
   st.last_input_ms = wall_ms();
   auto& slot = partitions_[partition] = std::move(st);
   // A crash may have fallen between the checkpoint and the tasks' emission.
-  return emit_tasks(slot);
+  return emit_tasks(partition, slot);
 }
 
 Date StreamProcessor::settle_date_for_late(PartitionState& st, const model::Merchant& merchant,
@@ -348,7 +348,7 @@ Status StreamProcessor::commit_closes(std::int32_t partition, PartitionState nex
   SETTLE_TRY(ledger_.post({}, std::span(&cp, 1)));
   PartitionState& current = state(partition);
   current = std::move(next);
-  return emit_tasks(current);
+  return emit_tasks(partition, current);
 }
 
 Status StreamProcessor::close_through(std::int32_t partition, Date through) {
@@ -384,7 +384,7 @@ Status StreamProcessor::advance(std::int32_t partition, Timestamp now) {
   return commit_closes(partition, std::move(next));
 }
 
-Status StreamProcessor::emit_tasks(PartitionState& st) {
+Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
   if (st.closing.empty()) return ok_status();
   std::vector<bus::Record> tasks;
   std::vector<StatusUpdate> updates;
@@ -407,6 +407,16 @@ Status StreamProcessor::emit_tasks(PartitionState& st) {
   SETTLE_TRY(bus_.append(kTasksTopic, tasks));
   stats_.tasks += static_cast<std::int64_t>(tasks.size());
   st.closing.clear();
+  // The tasks are durable on the bus: checkpoint the emptied closing list, or
+  // every recovery until the partition's next chunk would emit them again (an
+  // idle partition whose processor restarts often floods the workers with
+  // duplicates). Nothing is in flight (callers flush first), so `st` is the
+  // committed state but for `closing`. If this post fails the checkpoint keeps
+  // the old list and a recovery re-emits the tasks, which is harmless, so the
+  // failure is not the caller's: the next recovery or chunk clears it.
+  SETTLE_ASSERT(!pending_, "tasks are emitted with no chunk in flight");
+  const ledger::Checkpoint cp{options_.consumer, partition, st.next_offset, encode_state(st)};
+  (void)ledger_.post({}, std::span(&cp, 1));
   return emit_statuses(updates);
 }
 

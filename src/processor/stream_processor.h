@@ -11,7 +11,8 @@
 // caught by the ledger's unique keys, not by a per-event set in memory. After
 // a crash, recover() reloads the checkpoint, recomputes each open batch's
 // totals from the ledger and re-emits the tasks of batches it had started to
-// close; tasks are idempotent by batch identity.
+// close (a checkpoint names a batch as closing from the commit that closes it
+// until its task is on the bus); tasks are idempotent by batch identity.
 //
 // A record it cannot handle (unreadable, invalid, of an unknown merchant, or
 // overflowing its batch's totals) goes to the `dead-letters` topic with its
@@ -86,7 +87,8 @@ class StreamProcessor {
   ~StreamProcessor();
 
   // Loads the partition's checkpoint (or starts it at offset 0) and re-emits
-  // tasks the checkpoint says were being emitted. Must precede poll().
+  // tasks the checkpoint says were being emitted (then checkpoints that they
+  // were). Must precede poll().
   Status recover(std::int32_t partition);
 
   // Processes up to chunk_records records of the partition; 0 at the end
@@ -172,7 +174,8 @@ class StreamProcessor {
     std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
   };
 
-  Status emit_tasks(PartitionState& st);
+  // Emits the tasks of st.closing, then checkpoints the emptied list.
+  Status emit_tasks(std::int32_t partition, PartitionState& st);
   // Appends to the dead-letters topic, creating it (as many partitions as
   // events) on first use when the bus lacks it.
   Status emit_dead_letters(std::vector<bus::Record>& letters);

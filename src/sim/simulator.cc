@@ -360,9 +360,15 @@ SimResult Sim::run() {
     return fail("publish merchants: " + s.error().to_string());
   }
 
+  const auto started = std::chrono::steady_clock::now();
   for (;; ++result_.steps) {
     if (result_.steps >= o_.max_steps) {
       return fail(fmt::format("not finished after {} steps: {}", result_.steps, progress()));
+    }
+    if ((result_.steps & 63) == 0 && std::chrono::steady_clock::now() - started > o_.max_wall) {
+      return fail(fmt::format("not finished after {} s ({} steps): {}",
+                              std::chrono::duration_cast<std::chrono::seconds>(o_.max_wall).count(), result_.steps,
+                              progress()));
     }
     clock_.advance(std::chrono::milliseconds(1 + faults_.below(50)));
     const std::uint64_t r = faults_.below(100);

@@ -16,6 +16,7 @@
 // the report the rules give for the workload, and `verify` clean.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -31,6 +32,11 @@ struct SimOptions {
   int events = 24;           // distinct events of the workload
   bool faults = true;        // false: no faults injected (the fault-free run of the workload)
   std::int64_t max_steps = 50'000;  // a run that has not finished by then fails
+  // A run still going after this much wall-clock time fails too (a livelock
+  // whose steps grow slower, e.g. a backlog re-read on every recovery); it is
+  // a safety net, not a figure of the run: seeds that pass finish in well
+  // under a second.
+  std::chrono::milliseconds max_wall{20'000};
   std::filesystem::path dir;  // for the bus and ledger; empty: a temporary one, removed after
   FaultOptions fault_options;
 };

@@ -274,6 +274,48 @@ TEST_F(Pipeline, RecoveryReEmitsTheTaskOfABatchItWasClosing) {
   EXPECT_EQ(t[0].key.batch_date, kDay1);
   EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 100);
   EXPECT_EQ(second.open_batches(0), 0u);
+  // Re-emitted once: the recovery checkpointed that the task is out.
+  processor::StreamProcessor third(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(third.recover(0).ok());
+  EXPECT_EQ(tasks().size(), 1u);
+}
+
+// The processor of an idle partition (no chunk after the close) restarting
+// again and again must not emit the closed batches' tasks on every recovery:
+// under frequent crashes those duplicates outgrow what the workers drain
+// (simulator seed 1585).
+TEST_F(Pipeline, RecoveriesOfAnIdlePartitionDoNotReEmitTasksAlreadySent) {
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z"),
+                    event("b", EventType::kCapture, 200, "2026-03-03T01:00:00Z")});
+  {
+    processor::StreamProcessor first(*rt_.bus, *rt_.ledger, *directory_, {});
+    ASSERT_TRUE(first.recover(0).ok());
+    drain(first);
+    ASSERT_TRUE(first.close_through(0, kDay1).ok());
+  }
+  ASSERT_EQ(tasks().size(), 1u);
+  for (int restart = 0; restart < 5; ++restart) {
+    processor::StreamProcessor again(*rt_.bus, *rt_.ledger, *directory_, {});
+    ASSERT_TRUE(again.recover(0).ok());
+    EXPECT_EQ(again.stats().tasks, 0) << "restart " << restart;
+    EXPECT_EQ(again.open_batches(0), 1u);  // 03-03 stays open, its totals recovered
+  }
+  EXPECT_EQ(tasks().size(), 1u);
+  // A pipelined processor clears the list the same way.
+  processor::ProcessorOptions pipelined;
+  pipelined.pipelined = true;
+  {
+    processor::StreamProcessor p(*rt_.bus, *rt_.ledger, *directory_, pipelined);
+    ASSERT_TRUE(p.recover(0).ok());
+    ASSERT_TRUE(p.close_through(0, kDay1.plus_days(1)).ok());
+  }
+  processor::StreamProcessor last(*rt_.bus, *rt_.ledger, *directory_, pipelined);
+  ASSERT_TRUE(last.recover(0).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[1].key.batch_date, kDay1.plus_days(1));
+  EXPECT_EQ(t[1].totals.of(EventType::kCapture).amount, 200);
+  EXPECT_EQ(last.stats().tasks, 0);
 }
 
 TEST_F(Pipeline, LiveWatermarkClosesABatchOnlyOnceItsEndPlusGraceHasPassed) {
