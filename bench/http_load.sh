@@ -237,3 +237,11 @@ cat <<EOF
 errors (non-2xx, socket): gateway $GW_ERR, half $H_ERR; nginx $NG_ERR, half $NH_ERR;
 bulk accepted $BK_ACC of $BK_LINES and $BS_ACC of $BS_LINES lines.
 EOF
+
+# bench/run's table rows (bench/row.h's format).
+row() { printf 'ROW\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@"; }
+row "HTTP single-event POST (req/s)" "$GW_RPS" "$NG_RPS nginx static 200" "$(ratio "$GW_RPS" "$NG_RPS")" ">= 0.5x" \
+  "$(verdict "$(ratio "$GW_RPS" "$NG_RPS" | tr -d x)" 0.5 ">=")"
+row "HTTP single-event p99 at half the max rate (ms)" "$H_P99" "$NH_P99 nginx" "" "< 20 ms" "$(verdict "$H_P99" 20 "<")"
+row "HTTP bulk NDJSON ~1 KiB lines (MB/s)" "$BK_MBS" "" "" ">= 100 MB/s" "$(verdict "$BK_MBS" 100 ">=")"
+row "HTTP bulk NDJSON ~190 B lines (MB/s; events/s)" "$BS_MBS; $BS_EPS" "" "" "" ""

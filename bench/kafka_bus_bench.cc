@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bus/kafka_bus.h"
+#include "row.h"
 
 extern char** environ;
 
@@ -183,6 +184,9 @@ int main(int argc, char** argv) {
   }
   std::printf("best: KafkaBus::append %.0f msg/s, kcat %.0f msg/s, ratio %.2fx (target >= 0.5x)\n",
               best_bus, best_kcat, best_bus / best_kcat);
+  settle::bench::print_row("Kafka produce to the mock cluster (msg/s)", fmt::format("{:.0f}", best_bus),
+                           fmt::format("{:.0f} kcat -P", best_kcat), settle::bench::ratio_text(best_bus, best_kcat),
+                           ">= 0.5x", settle::bench::met(best_bus >= 0.5 * best_kcat));
 
   ::unlink(path.c_str());
   opened->reset();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "ledger/postgres_ledger.h"
+#include "row.h"
 #include "model/merchant.h"
 #include "rules/rules.h"
 #include "support/postgres_server.h"
@@ -221,6 +222,9 @@ int main(int argc, char** argv) {
     }
     std::printf("best: raw COPY %.0f journals/s, PostgresLedger %.0f journals/s, ratio %.2fx (target >= 0.7x)\n",
                 best_raw, best_ledger, best_ledger / best_raw);
+    settle::bench::print_row("PostgreSQL ledger posting (journals/s)", fmt::format("{:.0f}", best_ledger),
+                             fmt::format("{:.0f} raw COPY", best_raw), settle::bench::ratio_text(best_ledger, best_raw),
+                             ">= 0.7x", settle::bench::met(best_ledger >= 0.7 * best_raw));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pg_ledger_bench: %s\n", e.what());
     return 2;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "row.h"
 #include "support/kafka_mock.h"
 #include "support/postgres_server.h"
 #include "support/process.h"
@@ -107,5 +108,11 @@ int main(int argc, char** argv) {
   row("process", process_s);
   row("settle", settle_s);
   row("total", total);
+  settle::bench::print_row(
+      fmt::format("production path, {} events, {} processors, {} worker process{}", events, processors, workers,
+                  workers == 1 ? "" : "es"),
+      fmt::format("{:.1f} s ({:.0f} events/s); closing batches {:.1f} s", total, static_cast<double>(events) / total,
+                  settle_s),
+      "", "", "", "");
   return 0;
 }

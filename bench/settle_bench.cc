@@ -1,27 +1,39 @@
 // settle_bench: N generated events through `settled settle` end to end
 // (parse, bus append, processor, ledger, worker, report). Prints events/s and
-// the child's peak RSS for each size, so that RSS independence from the
-// event count is visible. Usage: settle_bench [events...] (default 100000 1000000)
+// the child's peak RSS for each size, so that RSS independence from the event
+// count is visible, and beside each size up to 2M the baseline: reading and
+// parsing the same file with simdjson alone (every field of every event read).
+//
+// Usage: settle_bench [--fsync-only] [--open-batches] [events...]
+//   events          sizes to run (default 100000 1000000)
+//   --fsync-only    only the durable mode (fsync every append, ledger full)
+//   --open-batches  also measure RSS per open batch: 200k events left open
+//                   over 30 days and over 3,000 days (600 vs 60,000 batches)
+// Prints bench/run's ROW lines (bench/row.h).
 #include <fmt/format.h>
+#include <simdjson.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "row.h"
 #include "workload.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using namespace settle;
+using settle::bench::print_row;
 using settle::bench::write_inputs;
+
+constexpr double kTargetEventsPerSecond = 250'000;
 
 struct Figures {
   double seconds;
@@ -29,12 +41,13 @@ struct Figures {
   int exit_code;
 };
 
-Figures run_settle(const fs::path& dir, const std::vector<std::string>& extra) {
+Figures run_settle(const fs::path& dir, const std::string& through, const std::vector<std::string>& extra) {
   std::vector<std::string> args = {SETTLED_BIN, "settle", "--quiet", "--merchants", (dir / "merchants.ndjson").string(),
-                                   "--events", (dir / "events.ndjson").string(), "--through", "2026-03-31",
+                                   "--events", (dir / "events.ndjson").string(), "--through", through,
                                    "--data-dir", (dir / "data").string()};
   args.insert(args.end(), extra.begin(), extra.end());
   fs::remove_all(dir / "data");
+  std::fflush(stdout);  // or the child's freopen() flushes our buffered lines a second time
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = fork();
   if (pid == 0) {
@@ -49,39 +62,124 @@ Figures run_settle(const fs::path& dir, const std::vector<std::string>& extra) {
   rusage usage{};
   wait4(pid, &status, 0, &usage);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fs::remove_all(dir / "data");
   return Figures{s, usage.ru_maxrss, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
 }
+
+// The baseline: load the file and read every field of every event with
+// simdjson's streaming parser, nothing else. Returns events/s, or < 0 on error.
+double simdjson_baseline(const fs::path& file, std::int64_t expected) {
+  const auto t0 = std::chrono::steady_clock::now();
+  simdjson::padded_string json;
+  if (simdjson::padded_string::load(file.string()).get(json)) return -1;
+  simdjson::ondemand::parser parser;
+  simdjson::ondemand::document_stream stream;
+  if (parser.iterate_many(json, 1 << 20).get(stream)) return -1;
+  std::int64_t events = 0, amounts = 0;
+  std::size_t id_bytes = 0;
+  for (auto doc : stream) {
+    std::string_view s;
+    std::int64_t amount = 0;
+    if (doc["event_id"].get_string().get(s)) return -1;
+    id_bytes += s.size();
+    if (doc["merchant_id"].get_string().get(s)) return -1;
+    id_bytes += s.size();
+    if (doc["type"].get_string().get(s)) return -1;
+    if (doc["amount"].get_int64().get(amount)) return -1;
+    if (doc["currency"].get_string().get(s)) return -1;
+    if (doc["occurred_at"].get_string().get(s)) return -1;
+    amounts += amount;
+    ++events;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (events != expected || id_bytes == 0 || amounts == 0) return -1;
+  return static_cast<double>(events) / s;
+}
+
+std::string mib(long kib) { return fmt::format("{:.1f} MiB", static_cast<double>(kib) / 1024.0); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::int64_t> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::stoll(argv[i]));
+  bool fsync_only = false, open_batches = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--fsync-only") == 0) {
+      fsync_only = true;
+    } else if (std::strcmp(argv[i], "--open-batches") == 0) {
+      open_batches = true;
+    } else if (argv[i][0] >= '1' && argv[i][0] <= '9') {
+      sizes.push_back(std::stoll(argv[i]));
+    } else {
+      std::fprintf(stderr, "usage: settle_bench [--fsync-only] [--open-batches] [events...]\n");
+      return 2;
+    }
+  }
   if (sizes.empty()) sizes = {100'000, 1'000'000};
   const fs::path root = fs::temp_directory_path() / fmt::format("settle-bench-{}", getpid());
   std::printf("%-10s %-34s %10s %14s %12s\n", "events", "durability", "seconds", "events/s", "peak RSS");
-  std::fflush(stdout);  // before fork(), or the child's exit flushes it again
+
   for (std::int64_t n : sizes) {
     const fs::path dir = root / std::to_string(n);
     fs::create_directories(dir);
     write_inputs(dir, n);
+    const double baseline = n <= 2'000'000 ? simdjson_baseline(dir / "events.ndjson", n) : 0;
+    if (baseline < 0) {
+      std::fprintf(stderr, "settle_bench: the simdjson baseline could not read %s\n", (dir / "events.ndjson").c_str());
+      return 1;
+    }
     struct Mode {
       const char* name;
       std::vector<std::string> flags;
     };
-    const Mode modes[] = {{"fsync every append, ledger full", {}},
-                          {"no fsync, ledger normal", {"--fsync", "none", "--ledger-sync", "normal"}}};
+    std::vector<Mode> modes = {{"fsync every append, ledger full", {}}};
+    if (!fsync_only) modes.push_back({"no fsync, ledger normal", {"--fsync", "none", "--ledger-sync", "normal"}});
     for (const Mode& mode : modes) {
-      const Figures f = run_settle(dir, mode.flags);
+      const Figures f = run_settle(dir, "2026-03-31", mode.flags);
       if (f.exit_code != 0) {
         std::fprintf(stderr, "settled exited with %d\n", f.exit_code);
         return 1;
       }
-      std::printf("%-10lld %-34s %10.2f %14.0f %9.1f MiB\n", static_cast<long long>(n), mode.name, f.seconds,
-                  static_cast<double>(n) / f.seconds, static_cast<double>(f.max_rss_kib) / 1024.0);
+      const double rate = static_cast<double>(n) / f.seconds;
+      std::printf("%-10lld %-34s %10.2f %14.0f %12s\n", static_cast<long long>(n), mode.name, f.seconds, rate,
+                  mib(f.max_rss_kib).c_str());
       std::fflush(stdout);
+      if (&mode == &modes.front()) {
+        const std::string measure = fmt::format("embedded settle, {} events, end to end (events/s)", n);
+        print_row(measure, fmt::format("{:.0f}", rate), baseline > 0 ? fmt::format("{:.0f} simdjson", baseline) : "",
+                  bench::ratio_text(rate, baseline), ">= 250k events/s", bench::met(rate >= kTargetEventsPerSecond));
+        print_row(fmt::format("embedded settle, {} events: time, peak RSS", n),
+                  fmt::format("{:.1f} s, {}", f.seconds, mib(f.max_rss_kib)), "", "", "RSS flat in event count", "");
+      }
     }
     fs::remove_all(dir);
+  }
+  if (open_batches) {
+    // The same 200k events spread over 30 days and over 3,000 days, with a
+    // through date before the first event: nothing closes, so the second run
+    // holds 100 times the open batches of the first (20 merchants a day each).
+    constexpr std::int64_t kEvents = 200'000, kMerchants = 20;
+    long rss[2] = {0, 0};
+    const std::int64_t spans[2] = {30, 3000};
+    for (int k = 0; k < 2; ++k) {
+      const fs::path dir = root / fmt::format("open-{}", spans[k]);
+      fs::create_directories(dir);
+      write_inputs(dir, kEvents, spans[k]);
+      const Figures f = run_settle(dir, "2026-02-27", {"--fsync", "none", "--ledger-sync", "normal"});
+      if (f.exit_code != 0) {
+        std::fprintf(stderr, "settled exited with %d (open batches)\n", f.exit_code);
+        return 1;
+      }
+      rss[k] = f.max_rss_kib;
+      std::printf("open batches: %lld events over %lld days, ~%lld open batches: peak RSS %s\n",
+                  static_cast<long long>(kEvents), static_cast<long long>(spans[k]),
+                  static_cast<long long>(kMerchants * spans[k]), mib(f.max_rss_kib).c_str());
+      fs::remove_all(dir);
+    }
+    const double per_batch = static_cast<double>(rss[1] - rss[0]) * 1024.0 /
+                             static_cast<double>(kMerchants * (spans[1] - spans[0]));
+    print_row("RSS per open batch (bytes; 600 vs 60,000 open)", fmt::format("{:.0f}", per_batch), "", "",
+              "flat in event count", "");
   }
   fs::remove_all(root);
   return 0;

@@ -1,5 +1,6 @@
 // The generated workload of the benchmarks: 20 merchants in 5 time zones and
-// N events over March 2026, with random ids, in time order with jitter.
+// N events from 2026-03-01 over `span_days` days (30: March 2026), with random
+// ids, in time order with jitter.
 #pragma once
 
 #include <fmt/format.h>
@@ -17,7 +18,7 @@ namespace settle::bench {
 namespace fs = std::filesystem;
 
 // Writes dir/merchants.ndjson and dir/events.ndjson.
-inline void write_inputs(const fs::path& dir, std::int64_t events) {
+inline void write_inputs(const fs::path& dir, std::int64_t events, std::int64_t span_days = 30) {
   constexpr int kMerchants = 20;
   std::ofstream m(dir / "merchants.ndjson");
   const char* zones[] = {"Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Australia/Sydney"};
@@ -31,7 +32,7 @@ inline void write_inputs(const fs::path& dir, std::int64_t events) {
   std::mt19937_64 rng(42);
   const char* alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
   const std::int64_t start = static_cast<std::int64_t>(date_from_civil(2026, 3, 1).days) * kNsPerDay;
-  const std::int64_t span_ms = 30LL * 86400 * 1000;
+  const std::int64_t span_ms = span_days * 86400 * 1000;
   std::string line;
   for (std::int64_t i = 0; i < events; ++i) {
     model::Event ev;
