@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_set>
 
 #include "gateway/bulk.h"
 #include "gateway/signed_url.h"
@@ -234,6 +235,11 @@ ordered_json open_batch_json(const model::BatchKey& key, const model::ControlTot
 std::string claim_key(std::string_view merchant, std::string_view event_id) {
   // A merchant id has no '|', so the key names one (merchant, event id).
   return fmt::format("ev|{}|{}", merchant, event_id);
+}
+
+// Set once the bus has the event: only then is a repeat a duplicate.
+std::string on_bus_key(std::string_view merchant, std::string_view event_id) {
+  return fmt::format("evb|{}|{}", merchant, event_id);
 }
 
 }  // namespace
@@ -776,9 +782,14 @@ Response Api::post_events(Call& call) {
   return Response{202, std::move(out), {{"traceparent", traceparent}}};
 }
 
-// A claim that exists is a duplicate (same digest) or a conflict (another
-// digest). Claims of a failed append are released, so a retry is not taken
-// for a duplicate of something the bus never got.
+// Two phases per event: a claim (put_if_absent, value the content's digest)
+// before the bus append, and an on-bus mark after it. A claim of other
+// content is a conflict. A claim of the same content is a duplicate only once
+// marked on the bus: a gateway killed between its claim and its append (or
+// whose append is still in flight) leaves a bare claim, and the retry is
+// appended again rather than acknowledged as a duplicate of an event the bus
+// may never get; the ledger's identity settles a second copy once. Claims of
+// a failed append are released.
 Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events, std::string_view source,
                                                    std::string_view traceparent) {
   const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
@@ -809,14 +820,31 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
     return outcomes.error();
   }
   std::vector<bus::Record> records;
+  std::vector<std::size_t> appended;  // events[i] of each record
+  std::unordered_set<std::string_view> in_call;  // keys appended by this call
   records.reserve(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
     const idempotency::PutOutcome& put = (*outcomes)[i];
     if (!put.inserted) {
-      verdicts[i] = put.existing == digests[i] ? Verdict::kDuplicate : Verdict::kConflict;
-      continue;
+      if (put.existing != digests[i]) {
+        verdicts[i] = Verdict::kConflict;
+        continue;
+      }
+      if (in_call.contains(keys[i])) {  // twice in one call: once on the bus
+        verdicts[i] = Verdict::kDuplicate;
+        continue;
+      }
+      SETTLE_ASSIGN_OR_RETURN(auto on_bus, store_.get(on_bus_key(events[i].merchant_id.view(),
+                                                                 events[i].event_id.view())));
+      if (on_bus.has_value()) {
+        verdicts[i] = Verdict::kDuplicate;
+        continue;
+      }
+    } else {
+      claimed.push_back(i);
     }
-    claimed.push_back(i);
+    in_call.insert(keys[i]);
+    appended.push_back(i);
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
                                   {bus::Header{processor::kSourceHeader, std::string(source)},
                                    bus::Header{processor::kTraceparentHeader, trace}},
@@ -824,12 +852,21 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
   }
   if (!records.empty()) {
     // Concurrent requests' records share one bus append (group commit).
-    Status appended = events_appender_.append(records);
-    if (!appended.ok()) {
+    Status status = events_appender_.append(records);
+    if (!status.ok()) {
       release_claims(claimed);
-      return make_error(appended.error().code,
-                        fmt::format("the bus did not take the events: {}", appended.error().message));
+      return make_error(status.error().code,
+                        fmt::format("the bus did not take the events: {}", status.error().message));
     }
+    // A lost mark costs a second copy on the bus if the event is sent again,
+    // never a lost event: its failure is not the request's.
+    std::vector<std::string> mark_keys;
+    mark_keys.reserve(appended.size());
+    for (std::size_t i : appended) mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
+    std::vector<idempotency::PutRequest> marks;
+    marks.reserve(appended.size());
+    for (const std::string& k : mark_keys) marks.push_back({k, "1"});  // small: one per accepted event
+    (void)store_.put_if_absent_many(marks, options_.event_claim_ttl);
   }
   if (options_.metrics != nullptr) {
     for (Verdict v : verdicts) {
@@ -1114,7 +1151,7 @@ Response Api::get_ledger(Call& call, std::string_view merchant_id) {
 }
 
 Response Api::get_event(Call&, std::string_view merchant_id, std::string_view event_id) {
-  auto claim = store_.get(claim_key(merchant_id, event_id));
+  auto claim = store_.get(on_bus_key(merchant_id, event_id));  // accepted: on the bus
   if (!claim.ok()) return error_response(503, "unavailable", claim.error().message);
   ledger::PostingQuery q;
   q.merchant_id = std::string(merchant_id);

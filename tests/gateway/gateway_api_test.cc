@@ -564,12 +564,13 @@ TEST(GatewayBulk, A50MegabyteUploadStreamsInBoundedMemory) {
   std::printf("bulk: %lld lines, %.1f MiB in %.2f s (%.1f MiB/s); gateway peak RSS %ld -> %ld KiB\n",
               static_cast<long long>(lines), static_cast<double>(sent) / (1 << 20), seconds,
               static_cast<double>(sent) / (1 << 20) / seconds, before, after);
-  // The body is never held: growth is the event claims (~200 B per event in
-  // the embedded store) and buffers, far below the 50 MiB sent.
+  // The body is never held: growth is the event claims and their on-bus
+  // marks (~300 B per event in the embedded store) and buffers, below the
+  // 50 MiB sent.
 #if defined(__SANITIZE_ADDRESS__)
   (void)after;  // AddressSanitizer's quarantine and shadow memory make RSS meaningless here
 #else
-  EXPECT_LT(after - before, 40 * 1024) << "peak RSS grew by " << (after - before) << " KiB";
+  EXPECT_LT(after - before, 46 * 1024) << "peak RSS grew by " << (after - before) << " KiB";
 #endif
 }
 
