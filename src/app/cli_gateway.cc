@@ -24,7 +24,7 @@ int run_gateway(const RoleFlags& flags) {
   auto so = server_options(flags);
   if (!so.ok()) return fatal(so.error().message);
   block_stop_signals();
-  auto rt = Runtime::open(*ro);
+  auto rt = open_runtime_retrying(*ro, "gateway");
   if (!rt.ok()) return fatal(rt.error().message);
   auto recon = open_recon_store(*ro);
   if (!recon.ok()) return fatal(recon.error().message);

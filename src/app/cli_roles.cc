@@ -45,7 +45,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   lo->run_processor = processor;
   lo->run_worker = worker;
   block_stop_signals();
-  auto rt = Runtime::open(*ro);
+  auto rt = open_runtime_retrying(*ro, name);
   if (!rt.ok()) return fatal(rt.error().message);
   // On Kafka, processes of a role share the partitions through consumer
   // groups unless the operator pins them with --owned-partitions.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 #include <fstream>
@@ -36,6 +37,9 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_GRACE_MS")->capture_default_str();
   cmd.add_option("--idle-ms", f.idle_ms, "A partition idle this long lets wall-clock time close its batches")
       ->envname("SETTLE_IDLE_MS")->capture_default_str();
+  cmd.add_option("--lease-ms", f.lease_ms,
+                 "Worker: how long its claim on a batch lasts (a dead worker's batch waits this long)")
+      ->envname("SETTLE_LEASE_MS")->capture_default_str();
   cmd.add_option("--listen", f.listen, "HTTP address host:port")->envname("SETTLE_LISTEN")->capture_default_str();
   cmd.add_option("--io-threads", f.io_threads, "HTTP I/O threads")
       ->envname("SETTLE_IO_THREADS")->check(CLI::Range(1, 256))->capture_default_str();
@@ -147,6 +151,8 @@ Result<LiveOptions> live_options(const RoleFlags& f) {
   if (f.grace_ms < 0 || f.idle_ms < 0) {
     return make_error(ErrorCode::kInvalidArgument, "--grace-ms and --idle-ms must not be negative");
   }
+  if (f.lease_ms < 100) return make_error(ErrorCode::kInvalidArgument, "--lease-ms must be at least 100");
+  o.worker.lease_ttl = std::chrono::milliseconds(f.lease_ms);
   o.processor.grace_ms = f.grace_ms;
   o.processor.idle_ms = f.idle_ms;
   return o;
@@ -219,6 +225,27 @@ bool wait_for_signal(std::chrono::milliseconds timeout) {
   sigaddset(&set, SIGTERM);
   timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>((timeout.count() % 1000) * 1'000'000)};
   return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+}  // namespace settle::app
+
+namespace settle::app {
+
+Result<Runtime> open_runtime_retrying(const RuntimeOptions& options, const char* role,
+                                      std::chrono::milliseconds give_up) {
+  const auto deadline = std::chrono::steady_clock::now() + give_up;
+  for (int attempt = 1;; ++attempt) {
+    auto rt = Runtime::open(options);
+    if (rt.ok()) return rt;
+    const ErrorCode code = rt.error().code;
+    if ((code != ErrorCode::kUnavailable && code != ErrorCode::kIo) || std::chrono::steady_clock::now() >= deadline) {
+      return rt.error();
+    }
+    observability::Logger(role).warn("{}; retrying (attempt {})", rt.error().message, attempt);
+    if (wait_for_signal(std::chrono::milliseconds(std::min(2000, 100 << std::min(attempt, 5))))) {
+      return make_error(code, rt.error().message + " (stopped while retrying)");
+    }
+  }
 }
 
 }  // namespace settle::app

@@ -26,6 +26,7 @@ struct RoleFlags {
   std::string ledger_sync = "full";
   std::int64_t grace_ms = 10 * 60 * 1000;
   std::int64_t idle_ms = 60 * 1000;
+  std::int64_t lease_ms = 30 * 1000;  // the worker's claim on a batch (WorkerOptions::lease_ttl)
   std::string listen = "127.0.0.1:8080";  // HTTP (gateway, notify, metrics); port 0: any free one
   int io_threads = 2;
   // The gateway (settled gateway, and settled all).
@@ -70,5 +71,13 @@ Status init_role_logging(const RoleFlags& flags);
 void block_stop_signals();
 // Waits up to `timeout` for SIGINT/SIGTERM; true when one arrived.
 bool wait_for_signal(std::chrono::milliseconds timeout);
+
+// Runtime::open for a long-running role: a server that is down or restarting
+// (kUnavailable, kIo) is retried with backoff up to 2 s, each failure logged
+// as a warning, for up to `give_up`, or until SIGINT/SIGTERM (call after
+// block_stop_signals()). A role started while PostgreSQL or Redis restarts
+// waits for it rather than exiting.
+Result<Runtime> open_runtime_retrying(const RuntimeOptions& options, const char* role,
+                                      std::chrono::milliseconds give_up = std::chrono::minutes(2));
 
 }  // namespace settle::app

@@ -84,18 +84,53 @@ std::string quote_identifier(const std::string& name) {
 }  // namespace
 
 struct PostgresServer::Impl {
+  PostgresServerOptions options;
   TempDir dir{"settle-pg"};
+  fs::path bin;
   int port = 0;
   std::optional<Process> server;
+  int starts = 0;
 
   std::string conninfo(const std::string& dbname) const {
     return "host=127.0.0.1 port=" + std::to_string(port) + " user=" + kAccount +
            " dbname=" + quote_keyword(dbname) + " connect_timeout=10";
   }
+
+  // Starts postgres on `port` and waits until it answers; the log tail when
+  // it does not.
+  std::optional<std::string> launch() {
+    const fs::path log = dir.path() / ("server-" + std::to_string(starts++) + ".log");
+    Process p({.argv = {(bin / "postgres").string(), "-D", (dir.path() / "data").string(), "-p",
+                        std::to_string(port), "-k", (dir.path() / "sockets").string(), "-c",
+                        "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
+                        "full_page_writes=off", "-c",
+                        options.synchronous_commit ? "synchronous_commit=on" : "synchronous_commit=off", "-c",
+                        "shared_buffers=64MB", "-c", "max_connections=200", "-c",
+                        "max_wal_size=2GB", "-c", "logging_collector=off", "-c",
+                        "log_min_messages=warning"},
+               .env = {},
+               .run_as = std::string(kAccount),
+               .log = log,
+               .cwd = dir.path()});
+    const std::string info = conninfo("postgres");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline && p.running()) {
+      if (PQping(info.c_str()) == PQPING_OK) {
+        server.emplace(std::move(p));
+        return std::nullopt;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    std::string tail = p.log_tail();
+    p.stop(SIGINT);
+    return tail;
+  }
 };
 
-PostgresServer::PostgresServer() : impl_(std::make_unique<Impl>()) {
-  const fs::path bin = bin_dir();
+PostgresServer::PostgresServer(PostgresServerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = options;
+  impl_->bin = bin_dir();
+  const fs::path bin = impl_->bin;
   const fs::path data = impl_->dir.path() / "data";
   const fs::path sockets = impl_->dir.path() / "sockets";
   fs::create_directories(sockets);
@@ -119,37 +154,29 @@ PostgresServer::PostgresServer() : impl_(std::make_unique<Impl>()) {
   std::string last_log;
   for (int attempt = 0; attempt < 5; ++attempt) {
     impl_->port = free_port();
-    const fs::path log = impl_->dir.path() / ("server-" + std::to_string(attempt) + ".log");
-    Process p({.argv = {(bin / "postgres").string(), "-D", data.string(), "-p",
-                        std::to_string(impl_->port), "-k", sockets.string(), "-c",
-                        "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-                        "full_page_writes=off", "-c", "synchronous_commit=off", "-c",
-                        "shared_buffers=64MB", "-c", "max_connections=200", "-c",
-                        "max_wal_size=2GB", "-c", "logging_collector=off", "-c",
-                        "log_min_messages=warning"},
-               .env = {},
-               .run_as = std::string(kAccount),
-               .log = log,
-               .cwd = impl_->dir.path()});
-    const std::string conninfo = impl_->conninfo("postgres");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    bool ready = false;
-    while (std::chrono::steady_clock::now() < deadline && p.running()) {
-      if (PQping(conninfo.c_str()) == PQPING_OK) {
-        ready = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    if (ready) {
-      impl_->server.emplace(std::move(p));
-      return;
-    }
-    last_log = p.log_tail();
-    p.stop(SIGINT);
+    auto failed = impl_->launch();
+    if (!failed) return;
+    last_log = *failed;
   }
   throw std::runtime_error("PostgresServer: postgres did not start:\n" + last_log);
 }
+
+void PostgresServer::stop() {
+  // SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, the next start
+  // runs crash recovery, as after a power cut of the server alone.
+  if (impl_->server) impl_->server->stop(SIGQUIT, std::chrono::seconds(20));
+  impl_->server.reset();
+}
+
+void PostgresServer::start() {
+  if (impl_->server) return;
+  if (auto failed = impl_->launch()) {
+    throw std::runtime_error("PostgresServer: postgres did not start again on port " + std::to_string(impl_->port) +
+                             ":\n" + *failed);
+  }
+}
+
+pid_t PostgresServer::pid() const { return impl_->server ? impl_->server->pid() : -1; }
 
 PostgresServer::~PostgresServer() {
   // SIGINT is PostgreSQL's fast shutdown: it disconnects clients and exits cleanly.
@@ -161,7 +188,7 @@ PostgresServer& PostgresServer::shared() {
   // Destroyed by static destruction at exit, which stops the server.
   static std::unique_ptr<PostgresServer> server;
   std::lock_guard lock(mutex);
-  if (!server) server.reset(new PostgresServer());
+  if (!server) server = std::make_unique<PostgresServer>(PostgresServerOptions{});
   return *server;
 }
 

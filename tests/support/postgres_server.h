@@ -13,8 +13,14 @@
 // The PostgreSQL binaries are looked up in $SETTLE_PG_BINDIR, then
 // /usr/lib/postgresql/15/bin, then PATH.
 //
-// Thread safety: shared() and create_database() may be called from any thread.
+// shared() is the process's server. A test that stops and starts a server
+// makes its own instance, so that other tests keep theirs.
+//
+// Thread safety: shared() and create_database() may be called from any thread;
+// stop() and start() belong to one thread.
 #pragma once
+
+#include <sys/types.h>
 
 #include <memory>
 #include <mutex>
@@ -22,11 +28,22 @@
 
 namespace settle::testing {
 
+struct PostgresServerOptions {
+  // On: a commit is acknowledged once its WAL reached the OS, so stop()
+  // (an immediate shutdown) loses no acknowledged transaction. Off (the
+  // shared server): faster, and an immediate shutdown may lose the last ones.
+  bool synchronous_commit = false;
+};
+
 class PostgresServer {
  public:
   // The process's server, started on first use (throws std::runtime_error
   // when it cannot start; the message carries the server's log tail).
   static PostgresServer& shared();
+
+  // A server of its own (throws std::runtime_error, with its log tail, when
+  // it cannot start).
+  explicit PostgresServer(PostgresServerOptions options);
 
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
@@ -41,9 +58,16 @@ class PostgresServer {
   // Throws std::runtime_error on failure.
   void create_database(const std::string& name);
 
+  // Immediate shutdown (SIGQUIT: clients cut off, crash recovery at the next
+  // start) and wait for it.
+  void stop();
+  // Starts the same data directory on the same port again; waits until it
+  // answers (throws std::runtime_error when it does not).
+  void start();
+  pid_t pid() const;  // the postmaster, -1 while stopped
+
  private:
   struct Impl;
-  PostgresServer();
   std::unique_ptr<Impl> impl_;
   std::mutex mutex_;
 };
