@@ -10,7 +10,9 @@ namespace {
 constexpr StatusKind kKinds[] = {StatusKind::kEventDuplicate, StatusKind::kEventConflict,
                                  StatusKind::kEventRejected,  StatusKind::kEventLate,
                                  StatusKind::kBatchClosing,   StatusKind::kBatchClosed,
-                                 StatusKind::kBatchCloseFailed};
+                                 StatusKind::kBatchCloseFailed, StatusKind::kBatchOpen};
+constexpr EventType kTypes[] = {EventType::kCapture, EventType::kRefund, EventType::kChargeback,
+                                EventType::kChargebackReversal, EventType::kAdjustment};
 }
 
 std::string_view status_kind_name(StatusKind kind) {
@@ -22,6 +24,7 @@ std::string_view status_kind_name(StatusKind kind) {
     case StatusKind::kBatchClosing: return "batch_closing";
     case StatusKind::kBatchClosed: return "batch_closed";
     case StatusKind::kBatchCloseFailed: return "batch_close_failed";
+    case StatusKind::kBatchOpen: return "batch_open";
   }
   SETTLE_ASSERT(false, "unknown status kind");
 }
@@ -39,6 +42,18 @@ std::string status_json(const StatusUpdate& u) {
   if (u.kind == StatusKind::kBatchClosed) {
     j["payout"] = u.payout;
     j["carry_out"] = u.carry_out;
+  }
+  if (u.payout_date) j["payout_date"] = format_date(*u.payout_date);
+  if (u.totals) {
+    json t = json::object();
+    for (EventType type : kTypes) {
+      const TypeTotals& tt = u.totals->of(type);
+      if (tt.count == 0) continue;
+      t[std::string(event_type_name(type))] = {{"count", tt.count}, {"amount", tt.amount}, {"fees", tt.fees}};
+    }
+    j["event_count"] = u.totals->event_count();
+    j["fees"] = u.totals->fees();
+    j["totals"] = std::move(t);
   }
   if (!u.reason.empty()) j["reason"] = u.reason;
   j["at_ms"] = u.at_ms;
@@ -73,6 +88,19 @@ Result<StatusUpdate> parse_status_json(std::string_view text) {
     }
     u.payout = j.value("payout", Minor{0});
     u.carry_out = j.value("carry_out", Minor{0});
+    if (j.contains("payout_date")) {
+      SETTLE_ASSIGN_OR_RETURN(u.payout_date, parse_date(j["payout_date"].get<std::string>()));
+    }
+    if (j.contains("totals")) {
+      ControlTotals totals;
+      for (const auto& [name, tt] : j["totals"].items()) {
+        auto type = event_type_from_name(name);
+        if (!type) return make_error(ErrorCode::kInvalidArgument, "status update: unknown event type '" + name + "' in totals");
+        totals.of(*type) = TypeTotals{tt.at("count").get<std::int64_t>(), tt.at("amount").get<Minor>(),
+                                      tt.at("fees").get<Minor>()};
+      }
+      u.totals = totals;
+    }
     u.reason = j.value("reason", "");
     u.at_ms = j.value("at_ms", std::int64_t{0});
     return u;

@@ -1,5 +1,12 @@
 // Status updates published on the `status` topic: what happened to an event or
-// a batch, for operators, merchants and the CLI.
+// a batch, for operators, merchants, the CLI and the notify role.
+//
+// Order and sequence: the topic is keyed by merchant, so every update of a
+// merchant lands on one partition and its offset there is the update's
+// sequence number: assigned by the bus when the update is published,
+// increasing with every update of the merchant (not contiguous: merchants
+// share partitions). notify/ pairs it with an epoch that changes when the
+// partition's log cannot be continued (see notify/status_cache.h).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +27,7 @@ enum class StatusKind : std::uint8_t {
   kBatchClosing,       // the processor emitted its settlement task
   kBatchClosed,        // the worker wrote its summary
   kBatchCloseFailed,   // the worker refused to close it (reason says why)
+  kBatchOpen,          // the processor posted events to an open batch: its running totals
 };
 std::string_view status_kind_name(StatusKind kind);
 
@@ -33,6 +41,8 @@ struct StatusUpdate {
   Minor carry_out = 0;           // kBatchClosed
   std::string reason;            // human-readable detail
   std::int64_t at_ms = 0;        // wall clock when it happened
+  std::optional<Date> payout_date;      // kBatchClosed
+  std::optional<ControlTotals> totals;  // kBatchOpen: the batch's running totals; kBatchClosed: its totals
 };
 
 std::string status_json(const StatusUpdate& update);

@@ -187,7 +187,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     chunk->dead_letters.push_back(bus::Record{rec.key, model::dead_letter_json(letter), rec.headers, 0});
     chunk->updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
                                           std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
-                                          std::move(why), now_ms});
+                                          std::move(why), now_ms, std::nullopt, std::nullopt});
   };
 
   for (const bus::StoredRecord& rec : records) {
@@ -295,7 +295,7 @@ Status StreamProcessor::flush() {
                                             BatchKey{j.merchant_id, j.settle_date, j.currency}, 0, 0,
                                             fmt::format("belongs to closed batch {}; settles in {}",
                                                         format_date(j.batch_date), format_date(j.settle_date)),
-                                            p->now_ms});
+                                            p->now_ms, std::nullopt, std::nullopt});
         }
         break;
       case ledger::PostOutcome::kDuplicate:
@@ -303,7 +303,7 @@ Status StreamProcessor::flush() {
         subtract(settle_batch(), j);
         p->updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p->sources[i],
                                           std::nullopt, 0, 0, "already accepted with identical content",
-                                          p->now_ms});
+                                          p->now_ms, std::nullopt, std::nullopt});
         break;
       case ledger::PostOutcome::kConflict:
         ++stats_.conflicts;
@@ -311,9 +311,30 @@ Status StreamProcessor::flush() {
         p->updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, p->sources[i],
                                           std::nullopt, 0, 0,
                                           "an event with this event_id and different content was accepted before",
-                                          p->now_ms});
+                                          p->now_ms, std::nullopt, std::nullopt});
         break;
     }
+  }
+  // One batch_open per batch this chunk posted to, with its running totals
+  // (after the duplicates and conflicts above were taken out): per chunk,
+  // not per event, so the hot path stays cheap.
+  std::vector<const model::Journal*> touched;
+  for (std::size_t i = 0; i < p->journals.size(); ++i) {
+    if ((*outcomes)[i] == ledger::PostOutcome::kPosted) touched.push_back(&p->journals[i]);
+  }
+  std::sort(touched.begin(), touched.end(), [](const model::Journal* a, const model::Journal* b) {
+    return std::tie(a->merchant_id, a->settle_date, a->currency) < std::tie(b->merchant_id, b->settle_date, b->currency);
+  });
+  for (std::size_t i = 0; i < touched.size(); ++i) {
+    const model::Journal& j = *touched[i];
+    if (i > 0 && j.merchant_id == touched[i - 1]->merchant_id && j.settle_date == touched[i - 1]->settle_date &&
+        j.currency == touched[i - 1]->currency) {
+      continue;
+    }
+    auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
+    if (it == st.open.end()) continue;
+    p->updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
+                                      p->now_ms, std::nullopt, it->second});
   }
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.
@@ -402,7 +423,8 @@ Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
     task.merchant = *merchant;
     tasks.push_back(bus::Record{c.key.merchant_id.str(), model::task_json(task), {}, 0});
     updates.push_back(StatusUpdate{StatusKind::kBatchClosing, c.key.merchant_id.str(), "", "", c.key, 0, 0,
-                                   fmt::format("{} events", task.totals.event_count()), wall_ms()});
+                                   fmt::format("{} events", task.totals.event_count()), wall_ms(), std::nullopt,
+                                   std::nullopt});
   }
   SETTLE_TRY(bus_.append(kTasksTopic, tasks));
   stats_.tasks += static_cast<std::int64_t>(tasks.size());

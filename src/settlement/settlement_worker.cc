@@ -158,12 +158,12 @@ void SettlementWorker::fail(const model::SettlementTask& task, std::string_view 
   ++it->second;
   failures_.push_back(fmt::format("batch {}: {}", task.key.to_string(), reason));
   publish(StatusUpdate{StatusKind::kBatchCloseFailed, task.key.merchant_id.str(), "", "", task.key, 0, 0,
-                       std::move(reason), wall_ms()});
+                       std::move(reason), wall_ms(), std::nullopt, std::nullopt});
 }
 
 StatusUpdate SettlementWorker::closed_status(const model::BatchSummary& s) {
   return StatusUpdate{StatusKind::kBatchClosed, s.key.merchant_id.str(), "", "", s.key, s.payout, s.carry_out,
-                      fmt::format("payout on {}", format_date(s.payout_date)), wall_ms()};
+                      fmt::format("payout on {}", format_date(s.payout_date)), wall_ms(), s.payout_date, s.totals};
 }
 
 void SettlementWorker::publish(const StatusUpdate& update) {

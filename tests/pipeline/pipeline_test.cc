@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -424,6 +425,31 @@ TEST_F(Pipeline, ACrashBeforeTheCheckpointWritesDeadLettersAgainButNeverLosesThe
   EXPECT_TRUE(verify::check(*input).clean());
 }
 
+TEST_F(Pipeline, PublishesEachOpenBatchsRunningTotalsOncePerChunkWithoutDuplicates) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e2", EventType::kCapture, 2000, "2026-03-02T11:00:00Z"),
+                    event("e2", EventType::kCapture, 2000, "2026-03-02T11:00:00Z"),
+                    event("e3", EventType::kRefund, 300, "2026-03-03T09:00:00Z")});
+  drain(proc);
+  std::map<Date, model::StatusUpdate> open;
+  int opens = 0;
+  for (const auto& s : statuses()) {
+    if (s.kind != model::StatusKind::kBatchOpen) continue;
+    ++opens;
+    ASSERT_TRUE(s.batch.has_value());
+    ASSERT_TRUE(s.totals.has_value());
+    open[s.batch->batch_date] = s;
+  }
+  EXPECT_EQ(opens, 2);  // one chunk, two batches: one update each, not one per event
+  ASSERT_EQ(open.count(kDay1), 1u);
+  EXPECT_EQ(open[kDay1].totals->of(EventType::kCapture).count, 2);  // the duplicate is not counted
+  EXPECT_EQ(open[kDay1].totals->of(EventType::kCapture).amount, 3000);
+  EXPECT_EQ(open[kDay1].totals->fees(), 30);
+  EXPECT_EQ(open[kDay2].totals->of(EventType::kRefund).amount, 300);
+}
+
 class Worker : public Pipeline {
  protected:
   // Processes and closes day 1 and 2 with the processor; returns nothing.
@@ -448,7 +474,17 @@ TEST_F(Worker, SettlesTasksIntoTheLedgerAndPublishesStatus) {
   EXPECT_EQ((*closed)[1].net, -30000);   // chargeback 30000, no fee scheduled
   EXPECT_EQ((*closed)[1].carry_out, -30000);
   int closed_statuses = 0;
-  for (const auto& s : statuses()) closed_statuses += s.kind == model::StatusKind::kBatchClosed;
+  for (const auto& s : statuses()) {
+    if (s.kind != model::StatusKind::kBatchClosed) continue;
+    ++closed_statuses;
+    ASSERT_TRUE(s.payout_date.has_value());
+    ASSERT_TRUE(s.totals.has_value());
+    if (s.batch->batch_date == kDay1) {
+      EXPECT_EQ(s.payout, 9900);
+      EXPECT_EQ(*s.payout_date, date_from_civil(2026, 3, 3));  // delay_days 1
+      EXPECT_EQ(s.totals->of(EventType::kCapture).amount, 10000);
+    }
+  }
   EXPECT_EQ(closed_statuses, 2);
   EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 2);
 }
