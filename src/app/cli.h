@@ -43,5 +43,6 @@ void add_recon_commands(CLI::App& cli, Commands& commands);     // payouts expor
 void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, partitions
 void add_gateway_commands(CLI::App& cli, Commands& commands);   // gateway, keys
 void add_verify_commands(CLI::App& cli, Commands& commands);    // verify, simulate
+void add_notify_commands(CLI::App& cli, Commands& commands);    // notify
 
 }  // namespace settle::app

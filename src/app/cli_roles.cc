@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "app/cli.h"
+#include "app/cli_notify.h"
 #include "app/ingest.h"
 #include "app/live_pipeline.h"
 #include "app/recon_metrics.h"
@@ -73,6 +74,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   std::shared_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
   std::shared_ptr<void> recon_collector;
   std::unique_ptr<gateway::Server> server;
+  std::unique_ptr<NotifyRole> notify;
   if (http) {
     auto opened = open_recon_store(*ro);
     if (!opened.ok()) {
@@ -89,6 +91,16 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     }
     log.info("gateway on http://{}:{}", so->host, server->port());
     if (server->api().upload_secret_generated()) log.warn("{}", kGeneratedSecretNote);
+    const std::string notify_listen = flags.notify_listen.empty() ? so->host + ":0" : flags.notify_listen;
+    auto started = start_notify(*rt->bus, flags, notify_listen);
+    if (!started.ok()) {
+      server->stop();
+      (void)pipeline.stop();
+      return fatal(started.error().message);
+    }
+    notify = std::move(*started);
+    log.info("notify on http://{}:{} (dashboard /dashboard)", notify_listen.substr(0, notify_listen.rfind(':')),
+             notify->server->port());
   }
   log.info("bus {}, ledger {}, store {}; {} partitions, {}{}; stop with SIGTERM or Ctrl-C", rt->bus_kind,
            rt->ledger_kind, rt->store_kind, rt->partitions,
@@ -106,6 +118,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
       break;
     }
   }
+  if (notify) notify->server->stop();
   if (server) server->stop();
   const Status stopped = pipeline.stop();
   const LiveStats s = pipeline.stats();

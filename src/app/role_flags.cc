@@ -72,6 +72,17 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
   cmd.add_option("--metrics-listen", f.metrics_listen,
                  "host:port for GET /metrics on roles without the gateway (the gateway serves it on --listen)")
       ->envname("SETTLE_METRICS_LISTEN");
+  cmd.add_option("--notify-listen", f.notify_listen, "settled all: the notify server's host:port (default: any free port)")
+      ->envname("SETTLE_NOTIFY_LISTEN");
+  cmd.add_option("--notify-cache", f.notify_cache, "Notify: status cache URL redis://host:port (default: in-process)")
+      ->envname("SETTLE_NOTIFY_CACHE");
+  cmd.add_option("--notify-token-secret", f.notify_token_secret,
+                 "Notify: HMAC key of stream tokens; give every notify process the same (default: random per process)")
+      ->envname("SETTLE_NOTIFY_TOKEN_SECRET");
+  cmd.add_option("--notify-queue-max", f.notify_queue_max, "Notify: unsent messages per client before it is closed (4008)")
+      ->envname("SETTLE_NOTIFY_QUEUE_MAX")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
+  cmd.add_option("--notify-history", f.notify_history, "Notify: messages kept per merchant for resume")
+      ->envname("SETTLE_NOTIFY_HISTORY")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))->capture_default_str();
   cmd.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")
       ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
   cmd.add_option("--log-format", f.log_format, "Operational log on stderr: text, or json (one JSON object a line)")

@@ -45,6 +45,13 @@ struct RoleFlags {
   // GET /metrics and /healthz for a role without the gateway (processor,
   // worker); the gateway serves /metrics on --listen. Empty: off.
   std::string metrics_listen;
+  // Notify (settled notify on --listen; settled all on --notify-listen,
+  // default: --listen's host, any free port).
+  std::string notify_listen;
+  std::string notify_cache;         // redis://...; empty: in-process
+  std::string notify_token_secret;  // HMAC key of stream tokens; empty: random per process
+  std::size_t notify_queue_max = 1024;
+  std::size_t notify_history = 1000;
   std::string log_level = "info";
   std::string log_format = "text";  // text or json (JSON lines, observability/log.h)
   bool migrate = false;  // PostgreSQL: apply pending migrations at start

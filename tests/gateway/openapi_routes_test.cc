@@ -1,5 +1,6 @@
-// docs/openapi.yaml and the gateway's route table describe the same API:
-// every route the server answers is documented, and nothing else is.
+// docs/openapi.yaml and the route tables of the gateway and the notify server
+// describe the same API: every route they answer is documented, and nothing
+// else is.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "gateway/api.h"
+#include "notify/server.h"
 
 namespace settle::gateway {
 namespace {
@@ -45,6 +47,7 @@ std::set<std::string> documented_operations(const std::string& file) {
 TEST(OpenApi, DocumentsExactlyTheServersRoutes) {
   std::set<std::string> served;
   for (const Route& r : route_table()) served.insert(std::string(r.method) + " " + r.path);
+  for (const auto& r : notify::notify_route_table()) served.insert(std::string(r.method) + " " + r.path);
   const auto documented = documented_operations(std::string(SETTLE_SOURCE_DIR) + "/docs/openapi.yaml");
   EXPECT_FALSE(documented.empty());
   for (const auto& op : served) EXPECT_TRUE(documented.count(op)) << op << " is served but not in docs/openapi.yaml";
