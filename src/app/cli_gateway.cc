@@ -35,7 +35,8 @@ int run_gateway(const RoleFlags& flags) {
   const auto recon_collector = add_recon_collector(metrics, recon_store);
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
-  log.info("http://{}:{} (bus {}, ledger {}, store {}); stop with SIGTERM or Ctrl-C", so->host, server.port(),
+  log.info("{}://{}:{} (bus {}, ledger {}, store {}); stop with SIGTERM or Ctrl-C",
+           so->tls_cert_file.empty() ? "http" : "https", so->host, server.port(),
            rt->bus_kind, rt->ledger_kind, rt->store_kind);
   if (server.api().upload_secret_generated()) log.warn("{}", kGeneratedSecretNote);
   while (!wait_for_signal(std::chrono::milliseconds(500))) {

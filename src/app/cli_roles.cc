@@ -89,7 +89,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
       (void)pipeline.stop();
       return fatal(s.error().message);
     }
-    log.info("gateway on http://{}:{}", so->host, server->port());
+    log.info("gateway on {}://{}:{}", so->tls_cert_file.empty() ? "http" : "https", so->host, server->port());
     if (server->api().upload_secret_generated()) log.warn("{}", kGeneratedSecretNote);
     const std::string notify_listen = flags.notify_listen.empty() ? so->host + ":0" : flags.notify_listen;
     auto started = start_notify(*rt->bus, flags, notify_listen);

@@ -67,6 +67,9 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
   cmd.add_option("--upload-expiry-s", f.upload_expiry_s, "Gateway: default lifetime of an upload URL, in seconds")
       ->envname("SETTLE_UPLOAD_EXPIRY_S")->check(CLI::Range(std::int64_t{1}, std::int64_t{7 * 86400}))
       ->capture_default_str();
+  cmd.add_option("--tls-cert", f.tls_cert, "Gateway: PEM certificate chain; with --tls-key the gateway speaks only HTTPS")
+      ->envname("SETTLE_TLS_CERT");
+  cmd.add_option("--tls-key", f.tls_key, "Gateway: PEM private key of --tls-cert")->envname("SETTLE_TLS_KEY");
   cmd.add_flag("--migrate", f.migrate, "PostgreSQL ledger: apply pending migrations at start (else run 'settled migrate')")
       ->envname("SETTLE_MIGRATE");
   cmd.add_option("--metrics-listen", f.metrics_listen,
@@ -216,6 +219,11 @@ Result<gateway::ServerOptions> server_options(const RoleFlags& f) {
   if (!so.api.upload_secret.empty() && so.api.upload_secret.size() < 16) {
     return make_error(ErrorCode::kInvalidArgument, "the upload secret must have at least 16 characters");
   }
+  if (f.tls_cert.empty() != f.tls_key.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "TLS needs both --tls-cert and --tls-key");
+  }
+  so.tls_cert_file = f.tls_cert;
+  so.tls_key_file = f.tls_key;
   so.api.upload_max_bytes = f.upload_max_bytes;
   so.api.upload_expiry = std::chrono::seconds(f.upload_expiry_s);
   return so;

@@ -52,6 +52,7 @@ struct RoleFlags {
   std::string notify_token_secret;  // HMAC key of stream tokens; empty: random per process
   std::size_t notify_queue_max = 1024;
   std::size_t notify_history = 1000;
+  std::string tls_cert, tls_key;  // PEM files; both: the gateway speaks only HTTPS
   std::string log_level = "info";
   std::string log_format = "text";  // text or json (JSON lines, observability/log.h)
   bool migrate = false;  // PostgreSQL: apply pending migrations at start

@@ -14,9 +14,13 @@
 #include <deque>
 #include <limits>
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace settle::gateway {
@@ -27,6 +31,9 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+namespace ssl = asio::ssl;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
 
@@ -34,6 +41,7 @@ struct Shared {
   Api* api = nullptr;
   ServerOptions options;
   asio::thread_pool* handlers = nullptr;
+  ssl::context* tls = nullptr;  // set: every connection must speak TLS
   std::atomic<std::size_t> connections{0};
 };
 
@@ -44,9 +52,13 @@ struct Shared {
 // written in order, one message per message received, one line per event.
 // At most one read, one append and one write are outstanding at a time; all
 // state is touched on the connection's strand only.
-class StreamSession : public std::enable_shared_from_this<StreamSession> {
+// Stream is the HTTP session's stream (PlainStream or TlsStream).
+template <class Stream>
+class StreamSession : public std::enable_shared_from_this<StreamSession<Stream>> {
+  using std::enable_shared_from_this<StreamSession<Stream>>::shared_from_this;
+
  public:
-  StreamSession(beast::tcp_stream&& stream, Shared& shared, std::unique_ptr<EventStream> events)
+  StreamSession(Stream&& stream, Shared& shared, std::unique_ptr<EventStream> events)
       : ws_(std::move(stream)), shared_(shared), events_(std::move(events)) {
     shared_.connections.fetch_add(1, std::memory_order_relaxed);
   }
@@ -172,7 +184,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
                     [self = shared_from_this()](beast::error_code) {});
   }
 
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<Stream> ws_;
   Shared& shared_;
   std::unique_ptr<EventStream> events_;
   beast::flat_buffer buffer_;
@@ -188,25 +200,57 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   std::string close_reason_;
 };
 
+// How a session starts: serve requests, answer 503 (over the connection
+// cap), or answer 400 to plain HTTP on a TLS port.
+enum class Opening : std::uint8_t { kServe, kOverCapacity, kPlainOnTlsPort };
+
 // One connection: reads requests one at a time (HTTP/1.1 keep-alive), hands
-// each to the handler pool, writes its response, reads the next.
-class Session : public std::enable_shared_from_this<Session> {
+// each to the handler pool, writes its response, reads the next. The same
+// code serves plain TCP and TLS (Stream is PlainStream or TlsStream); a TLS
+// session shakes hands first, with the bytes the detector already read.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
-  Session(tcp::socket&& socket, Shared& shared, bool over_capacity)
-      : stream_(std::move(socket)), shared_(shared), over_capacity_(over_capacity) {
+  template <class... StreamArgs>
+  Session(Shared& shared, Opening opening, beast::flat_buffer buffer, StreamArgs&&... args)
+      : stream_(std::forward<StreamArgs>(args)...), buffer_(std::move(buffer)), shared_(shared), opening_(opening) {
     shared_.connections.fetch_add(1, std::memory_order_relaxed);
   }
   ~Session() { shared_.connections.fetch_sub(1, std::memory_order_relaxed); }
 
-  void run() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->begin(); }); }
+  void run() { asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->handshake(); }); }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
+  auto& lowest() { return beast::get_lowest_layer(stream_); }
+
+  void handshake() {
+    if constexpr (kTls) {
+      lowest().expires_after(shared_.options.request_timeout);
+      stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
+                              [self = shared_from_this()](beast::error_code ec, std::size_t used) {
+                                if (ec) return self->lowest().close();  // not a TLS client we can talk to
+                                self->buffer_.consume(used);
+                                self->begin();
+                              });
+    } else {
+      begin();
+    }
+  }
+
   void begin() {
-    if (over_capacity_) {
+    if (opening_ == Opening::kOverCapacity) {
       write(error_response(503, "too_many_connections",
                            fmt::format("the gateway serves at most {} connections at once; retry later",
                                        shared_.options.max_connections)),
             true, 11);
+      return;
+    }
+    if (opening_ == Opening::kPlainOnTlsPort) {
+      write(error_response(400, "tls_required", "this port speaks HTTPS (TLS); plain HTTP is not served"), true, 11);
       return;
     }
     read_header();
@@ -221,7 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.reset();
     bulk_parser_.reset();
     upload_.reset();
-    stream_.expires_after(shared_.options.request_timeout);
+    lowest().expires_after(shared_.options.request_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
@@ -315,7 +359,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Api::StreamStart start = self->shared_.api->begin_stream(req);
       asio::post(self->stream_.get_executor(), [self, start = std::move(start)]() mutable {
         if (!start.stream) return self->write(std::move(start.response), true, self->header_parser_->get().version());
-        std::make_shared<StreamSession>(std::move(self->stream_), self->shared_, std::move(start.stream))
+        std::make_shared<StreamSession<Stream>>(std::move(self->stream_), self->shared_, std::move(start.stream))
             ->accept(self->header_parser_->release());
       });
     });
@@ -326,7 +370,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& body = bulk_parser_->get().body();
     body.data = chunk_.data();
     body.size = chunk_.size();
-    stream_.expires_after(shared_.options.request_timeout);
+    lowest().expires_after(shared_.options.request_timeout);
     http::async_read(stream_, buffer_, *bulk_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec == http::error::need_buffer) ec = {};
       if (ec == http::error::body_limit) {
@@ -424,7 +468,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(!close_after);
     res->prepare_payload();
     response_ = res;
-    stream_.expires_after(shared_.options.request_timeout);
+    lowest().expires_after(shared_.options.request_timeout);
     http::async_write(stream_, *response_,
                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
                         self->response_.reset();
@@ -439,8 +483,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // answer instead of a reset.
   void linger() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().expires_after(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
     drain();
   }
 
@@ -453,14 +497,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.close();
+    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().close();
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
-  bool over_capacity_;
+  Opening opening_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::buffer_body>> bulk_parser_;
@@ -480,6 +524,37 @@ class Session : public std::enable_shared_from_this<Session> {
   std::array<char, 16384> drain_buffer_;
 };
 
+// On a TLS port: reads the first bytes to tell a TLS ClientHello from plain
+// HTTP, then hands the connection (and those bytes) to the right session.
+class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
+ public:
+  TlsDetector(Shared& shared, Opening opening, tcp::socket&& socket)
+      : stream_(std::move(socket)), shared_(shared), opening_(opening) {}
+
+  void run() {
+    stream_.expires_after(shared_.options.request_timeout);
+    beast::async_detect_ssl(stream_, buffer_, [self = shared_from_this()](beast::error_code ec, bool tls) {
+      if (ec) return self->stream_.close();
+      self->stream_.expires_never();
+      if (tls) {
+        std::make_shared<Session<TlsStream>>(self->shared_, self->opening_, std::move(self->buffer_),
+                                             std::move(self->stream_), *self->shared_.tls)
+            ->run();
+      } else {
+        std::make_shared<Session<PlainStream>>(self->shared_, Opening::kPlainOnTlsPort, std::move(self->buffer_),
+                                               std::move(self->stream_))
+            ->run();
+      }
+    });
+  }
+
+ private:
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  Shared& shared_;
+  Opening opening_;
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -488,6 +563,7 @@ struct Server::Impl {
   idempotency::Store& store;
   Shared shared;
   std::unique_ptr<Api> api;
+  std::optional<ssl::context> tls;
   asio::io_context ioc;
   std::optional<asio::thread_pool> handlers;
   std::optional<tcp::acceptor> acceptor;
@@ -505,7 +581,12 @@ struct Server::Impl {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       if (!ec) {
         const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
-        std::make_shared<Session>(std::move(socket), shared, over)->run();
+        const Opening opening = over ? Opening::kOverCapacity : Opening::kServe;
+        if (shared.tls != nullptr) {
+          std::make_shared<TlsDetector>(shared, opening, std::move(socket))->run();
+        } else {
+          std::make_shared<Session<PlainStream>>(shared, opening, beast::flat_buffer{}, std::move(socket))->run();
+        }
       }
       accept();
     });
@@ -520,6 +601,24 @@ Server::~Server() { stop(); }
 Status Server::start() {
   Impl& d = *impl_;
   SETTLE_ASSERT(!d.running, "Server::start() twice");
+  if (d.shared.options.tls_cert_file.empty() != d.shared.options.tls_key_file.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "gateway: TLS needs both --tls-cert and --tls-key");
+  }
+  if (!d.shared.options.tls_cert_file.empty()) {
+    d.tls.emplace(ssl::context::tls_server);
+    d.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                       ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+    beast::error_code tls_ec;
+    if (d.tls->use_certificate_chain_file(d.shared.options.tls_cert_file, tls_ec); tls_ec) {
+      return make_error(ErrorCode::kInvalidArgument, fmt::format("gateway: --tls-cert '{}': {}",
+                                                                 d.shared.options.tls_cert_file, tls_ec.message()));
+    }
+    if (d.tls->use_private_key_file(d.shared.options.tls_key_file, ssl::context::pem, tls_ec); tls_ec) {
+      return make_error(ErrorCode::kInvalidArgument, fmt::format("gateway: --tls-key '{}': {}",
+                                                                 d.shared.options.tls_key_file, tls_ec.message()));
+    }
+    d.shared.tls = &*d.tls;
+  }
   SETTLE_ASSIGN_OR_RETURN(d.api, Api::open(d.bus, d.ledger, d.store, d.shared.options.api));
   d.shared.api = d.api.get();
   beast::error_code ec;

@@ -49,6 +49,11 @@ struct ServerOptions {
   // An idle stream is pinged at half of this and closed when nothing (not
   // even a pong) arrived within it.
   std::chrono::milliseconds stream_idle_timeout = std::chrono::seconds(60);
+  // TLS (both or neither): a PEM certificate chain and its private key. With
+  // them every connection must speak TLS 1.2 or later; plain HTTP gets a 400
+  // tls_required and is closed.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   ApiOptions api;
 };
 
