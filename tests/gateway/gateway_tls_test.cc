@@ -2,7 +2,8 @@
 // self-signed certificate made by the openssl CLI in the test. A verified
 // HTTPS client is served (the same HTTP code path, keep-alive included);
 // plain HTTP on that port gets a 400 tls_required and the port keeps serving
-// TLS; half a TLS configuration or an unreadable key refuses to start.
+// TLS; the event stream works over wss and /metrics over HTTPS; half a TLS
+// configuration or an unreadable key refuses to start.
 // Boost 1.74's Asio with g++ 12 in C++20 needs <utility> before it.
 #include <utility>
 
@@ -13,8 +14,12 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "http_client.h"
 #include "support/process.h"
@@ -27,10 +32,15 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
+namespace websocket = beast::websocket;
 using nlohmann::json;
 
-// Sends `count` GETs of `target` over one verified TLS connection.
-std::vector<HttpResult> https_get(int port, const std::string& target, const fs::path& ca, int count = 1) {
+const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+
+// Sends `count` GETs of `target` over one verified TLS connection (with a
+// Bearer key when given).
+std::vector<HttpResult> https_get(int port, const std::string& target, const fs::path& ca, int count = 1,
+                                  const std::string& key = {}) {
   asio::io_context ioc;
   ssl::context ctx(ssl::context::tls_client);
   ctx.load_verify_file(ca.string());
@@ -46,12 +56,63 @@ std::vector<HttpResult> https_get(int port, const std::string& target, const fs:
   for (int i = 0; i < count; ++i) {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "127.0.0.1");
+    if (!key.empty()) req.set(http::field::authorization, "Bearer " + key);
     http::write(stream, req);
     http::response<http::string_body> res;
     http::read(stream, buffer, res);
     out.push_back(HttpResult{res.result_int(), res.body(), {}});
   }
   return out;
+}
+
+// A WebSocket over verified TLS (wss) on /v1/events/stream with a Bearer key.
+class WssClient {
+ public:
+  WssClient(int port, const fs::path& ca, const std::string& key) : ctx_(ssl::context::tls_client), ws_(ioc_, ctx_) {
+    ctx_.load_verify_file(ca.string());
+    ctx_.set_verify_mode(ssl::verify_peer);
+    ws_.next_layer().set_verify_callback(ssl::host_name_verification("127.0.0.1"));
+    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(10));
+    beast::get_lowest_layer(ws_).connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                                                                 static_cast<unsigned short>(port)));
+    ws_.next_layer().handshake(ssl::stream_base::client);
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::decorator(
+        [key](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + key); }));
+    ws_.handshake("127.0.0.1", "/v1/events/stream");
+  }
+  void send(const std::string& text) {
+    ws_.text(true);
+    ws_.write(asio::buffer(text));
+  }
+  // The acks of the next message, one JSON object per line.
+  std::vector<json> read_acks() {
+    beast::flat_buffer buffer;
+    ws_.read(buffer);
+    std::istringstream in(beast::buffers_to_string(buffer.data()));
+    std::vector<json> out;
+    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+    return out;
+  }
+  void close() { ws_.close(websocket::close_code::normal); }
+
+ private:
+  asio::io_context ioc_;
+  ssl::context ctx_;
+  websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws_;
+};
+
+// Runs settled and returns its stdout (a key).
+std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
+  const fs::path out = scratch / "stdout.txt";
+  std::string cmd = std::string(SETTLED_BIN);
+  for (const auto& a : args) cmd += " '" + a + "'";
+  cmd += " > '" + out.string() + "' 2>/dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out);
+  std::string key;
+  std::getline(in, key);
+  return key;
 }
 
 class Tls : public ::testing::Test {
@@ -100,6 +161,52 @@ TEST_F(Tls, HttpsIsServedAndPlainHttpOnTheSamePortIsRefusedCleanly) {
 
   EXPECT_EQ(https_get(port, "/healthz", cert_)[0].status, 200u) << "TLS still served after plain attempts";
   EXPECT_TRUE(gw.running());
+}
+
+TEST_F(Tls, EventsStreamOverWssAcksAfterTheBusAndMetricsAreServedOverHttps) {
+  const fs::path data = dir_->path() / "data";
+  ProcessOptions settle;
+  settle.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
+                 (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", data.string(),
+                 "--quiet"};
+  std::string out;
+  ASSERT_EQ(run(settle, &out), 0) << out;
+  const std::string key = settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()},
+                                         dir_->path());
+  ASSERT_FALSE(key.empty());
+  const int port = free_port();
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port),
+            "--tls-cert", cert_.string(), "--tls-key", key_.string()};
+  o.log = dir_->path() / "gateway.log";
+  Process gw(o);
+  ASSERT_TRUE(gw.wait_for_output("stop with SIGTERM", std::chrono::seconds(30))) << gw.log_tail();
+
+  const std::string ev =
+      R"({"event_id":"wss-1","merchant_id":"m-eur","type":"capture","amount":500,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"})";
+  {
+    WssClient ws(port, cert_, key);
+    ws.send(ev);
+    auto acks = ws.read_acks();
+    ASSERT_EQ(acks.size(), 1u);
+    EXPECT_EQ(acks[0], json::parse(R"({"seq":1,"event_id":"wss-1","status":"accepted"})"));
+    // The same event again, and a bad one, in one NDJSON message: two acks in order.
+    ws.send(ev + "\n" + R"({"event_id":"wss-2","merchant_id":"m-eur","type":"capture","amount":0,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"})");
+    acks = ws.read_acks();
+    ASSERT_EQ(acks.size(), 2u);
+    EXPECT_EQ(acks[0]["status"], "duplicate");
+    EXPECT_EQ(acks[1]["status"], "rejected");
+    ws.close();
+  }
+  // Accepted means on the bus: the API finds the event.
+  auto found = https_get(port, "/v1/merchants/m-eur/events/wss-1", cert_, 1, key);
+  ASSERT_EQ(found[0].status, 200u) << found[0].body;
+  EXPECT_EQ(json::parse(found[0].body)["accepted"], true);
+
+  auto metrics = https_get(port, "/metrics", cert_);
+  ASSERT_EQ(metrics[0].status, 200u) << metrics[0].body;
+  EXPECT_NE(metrics[0].body.find("settle_events_accepted_total 1"), std::string::npos) << metrics[0].body;
+  EXPECT_NE(metrics[0].body.find("settle_events_duplicate_total 1"), std::string::npos) << metrics[0].body;
 }
 
 TEST_F(Tls, HalfATlsConfigurationOrABadKeyRefusesToStart) {
