@@ -53,6 +53,14 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_MAX_CONNECTIONS")->capture_default_str();
   cmd.add_option("--body-limit-bytes", f.body_limit_bytes, "Gateway: largest request body (413 beyond); bulk is streamed")
       ->envname("SETTLE_BODY_LIMIT_BYTES")->capture_default_str();
+  cmd.add_option("--stream-max-in-flight", f.stream_max_in_flight,
+                 "Gateway: events of a /v1/events/stream connection awaiting acks; reading stops beyond")
+      ->envname("SETTLE_STREAM_MAX_IN_FLIGHT")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+      ->capture_default_str();
+  cmd.add_option("--stream-max-message-bytes", f.stream_max_message_bytes,
+                 "Gateway: largest /v1/events/stream message (closed with 1009 beyond)")
+      ->envname("SETTLE_STREAM_MAX_MESSAGE_BYTES")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
+      ->capture_default_str();
   cmd.add_option("--rate-limit", f.rate_events_per_s, "Gateway: events per second per merchant (0: no limit); 429 beyond")
       ->envname("SETTLE_RATE_LIMIT")->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd.add_option("--rate-burst", f.rate_burst, "Gateway: token-bucket size per merchant, in events (default: the rate)")
@@ -192,6 +200,8 @@ Result<gateway::ServerOptions> server_options(const RoleFlags& f) {
   so.request_timeout = std::chrono::milliseconds(f.request_timeout_ms);
   so.max_connections = f.max_connections;
   so.body_limit_bytes = f.body_limit_bytes;
+  so.stream_in_flight_max = f.stream_max_in_flight;
+  so.stream_message_bytes_max = f.stream_max_message_bytes;
   so.api.rate_limit.rate_per_s = f.rate_events_per_s;
   so.api.rate_limit.burst = f.rate_burst > 0 ? f.rate_burst : f.rate_events_per_s;
   if (!f.upload_secret.empty() && !f.upload_secret_file.empty()) {

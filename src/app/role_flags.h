@@ -34,6 +34,10 @@ struct RoleFlags {
   std::int64_t request_timeout_ms = 30'000;
   std::size_t max_connections = 1024;
   std::size_t body_limit_bytes = std::size_t{1} << 20;
+  // The WebSocket /v1/events/stream: events awaiting acks per connection
+  // (reading stops beyond), the largest message (closed with 1009 beyond).
+  std::size_t stream_max_in_flight = 4096;
+  std::size_t stream_max_message_bytes = std::size_t{1} << 20;
   double rate_events_per_s = 0;
   double rate_burst = 0;
   // Pre-signed uploads: the URLs' HMAC key (or a file holding it; neither: a

@@ -276,5 +276,44 @@ TEST(GatewayStreamBackpressure, PipelinedEventsAreBoundedInFlightAndAllAckedInOr
               stalled_at, kMessages, kPerMessage, ms(t1 - t0), ms(std::chrono::steady_clock::now() - t1));
 }
 
+// --stream-max-message-bytes and --stream-max-in-flight set the stream's
+// limits (defaults 1 MiB and 4,096 events); a limit of 0 refuses to start.
+TEST(GatewayStreamFlags, TheMessageSizeLimitComesFromTheFlagAndZeroLimitsAreRefused) {
+  Data d;
+  Gateway gw(d.path, {"--stream-max-message-bytes", "2048", "--stream-max-in-flight", "8"});
+  {
+    WsClient ws(gw.port(), "/v1/events/stream", d.eur);
+    ws.send(event("flag-1", "m-eur", 500, std::string(400, 'x')));  // ~0.95 KB: under the limit
+    auto acks = acks_of(ws.read());
+    ASSERT_EQ(acks.size(), 1u);
+    EXPECT_EQ(acks[0]["status"], "accepted") << acks[0];
+    // 10 events in one message (~1.4 KB), more than the 8 in flight: reading
+    // stops after this message, but all of its events are acked.
+    std::string ten;
+    for (int i = 0; i < 10; ++i) ten += event(fmt::format("flag-many-{}", i)) + "\n";
+    ASSERT_LT(ten.size(), 2048u);
+    ws.send(ten);
+    acks = acks_of(ws.read());
+    ASSERT_EQ(acks.size(), 10u);
+    for (const json& a : acks) EXPECT_EQ(a["status"], "accepted") << a;
+    // Over the flag's 2,048 bytes: the server closes (1009) instead of acking;
+    // the close may reach this client as a reset.
+    ws.send(std::string(2100, ' ') + event("flag-2"));
+    std::optional<std::string> answer;
+    try {
+      answer = ws.read();
+    } catch (const std::runtime_error&) {
+    }
+    EXPECT_EQ(answer, std::nullopt);
+  }
+  for (const char* flag : {"--stream-max-message-bytes", "--stream-max-in-flight"}) {
+    ProcessOptions o;
+    o.argv = {SETTLED_BIN, "gateway", "--data-dir", d.path.string(), "--listen", "127.0.0.1:0", flag, "0"};
+    std::string out;
+    EXPECT_NE(run(o, &out), 0) << flag;
+    EXPECT_NE(out.find(flag), std::string::npos) << out;
+  }
+}
+
 }  // namespace
 }  // namespace settle::testing
