@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "gateway/api.h"
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 
 namespace settle::testing {
 namespace {
@@ -22,64 +22,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string settled(const std::vector<std::string>& args, int* code = nullptr) {
-  ProcessOptions o;
-  o.argv = {SETTLED_BIN};
-  o.argv.insert(o.argv.end(), args.begin(), args.end());
-  std::string out;
-  const int rc = run(o, &out);
-  if (code) *code = rc;
-  return out;
-}
-
-// Runs settled and returns only its stdout (a key, a report).
-std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt";
-  std::string cmd = std::string(SETTLED_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " > '" + out.string() + "' 2>/dev/null";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class Gateway {
- public:
-  Gateway(const fs::path& data, std::vector<std::string> extra = {}) : port_(free_port()) {
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port_)};
-    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
-    o.log = data.parent_path() / fmt::format("gateway-{}.log", port_);
-    proc_.emplace(o);
-    if (!wait_for_port(port_, std::chrono::seconds(20))) {
-      throw std::runtime_error("the gateway did not start: " + proc_->log_tail());
-    }
-  }
-  int port() const { return port_; }
-  pid_t pid() const { return proc_->pid(); }
-  void stop() { proc_->stop(); }
-
- private:
-  int port_;
-  std::optional<Process> proc_;
-};
-
 struct World {
   std::unique_ptr<TempDir> dir;
   fs::path data;
   std::string admin;
   std::string eur;  // m-eur's key
   std::string jpy;  // m-jpy's key
-  std::unique_ptr<Gateway> gw;
+  std::unique_ptr<GatewayProcess> gw;
 };
 World* world = nullptr;
 
@@ -89,18 +38,13 @@ class GatewayApi : public ::testing::Test {
     world = new World;
     world->dir = std::make_unique<TempDir>("gateway-api");
     world->data = world->dir->path() / "data";
-    int rc = 0;
-    const std::string out = settled({"settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-                                     (kFixtures / "events.ndjson").string(), "--through", "2026-03-29",
-                                     "--data-dir", world->data.string(), "--quiet"},
-                                    &rc);
-    ASSERT_EQ(rc, 0) << out;
+    settle_basic_fixture(world->data);
     const fs::path scratch = world->dir->path();
-    world->admin = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", world->data.string()}, scratch));
-    world->eur = trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", world->data.string()}, scratch));
-    world->jpy = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", world->data.string()}, scratch));
+    world->admin = create_key(world->data, scratch);
+    world->eur = create_key(world->data, scratch, "m-eur");
+    world->jpy = create_key(world->data, scratch, "m-jpy");
     ASSERT_EQ(world->admin.size(), 67u) << world->admin;
-    world->gw = std::make_unique<Gateway>(world->data);
+    world->gw = std::make_unique<GatewayProcess>(world->data);
   }
   static void TearDownTestSuite() {
     delete world;
@@ -526,14 +470,9 @@ long peak_rss_kib(pid_t pid) {
 TEST(GatewayBulk, A50MegabyteUploadStreamsInBoundedMemory) {
   TempDir dir("gateway-bulk");
   const fs::path data = dir.path() / "data";
-  int rc = 0;
-  const std::string out = settled({"settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-                                   (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir",
-                                   data.string(), "--quiet"},
-                                  &rc);
-  ASSERT_EQ(rc, 0) << out;
-  const std::string key = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", data.string()}, dir.path()));
-  Gateway gw(data, {"--fsync", "none"});
+  settle_basic_fixture(data);
+  const std::string key = create_key(data, dir.path());
+  GatewayProcess gw(data, {"--fsync", "none"});
   const long before = peak_rss_kib(gw.pid());
   ASSERT_GT(before, 0);
   // ~1 KiB per line (metadata), 50 MiB in all, streamed in 256 KiB chunks.
@@ -577,17 +516,10 @@ TEST(GatewayBulk, A50MegabyteUploadStreamsInBoundedMemory) {
 TEST(GatewayLimits, AMerchantBeyondItsRateGets429WithRetryAfter) {
   TempDir dir("gateway-rate");
   const fs::path data = dir.path() / "data";
-  int rc = 0;
-  const std::string out = settled({"settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-                                   (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir",
-                                   data.string(), "--quiet"},
-                                  &rc);
-  ASSERT_EQ(rc, 0) << out;
-  const std::string eur =
-      trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir.path()));
-  const std::string jpy =
-      trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", data.string()}, dir.path()));
-  Gateway gw(data, {"--rate-limit", "1", "--rate-burst", "10"});
+  settle_basic_fixture(data);
+  const std::string eur = create_key(data, dir.path(), "m-eur");
+  const std::string jpy = create_key(data, dir.path(), "m-jpy");
+  GatewayProcess gw(data, {"--rate-limit", "1", "--rate-burst", "10"});
   auto post = [&](const std::string& key, const std::string& merchant, int first, int n) {
     std::string body = "[";
     for (int i = 0; i < n; ++i) {
@@ -613,7 +545,7 @@ TEST(GatewayLimits, AMerchantBeyondItsRateGets429WithRetryAfter) {
 
 TEST(GatewayLimits, ConnectionsBeyondTheCapGet503AndSlowClientsAreCut) {
   TempDir dir("gateway-limits");
-  Gateway gw(dir.path() / "data", {"--max-connections", "2", "--request-timeout-ms", "2000"});
+  GatewayProcess gw(dir.path() / "data", {"--max-connections", "2", "--request-timeout-ms", "2000"});
   // Let the start-up probe's connection go, then open two connections, each
   // surely accepted: it has been answered.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));

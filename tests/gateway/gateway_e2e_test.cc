@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 
 namespace settle::testing {
 namespace {
@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+const fs::path& kFixtures = basic_fixture();
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
@@ -51,26 +51,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-class GatewayProcess {
- public:
-  GatewayProcess(const fs::path& data, const fs::path& log) : port_(free_port()) {
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port_),
-              "--fsync", "none"};
-    o.log = log;
-    proc_.emplace(o);
-    if (!proc_->wait_for_output("stop with SIGTERM", std::chrono::seconds(30))) {
-      throw std::runtime_error("the gateway did not start: " + proc_->log_tail());
-    }
-  }
-  ~GatewayProcess() { proc_->stop(); }
-  int port() const { return port_; }
-
- private:
-  int port_;
-  std::optional<Process> proc_;
-};
-
 // A week of captures, refunds and adjustments for both fixture merchants,
 // some close to their cut-offs, with a duplicate and an invalid line.
 std::vector<std::string> workload() {
@@ -98,7 +78,7 @@ TEST(GatewayEndToEnd, BatchRowsFromTheApiEqualSettledReportAfterTheDayCloses) {
   std::vector<std::string> events = lines_of(read_file(kFixtures / "events.ndjson"));
   for (auto& e : workload()) events.push_back(e);
   {
-    GatewayProcess gw(data, dir.path() / "gateway-1.log");
+    GatewayProcess gw(data, {"--fsync", "none"});
     const Headers auth = {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/json"}};
     for (const auto& m : json::parse(read_file(kFixtures / "merchants.json"))) {
       auto r = http_request(gw.port(), "PUT", "/v1/merchants/" + m["merchant_id"].get<std::string>(), m.dump(), auth);
@@ -192,7 +172,7 @@ TEST(GatewayEndToEnd, BatchRowsFromTheApiEqualSettledReportAfterTheDayCloses) {
   EXPECT_EQ(report, reference) << "the API's ingestion must settle like the file's";
 
   // The API's closed rows, in the report's columns.
-  GatewayProcess gw(data, dir.path() / "gateway-2.log");
+  GatewayProcess gw(data, {"--fsync", "none"});
   std::vector<std::string> columns;
   {
     std::stringstream ss(header);

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 #include "ws_client.h"
 
 namespace settle::testing {
@@ -19,65 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Runs settled and returns only its stdout (a key).
-std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt";
-  std::string cmd = std::string(SETTLED_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " > '" + out.string() + "' 2>/dev/null";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A data directory with the fixture's merchants settled, and keys.
-struct Data {
-  TempDir dir{"gateway-stream"};
-  fs::path path = dir.path() / "data";
-  std::string admin, eur, jpy;
-
-  Data() {
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-              (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", path.string(),
-              "--quiet"};
-    std::string out;
-    if (run(o, &out) != 0) throw std::runtime_error("settle failed: " + out);
-    admin = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", path.string()}, dir.path()));
-    eur = trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", path.string()}, dir.path()));
-    jpy = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", path.string()}, dir.path()));
-  }
-};
-
-class Gateway {
- public:
-  Gateway(const fs::path& data, std::vector<std::string> extra = {}) : port_(free_port()) {
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port_)};
-    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
-    o.log = data.parent_path() / fmt::format("gateway-{}.log", port_);
-    proc_.emplace(o);
-    if (!wait_for_port(port_, std::chrono::seconds(20))) {
-      throw std::runtime_error("the gateway did not start: " + proc_->log_tail());
-    }
-  }
-  int port() const { return port_; }
-  pid_t pid() const { return proc_->pid(); }
-
- private:
-  int port_;
-  std::optional<Process> proc_;
-};
 
 std::string event(const std::string& id, const std::string& merchant = "m-eur", std::int64_t amount = 500,
                   const std::string& metadata = {}) {
@@ -97,14 +38,14 @@ std::vector<json> acks_of(const std::optional<std::string>& message) {
   return out;
 }
 
-Data* data = nullptr;
-Gateway* gateway = nullptr;
+SettledData* data = nullptr;
+GatewayProcess* gateway = nullptr;
 
 class GatewayStream : public ::testing::Test {
  public:
   static void SetUpTestSuite() {
-    data = new Data;
-    gateway = new Gateway(data->path);
+    data = new SettledData("gateway-stream");
+    gateway = new GatewayProcess(data->path);
   }
   static void TearDownTestSuite() {
     delete gateway;
@@ -240,8 +181,8 @@ TEST_F(GatewayStream, OversizeAndBinaryMessagesCloseWithTheirCodes) {
 // the client's writes stall before all are out; once the client reads, every
 // ack arrives, in order.
 TEST(GatewayStreamBackpressure, PipelinedEventsAreBoundedInFlightAndAllAckedInOrder) {
-  Data d;
-  Gateway gw(d.path, {"--fsync", "none"});
+  SettledData d("gateway-stream");
+  GatewayProcess gw(d.path, {"--fsync", "none"});
   // 1,600 messages of 100 events: 160,000 acks (~9 MB) exceed any socket
   // buffer on the server's side (at most 4 MiB by default).
   constexpr std::size_t kMessages = 1600;
@@ -279,8 +220,8 @@ TEST(GatewayStreamBackpressure, PipelinedEventsAreBoundedInFlightAndAllAckedInOr
 // --stream-max-message-bytes and --stream-max-in-flight set the stream's
 // limits (defaults 1 MiB and 4,096 events); a limit of 0 refuses to start.
 TEST(GatewayStreamFlags, TheMessageSizeLimitComesFromTheFlagAndZeroLimitsAreRefused) {
-  Data d;
-  Gateway gw(d.path, {"--stream-max-message-bytes", "2048", "--stream-max-in-flight", "8"});
+  SettledData d("gateway-stream");
+  GatewayProcess gw(d.path, {"--stream-max-message-bytes", "2048", "--stream-max-in-flight", "8"});
   {
     WsClient ws(gw.port(), "/v1/events/stream", d.eur);
     ws.send(event("flag-1", "m-eur", 500, std::string(400, 'x')));  // ~0.95 KB: under the limit

@@ -21,8 +21,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 
 namespace settle::testing {
 namespace {
@@ -34,8 +34,6 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 namespace websocket = beast::websocket;
 using nlohmann::json;
-
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
 
 // Sends `count` GETs of `target` over one verified TLS connection (with a
 // Bearer key when given).
@@ -102,19 +100,6 @@ class WssClient {
   websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws_;
 };
 
-// Runs settled and returns its stdout (a key).
-std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt";
-  std::string cmd = std::string(SETTLED_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " > '" + out.string() + "' 2>/dev/null";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(out);
-  std::string key;
-  std::getline(in, key);
-  return key;
-}
-
 class Tls : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -134,13 +119,8 @@ class Tls : public ::testing::Test {
 };
 
 TEST_F(Tls, HttpsIsServedAndPlainHttpOnTheSamePortIsRefusedCleanly) {
-  const int port = free_port();
-  ProcessOptions o;
-  o.argv = {SETTLED_BIN, "gateway", "--data-dir", (dir_->path() / "data").string(), "--listen",
-            fmt::format("127.0.0.1:{}", port), "--tls-cert", cert_.string(), "--tls-key", key_.string()};
-  o.log = dir_->path() / "gateway.log";
-  Process gw(o);
-  ASSERT_TRUE(gw.wait_for_output("stop with SIGTERM", std::chrono::seconds(30))) << gw.log_tail();
+  GatewayProcess gw(dir_->path() / "data", {"--tls-cert", cert_.string(), "--tls-key", key_.string()});
+  const int port = gw.port();
   EXPECT_NE(gw.log_tail().find(fmt::format("https://127.0.0.1:{}", port)), std::string::npos) << gw.log_tail();
 
   auto answers = https_get(port, "/healthz", cert_, 2);  // keep-alive: two requests, one connection
@@ -165,22 +145,11 @@ TEST_F(Tls, HttpsIsServedAndPlainHttpOnTheSamePortIsRefusedCleanly) {
 
 TEST_F(Tls, EventsStreamOverWssAcksAfterTheBusAndMetricsAreServedOverHttps) {
   const fs::path data = dir_->path() / "data";
-  ProcessOptions settle;
-  settle.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-                 (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", data.string(),
-                 "--quiet"};
-  std::string out;
-  ASSERT_EQ(run(settle, &out), 0) << out;
-  const std::string key = settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()},
-                                         dir_->path());
+  settle_basic_fixture(data);
+  const std::string key = create_key(data, dir_->path(), "m-eur");
   ASSERT_FALSE(key.empty());
-  const int port = free_port();
-  ProcessOptions o;
-  o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", port),
-            "--tls-cert", cert_.string(), "--tls-key", key_.string()};
-  o.log = dir_->path() / "gateway.log";
-  Process gw(o);
-  ASSERT_TRUE(gw.wait_for_output("stop with SIGTERM", std::chrono::seconds(30))) << gw.log_tail();
+  GatewayProcess gw(data, {"--tls-cert", cert_.string(), "--tls-key", key_.string()});
+  const int port = gw.port();
 
   const std::string ev =
       R"({"event_id":"wss-1","merchant_id":"m-eur","type":"capture","amount":500,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"})";

@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 
 namespace settle::testing {
 namespace {
@@ -21,30 +21,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt";
-  std::string cmd = std::string(SETTLED_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " > '" + out.string() + "' 2>/dev/null";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct World {
   std::unique_ptr<TempDir> dir;
   std::string admin, eur, jpy;
   int port = 0;
-  std::optional<Process> gateway;
+  std::optional<GatewayProcess> gateway;
 };
 World* world = nullptr;
 
@@ -54,27 +35,18 @@ class Uploads : public ::testing::Test {
     world = new World;
     world->dir = std::make_unique<TempDir>("gateway-uploads");
     const fs::path data = world->dir->path() / "data";
-    ProcessOptions settle;
-    settle.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-                   (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", data.string(),
-                   "--quiet"};
-    std::string out;
-    ASSERT_EQ(run(settle, &out), 0) << out;
+    settle_basic_fixture(data);
     const fs::path scratch = world->dir->path();
-    world->admin = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", data.string()}, scratch));
-    world->eur = trim(settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, scratch));
-    world->jpy = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", data.string()}, scratch));
+    world->admin = create_key(data, scratch);
+    world->eur = create_key(data, scratch, "m-eur");
+    world->jpy = create_key(data, scratch, "m-jpy");
     {
       std::ofstream secret(scratch / "upload.secret");
       secret << "a-shared-upload-secret-of-the-test\n";
     }
-    world->port = free_port();
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "gateway", "--data-dir", data.string(), "--listen", fmt::format("127.0.0.1:{}", world->port),
-              "--upload-secret-file", (scratch / "upload.secret").string(), "--upload-max-bytes", "100000"};
-    o.log = scratch / "gateway.log";
-    world->gateway.emplace(o);
-    ASSERT_TRUE(wait_for_port(world->port, std::chrono::seconds(20))) << world->gateway->log_tail();
+    world->gateway.emplace(data, std::vector<std::string>{"--upload-secret-file", (scratch / "upload.secret").string(),
+                                                          "--upload-max-bytes", "100000"});
+    world->port = world->gateway->port();
   }
   static void TearDownTestSuite() {
     delete world;

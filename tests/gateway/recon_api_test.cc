@@ -11,34 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "gateway_fixture.h"
 #include "http_client.h"
-#include "support/process.h"
 
 namespace settle::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-const fs::path kFixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
-// Runs settled; its stdout only.
-std::string settled_stdout(const std::vector<std::string>& args, const fs::path& scratch) {
-  const fs::path out = scratch / "stdout.txt";
-  std::string cmd = std::string(SETTLED_BIN);
-  for (const auto& a : args) cmd += " '" + a + "'";
-  cmd += " > '" + out.string() + "' 2>/dev/null";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A BAI2 file for JPY account JP-1 as of 2026-03-30: one debit of 8750 with
 // customer reference `reference`, one of 500 we know nothing of.
@@ -58,14 +38,9 @@ class ReconApi : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir("gateway-recon");
     data_ = dir_->path() / "data";
-    ProcessOptions o;
-    o.argv = {SETTLED_BIN, "settle", "--merchants", (kFixtures / "merchants.json").string(), "--events",
-              (kFixtures / "events.ndjson").string(), "--through", "2026-03-29", "--data-dir", data_.string(),
-              "--quiet"};
-    std::string out;
-    ASSERT_EQ(run(o, &out), 0) << out;
-    admin_ = trim(settled_stdout({"keys", "create", "--admin", "--data-dir", data_.string()}, dir_->path()));
-    merchant_ = trim(settled_stdout({"keys", "create", "--merchant", "m-jpy", "--data-dir", data_.string()}, dir_->path()));
+    settle_basic_fixture(data_);
+    admin_ = create_key(data_, dir_->path());
+    merchant_ = create_key(data_, dir_->path(), "m-jpy");
     // The JPY payout due on 2026-03-30 (m-jpy's batch of the 28th: 8750 yen).
     const std::string csv = settled_stdout({"payouts", "export", "--data-dir", data_.string(), "--date", "2026-03-30",
                                             "--format", "csv"},
@@ -74,12 +49,8 @@ class ReconApi : public ::testing::Test {
     reference_ = csv.substr(row, csv.find(',', row) - row);
     ASSERT_TRUE(reference_.starts_with("PO-20260328-JPY-")) << csv;
     ASSERT_NE(csv.find(",m-jpy,2026-03-28,JPY,8750,2026-03-30"), std::string::npos) << csv;
-    port_ = free_port();
-    ProcessOptions g;
-    g.argv = {SETTLED_BIN, "gateway", "--data-dir", data_.string(), "--listen", fmt::format("127.0.0.1:{}", port_)};
-    g.log = dir_->path() / "gateway.log";
-    gateway_ = new Process(g);
-    ASSERT_TRUE(wait_for_port(port_, std::chrono::seconds(20))) << gateway_->log_tail();
+    gateway_ = new GatewayProcess(data_);
+    port_ = gateway_->port();
   }
   static void TearDownTestSuite() {
     delete gateway_;
@@ -94,7 +65,7 @@ class ReconApi : public ::testing::Test {
   static json body(const HttpResult& r) { return json::parse(r.body); }
 
   static inline TempDir* dir_ = nullptr;
-  static inline Process* gateway_ = nullptr;
+  static inline GatewayProcess* gateway_ = nullptr;
   static inline fs::path data_;
   static inline std::string admin_, merchant_, reference_;
   static inline int port_ = 0;
