@@ -216,6 +216,7 @@ int run_replay(const RoleFlags& flags, const std::string& from, int only_partiti
     }
     ledger::Checkpoint moved = **cp;
     moved.next_offset = target;
+    ++moved.version;  // a running processor's next checkpoint is then refused, and it recovers from this one
     if (auto s = rt->ledger->post({}, std::span(&moved, 1)); !s.ok()) return fatal(s.error().message);
     std::fprintf(stderr, "settled replay: partition %d: from %lld back to %lld\n", p,
                  static_cast<long long>((*cp)->next_offset), static_cast<long long>(target));

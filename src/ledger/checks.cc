@@ -81,4 +81,12 @@ Status validate_close(const model::BatchSummary& summary, std::span<const Date> 
   return ok_status();
 }
 
+Error checkpoint_fenced(const Checkpoint& c) {
+  return make_error(ErrorCode::kFenced,
+                    fmt::format("post: checkpoint {}/{} (offset {}) is version {}, but the stored checkpoint is not "
+                                "version {}: another writer (a processor that took the partition over, or a replay) "
+                                "moved it since this one read it; nothing of this post was written",
+                                c.consumer, c.partition, c.next_offset, c.version, c.version - 1));
+}
+
 }  // namespace settle::ledger::checks

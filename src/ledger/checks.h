@@ -9,6 +9,7 @@
 
 #include "common/result.h"
 #include "common/time.h"
+#include "ledger/ledger.h"
 #include "model/batch.h"
 #include "model/journal.h"
 
@@ -33,5 +34,9 @@ Status validate_journal(const model::Journal& j);
 // fencing token that fits a signed 64-bit column.
 Status validate_close(const model::BatchSummary& summary, std::span<const Date> released,
                       std::span<const model::Journal> journals, std::uint64_t fencing_token);
+
+// kFenced for a checkpoint that post() did not write because its version
+// does not follow the stored one.
+Error checkpoint_fenced(const Checkpoint& c);
 
 }  // namespace settle::ledger::checks

@@ -1,7 +1,8 @@
 // The ledger port: the authoritative double-entry record.
 //
 // Contract (tests/ledger/ledger_contract.h runs it against every implementation):
-// - post() writes journals and consumer checkpoints in one transaction. A
+// - post() writes journals and consumer checkpoints in one transaction; a
+//   checkpoint whose version does not follow the stored one is kFenced. A
 //   journal's identity is (merchant_id, ref): a second post of an identity with
 //   an equal digest is a no-op reported kDuplicate, with a different digest it
 //   is refused and reported kConflict. Nothing of a failed call is written.
@@ -39,11 +40,19 @@ enum class PostOutcome : std::uint8_t { kPosted, kDuplicate, kConflict };
 
 // A consumer's position in one input partition, with its opaque state,
 // committed atomically with the effects of the input it covers.
+//
+// `version` counts the checkpoint's writes: checkpoint() returns the stored
+// one, and post() writes a checkpoint only as the successor of the stored
+// version (version 1 when none is stored). Anything else is refused with
+// kFenced and nothing of the call is written, so a writer that lost the
+// partition (a processor that slept through a rebalance) cannot overwrite the
+// position its successor, or a `settled replay`, wrote after it read.
 struct Checkpoint {
   std::string consumer;  // e.g. "processor"
   std::int32_t partition = 0;
   std::int64_t next_offset = 0;
   std::string state;
+  std::int64_t version = 1;
   bool operator==(const Checkpoint&) const = default;
 };
 

@@ -357,12 +357,15 @@ struct PostgresLedger::Impl {
                        "ON CONFLICT (name, currency) DO UPDATE "
                        "SET balance = a.balance + excluded.balance, "
                        "postings = a.postings + excluded.postings"));
-    SETTLE_TRY(prepare(c, "upsert_checkpoint",
-                       "INSERT INTO checkpoints (consumer, partition, next_offset, state) "
-                       "VALUES ($1, $2, $3, $4::bytea) ON CONFLICT (consumer, partition) DO UPDATE "
-                       "SET next_offset = excluded.next_offset, state = excluded.state"));
+    SETTLE_TRY(prepare(c, "update_checkpoint",
+                       "UPDATE checkpoints SET next_offset = $3, state = $4::bytea, version = $5 "
+                       "WHERE consumer = $1 AND partition = $2 AND version = $5::bigint - 1 RETURNING version"));
+    SETTLE_TRY(prepare(c, "insert_checkpoint",
+                       "INSERT INTO checkpoints (consumer, partition, next_offset, state, version) "
+                       "VALUES ($1, $2, $3, $4::bytea, $5) ON CONFLICT (consumer, partition) DO NOTHING "
+                       "RETURNING version"));
     SETTLE_TRY(prepare(c, "get_checkpoint",
-                       "SELECT next_offset, state FROM checkpoints "
+                       "SELECT next_offset, state, version FROM checkpoints "
                        "WHERE consumer = $1 AND partition = $2"));
     SETTLE_TRY(prepare(c, "settling",
                        "SELECT kind, count(*), sum(amount), sum(fee) FROM journals "
@@ -1264,10 +1267,19 @@ Result<std::vector<PostOutcome>> PostgresLedger::post(std::span<const Journal> j
     Impl::Deltas deltas;
     SETTLE_TRY(d.insert_all(c, journals, out, deltas, kWhat));
     for (const Checkpoint* cp : sorted) {
-      SETTLE_TRY(d.run(c, "upsert_checkpoint",
-                       {cp->consumer, std::to_string(cp->partition), std::to_string(cp->next_offset),
-                        bytea_to_hex_param(cp->state)},
-                       fmt::format("{}: checkpoint {}/{}", kWhat, cp->consumer, cp->partition)));
+      // The successor of the stored version: an update of version - 1, or the
+      // first write (version 1) of a checkpoint none has written.
+      const std::vector<std::optional<std::string>> params = {
+          cp->consumer, std::to_string(cp->partition), std::to_string(cp->next_offset),
+          bytea_to_hex_param(cp->state), std::to_string(cp->version)};
+      const std::string what = fmt::format("{}: checkpoint {}/{}", kWhat, cp->consumer, cp->partition);
+      SETTLE_ASSIGN_OR_RETURN(PgResult updated, d.run(c, "update_checkpoint", params, what));
+      if (updated.rows() == 1) continue;
+      if (cp->version == 1) {
+        SETTLE_ASSIGN_OR_RETURN(PgResult inserted, d.run(c, "insert_checkpoint", params, what));
+        if (inserted.rows() == 1) continue;
+      }
+      return checks::checkpoint_fenced(*cp);
     }
     const auto t = std::chrono::steady_clock::now();
     SETTLE_TRY(d.apply_deltas(c, deltas, kWhat));
@@ -1297,6 +1309,7 @@ Result<std::optional<Checkpoint>> PostgresLedger::checkpoint(std::string_view co
   const auto state = bytea_from_text(r.text(0, 1));
   if (!state) return d.fail(ErrorCode::kCorruption, what, "state is not bytea hex");
   c.state = *state;
+  SETTLE_ASSIGN_OR_RETURN(c.version, d.int_at(r, 0, 2, what));
   return std::optional<Checkpoint>(std::move(c));
 }
 

@@ -1,4 +1,5 @@
--- The settlement ledger, SQLite edition (schema version 1).
+-- The settlement ledger, SQLite edition (schema version 2; version 1 lacked
+-- checkpoints.version, which open() adds).
 --
 -- Written to read like the PostgreSQL schema it mirrors: one table per thing a
 -- finance engineer asks about, plain types, every rule an explicit constraint.
@@ -130,10 +131,13 @@ CREATE TABLE batch_fences (
 ) STRICT;
 
 -- Consumers' input positions, committed with the postings they cover.
+-- `version` counts the writes: each one must follow the version its writer
+-- read (see Checkpoint in ledger.h).
 CREATE TABLE checkpoints (
   consumer    TEXT    NOT NULL,
   partition   INTEGER NOT NULL,
   next_offset INTEGER NOT NULL,
   state       BLOB    NOT NULL,
+  version     INTEGER NOT NULL DEFAULT 0 CHECK (version >= 0),
   PRIMARY KEY (consumer, partition)
 ) STRICT;

@@ -335,7 +335,7 @@ struct SqliteLedger::Impl {
   Stmt begin, commit, rollback;
   Stmt insert_journal, insert_journals, find_journal, max_journal_id;
   Stmt find_account, insert_account, update_account;
-  Stmt upsert_checkpoint, get_checkpoint;
+  Stmt update_checkpoint, insert_checkpoint, get_checkpoint;
   Stmt settling;
   Stmt last_closed, holds;
   Stmt get_fence, upsert_fence;
@@ -464,16 +464,36 @@ struct SqliteLedger::Impl {
       if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version");
       return ok_status();
     }
-    Stmt v;
-    SETTLE_TRY(prepare(v, "SELECT max(version) FROM schema_version"));
-    Run r(v);
-    const int rc = r.step();
-    if (rc != SQLITE_ROW) return sql_fail(rc, "open: read schema version");
-    if (r.null_at(0) || r.int64_at(0) != SqliteLedger::kSchemaVersion) {
+    std::optional<std::int64_t> stored;
+    {
+      Stmt v;
+      SETTLE_TRY(prepare(v, "SELECT max(version) FROM schema_version"));
+      Run r(v);
+      const int rc = r.step();
+      if (rc != SQLITE_ROW) return sql_fail(rc, "open: read schema version");
+      if (!r.null_at(0)) stored = r.int64_at(0);
+    }
+    static_assert(SqliteLedger::kSchemaVersion == 2, "add the upgrade from the previous version");
+    if (stored == 1) {
+      // Version 1 had no checkpoints.version: existing rows become version 0,
+      // so their next write is version 1.
+      SETTLE_TRY(exec("ALTER TABLE checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 0 "
+                      "CHECK (version >= 0)",
+                      "open: upgrade schema version 1 to 2"));
+      Stmt ins;
+      SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (2, ?1)"));
+      Run up(ins);
+      const std::string now = now_rfc3339();
+      up.text(1, now);
+      const int rc = up.step();
+      if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version 2");
+      stored = 2;
+    }
+    if (stored != SqliteLedger::kSchemaVersion) {
       return fail(ErrorCode::kFailedPrecondition, "open",
                   fmt::format("schema version {}, but this build reads version {}; migrate the "
                               "file or open another",
-                              r.null_at(0) ? std::string("(none)") : std::to_string(r.int64_at(0)),
+                              stored ? std::to_string(*stored) : std::string("(none)"),
                               SqliteLedger::kSchemaVersion));
     }
     return ok_status();
@@ -504,12 +524,14 @@ struct SqliteLedger::Impl {
     SETTLE_TRY(prepare(update_account,
                        "UPDATE accounts SET balance = balance + ?1, postings = postings + ?2 "
                        "WHERE account_id = ?3"));
-    SETTLE_TRY(prepare(upsert_checkpoint,
-                       "INSERT INTO checkpoints (consumer, partition, next_offset, state) "
-                       "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (consumer, partition) DO UPDATE "
-                       "SET next_offset = excluded.next_offset, state = excluded.state"));
+    SETTLE_TRY(prepare(update_checkpoint,
+                       "UPDATE checkpoints SET next_offset = ?3, state = ?4, version = ?5 "
+                       "WHERE consumer = ?1 AND partition = ?2 AND version = ?5 - 1"));
+    SETTLE_TRY(prepare(insert_checkpoint,
+                       "INSERT INTO checkpoints (consumer, partition, next_offset, state, version) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (consumer, partition) DO NOTHING"));
     SETTLE_TRY(prepare(get_checkpoint,
-                       "SELECT next_offset, state FROM checkpoints "
+                       "SELECT next_offset, state, version FROM checkpoints "
                        "WHERE consumer = ?1 AND partition = ?2"));
     SETTLE_TRY(prepare(settling,
                        "SELECT kind, count(*), sum(amount), sum(fee) FROM journals "
@@ -1251,15 +1273,27 @@ Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> jou
   SETTLE_TRY(d.insert_all(journals, out, kWhat));
   SETTLE_TRY(d.apply_deltas(kWhat));
   for (const Checkpoint& c : checkpoints) {
-    Run r(d.upsert_checkpoint);
-    r.text(1, c.consumer);
-    r.int64(2, c.partition);
-    r.int64(3, c.next_offset);
-    r.blob(4, c.state.data(), c.state.size());
-    const int rc = r.step();
-    if (rc != SQLITE_DONE) {
-      return d.sql_fail(rc, fmt::format("{}: checkpoint {}/{}", kWhat, c.consumer, c.partition));
+    // The successor of the stored version: an update of version - 1, or the
+    // first write (version 1) of a checkpoint none has written.
+    bool written = false;
+    for (Stmt* stmt : {&d.update_checkpoint, &d.insert_checkpoint}) {
+      if (stmt == &d.insert_checkpoint && c.version != 1) break;
+      Run r(*stmt);
+      r.text(1, c.consumer);
+      r.int64(2, c.partition);
+      r.int64(3, c.next_offset);
+      r.blob(4, c.state.data(), c.state.size());
+      r.int64(5, c.version);
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) {
+        return d.sql_fail(rc, fmt::format("{}: checkpoint {}/{}", kWhat, c.consumer, c.partition));
+      }
+      if (sqlite3_changes(d.db) == 1) {
+        written = true;
+        break;
+      }
     }
+    if (!written) return checks::checkpoint_fenced(c);
   }
   SETTLE_TRY(txn.commit(kWhat));
   return out;
@@ -1282,6 +1316,7 @@ Result<std::optional<Checkpoint>> SqliteLedger::checkpoint(std::string_view cons
   c.partition = partition;
   c.next_offset = r.int64_at(0);
   c.state = std::string(r.blob_at(1));
+  c.version = r.int64_at(2);
   return std::optional<Checkpoint>(std::move(c));
 }
 

@@ -139,6 +139,7 @@ Status StreamProcessor::recover(std::int32_t partition) {
   PartitionState st;
   if (cp) {
     SETTLE_ASSIGN_OR_RETURN(st, decode_state(*cp));
+    st.checkpoint_version = cp->version;
   }
   st.last_input_ms = wall_ms();
   auto& slot = partitions_[partition] = std::move(st);
@@ -237,7 +238,10 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     chunk->sources.emplace_back(rec.header(kSourceHeader));
     chunk->appended_ms.push_back(rec.timestamp_ms);
   }
-  chunk->checkpoint = ledger::Checkpoint{options_.consumer, partition, st.next_offset, encode_state(st)};
+  // The chunk's version is taken now: chunks commit in order, and a refused
+  // one breaks the processor (recovered from the checkpoint it then reads).
+  chunk->checkpoint = ledger::Checkpoint{options_.consumer, partition, st.next_offset, encode_state(st),
+                                         ++st.checkpoint_version};
   // Dead letters are durable before the checkpoint that passes them: a crash
   // in between writes them again (the same source offsets), never loses them.
   if (!chunk->dead_letters.empty()) {
@@ -365,10 +369,12 @@ void StreamProcessor::begin_close(PartitionState& st, std::vector<BatchKey> keys
 }
 
 Status StreamProcessor::commit_closes(std::int32_t partition, PartitionState next) {
-  const ledger::Checkpoint cp{options_.consumer, partition, next.next_offset, encode_state(next)};
+  const ledger::Checkpoint cp{options_.consumer, partition, next.next_offset, encode_state(next),
+                              state(partition).checkpoint_version + 1};
   SETTLE_TRY(ledger_.post({}, std::span(&cp, 1)));
   PartitionState& current = state(partition);
   current = std::move(next);
+  current.checkpoint_version = cp.version;
   return emit_tasks(partition, current);
 }
 
@@ -437,8 +443,12 @@ Status StreamProcessor::emit_tasks(std::int32_t partition, PartitionState& st) {
   // the old list and a recovery re-emits the tasks, which is harmless, so the
   // failure is not the caller's: the next recovery or chunk clears it.
   SETTLE_ASSERT(!pending_, "tasks are emitted with no chunk in flight");
-  const ledger::Checkpoint cp{options_.consumer, partition, st.next_offset, encode_state(st)};
-  (void)ledger_.post({}, std::span(&cp, 1));
+  const ledger::Checkpoint cp{options_.consumer, partition, st.next_offset, encode_state(st),
+                              st.checkpoint_version + 1};
+  // On failure st keeps the old version: if the write was made after all
+  // (unacknowledged) or was refused, the next checkpoint is refused and the
+  // processor recovers; if it was lost, the next one follows the stored one.
+  if (ledger_.post({}, std::span(&cp, 1)).ok()) st.checkpoint_version = cp.version;
   return emit_statuses(updates);
 }
 

@@ -152,6 +152,10 @@ class StreamProcessor {
     std::map<model::BatchKey, model::ControlTotals, BatchKeyLess> open;
     std::map<MerchantCurrency, Date, MerchantCurrencyLess> last_closed;
     std::vector<Closing> closing;  // checkpointed, emitted after the commit
+    // The version of the partition's last checkpoint this processor wrote or
+    // read (0: none); its next write is this + 1, which the ledger refuses
+    // (kFenced) if another writer moved the checkpoint meanwhile.
+    std::int64_t checkpoint_version = 0;
   };
 
   PartitionState& state(std::int32_t partition);

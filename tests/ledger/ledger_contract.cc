@@ -420,10 +420,51 @@ TEST_P(LedgerContract, CheckpointIsSavedAtomicallyWithThePostingsAndSurvivesReop
   EXPECT_EQ(balance(ledger(), "platform:clearing"), 10000);
 
   // A checkpoint alone (the input held nothing to post) replaces the old one.
-  const Checkpoint empty_state{"processor", 3, 18, ""};
+  const Checkpoint empty_state{"processor", 3, 18, "", 2};
   EXPECT_TRUE(post(ledger(), {}, {empty_state, Checkpoint{"processor", 4, 1, "p4"}}).empty());
   EXPECT_EQ(must(ledger().checkpoint("processor", 3)), empty_state);
   EXPECT_EQ(must(ledger().checkpoint("processor", 4)), (Checkpoint{"processor", 4, 1, "p4"}));
+}
+
+TEST_P(LedgerContract, ACheckpointThatDoesNotFollowTheStoredVersionIsFencedAndNothingOfItsCallIsWritten) {
+  const Merchant m = merchant("m1");
+  // Two processors read version 1 of partition 5: the one that took the
+  // partition over writes version 2 first.
+  const Checkpoint read{"processor", 5, 10, "read", 1};
+  post(ledger(), {}, {read});
+  const Checkpoint successor{"processor", 5, 20, "successor", 2};
+  ASSERT_EQ(post(ledger(), {capture(m, "pay_new_owner", 300, day(2))}, {successor}),
+            std::vector<PostOutcome>{PostOutcome::kPosted});
+
+  // The one that lost it writes version 2 too, with a journal: refused whole.
+  const auto stale = ledger().post(std::vector<Journal>{capture(m, "pay_old_owner", 700, day(2))},
+                                   std::vector<Checkpoint>{{"processor", 5, 15, "stale", 2}});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kFenced) << stale.error().to_string();
+  EXPECT_NE(stale.error().message.find("processor/5"), std::string::npos) << stale.error().message;
+  EXPECT_EQ(must(ledger().checkpoint("processor", 5)), successor);
+  EXPECT_EQ(balance(ledger(), "platform:clearing"), 300) << "the refused call's journal is not posted";
+
+  // Skipping a version, or a first write other than version 1, is refused too.
+  const auto skipped = ledger().post({}, std::vector<Checkpoint>{{"processor", 5, 30, "skip", 4}});
+  ASSERT_FALSE(skipped.ok());
+  EXPECT_EQ(skipped.error().code, ErrorCode::kFenced);
+  const auto first = ledger().post({}, std::vector<Checkpoint>{{"processor", 6, 1, "first", 2}});
+  ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.error().code, ErrorCode::kFenced);
+  EXPECT_EQ(must(ledger().checkpoint("processor", 6)), std::nullopt);
+
+  // Two checkpoints in one call: one refused, neither written.
+  const auto pair = ledger().post({}, std::vector<Checkpoint>{{"processor", 6, 1, "fine", 1},
+                                                              {"processor", 5, 40, "stale", 2}});
+  ASSERT_FALSE(pair.ok());
+  EXPECT_EQ(must(ledger().checkpoint("processor", 6)), std::nullopt);
+
+  // The successor of the stored version goes, and survives a reopen.
+  const Checkpoint next{"processor", 5, 30, "next", 3};
+  post(ledger(), {}, {next});
+  reopen();
+  EXPECT_EQ(must(ledger().checkpoint("processor", 5)), next);
 }
 
 // --- settling totals ------------------------------------------------------------
@@ -979,8 +1020,9 @@ TEST_P(LedgerContract, ConcurrentPostsFromManyThreadsAreEachAppliedOnce) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         const auto ti = static_cast<std::size_t>(t);
+        std::int64_t version = 0;
         for (const auto& call : work[ti]) {
-          auto r = ledger().post(call, std::vector<Checkpoint>{{"p", t, 1, "x"}});
+          auto r = ledger().post(call, std::vector<Checkpoint>{{"p", t, 1, "x", ++version}});
           if (!r.ok()) {
             errors[ti] = r.error().to_string();
             return;

@@ -182,6 +182,27 @@ TEST_F(SqliteLedgerTest, ReopeningAFileOfAnotherSchemaVersionIsAClearError) {
   EXPECT_NE(r.error().message.find(options_.path.string()), std::string::npos) << r.error().message;
 }
 
+TEST_F(SqliteLedgerTest, ALedgerOfSchemaVersion1IsUpgradedInPlaceAndKeepsItsCheckpoints) {
+  {
+    auto l = open();
+    ASSERT_TRUE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 7, "state", 1}}).ok());
+  }
+  {
+    // What a version 1 file was: no checkpoints.version.
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("ALTER TABLE checkpoints DROP COLUMN version"), SQLITE_OK) << raw.last_error();
+    ASSERT_EQ(raw.exec("UPDATE schema_version SET version = 1"), SQLITE_OK);
+  }
+  auto l = open();
+  auto cp = l->checkpoint("processor", 0);
+  ASSERT_TRUE(cp.ok() && cp->has_value());
+  EXPECT_EQ(**cp, (Checkpoint{"processor", 0, 7, "state", 0})) << "existing rows are version 0";
+  EXPECT_FALSE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 8, "next", 2}}).ok());
+  EXPECT_TRUE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 8, "next", 1}}).ok());
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT max(version) FROM schema_version"), "2");
+}
+
 TEST_F(SqliteLedgerTest, ADatabaseThatIsNotALedgerIsRefused) {
   {
     RawDb raw(options_.path);

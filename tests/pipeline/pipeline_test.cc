@@ -256,6 +256,43 @@ TEST_F(Pipeline, RecoveryResumesFromTheCheckpointWithoutDoubleCounting) {
   EXPECT_EQ(second.stats().duplicates, 1);
 }
 
+TEST_F(Pipeline, AProcessorThatLostItsPartitionCannotOverwriteTheCheckpointOfItsSuccessor) {
+  append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z"),
+                    event("b", EventType::kCapture, 200, "2026-03-02T02:00:00Z"),
+                    event("c", EventType::kCapture, 400, "2026-03-02T03:00:00Z"),
+                    event("d", EventType::kCapture, 800, "2026-03-02T04:00:00Z")});
+  processor::ProcessorOptions small;
+  small.chunk_records = 2;
+  // The old owner read the partition's checkpoint, then slept through a
+  // rebalance; its successor read the same checkpoint and went on.
+  processor::StreamProcessor old_owner(*rt_.bus, *rt_.ledger, *directory_, small);
+  ASSERT_TRUE(old_owner.recover(0).ok());
+  processor::StreamProcessor successor(*rt_.bus, *rt_.ledger, *directory_, small);
+  ASSERT_TRUE(successor.recover(0).ok());
+  drain(successor);
+  ASSERT_EQ(successor.next_offset(0), 4);
+
+  // The old owner wakes and commits its first chunk (a, b): refused.
+  auto stale = old_owner.poll(0);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kFenced) << stale.error().to_string();
+  EXPECT_FALSE(old_owner.poll(0).ok()) << "a refused processor stays broken until it is recovered";
+  auto cp = rt_.ledger->checkpoint("processor", 0);
+  ASSERT_TRUE(cp.ok() && cp->has_value());
+  EXPECT_EQ((*cp)->next_offset, 4) << "the successor's position stands";
+
+  // The successor keeps its partition and closes the batch with every event once.
+  ASSERT_TRUE(successor.close_through(0, kDay1).ok());
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).count, 4);
+  EXPECT_EQ(t[0].totals.of(EventType::kCapture).amount, 1500);
+  // Recovered, the old owner starts where the successor stopped.
+  processor::StreamProcessor recovered(*rt_.bus, *rt_.ledger, *directory_, small);
+  ASSERT_TRUE(recovered.recover(0).ok());
+  EXPECT_EQ(recovered.next_offset(0), 4);
+}
+
 TEST_F(Pipeline, RecoveryReEmitsTheTaskOfABatchItWasClosing) {
   FaultyBus faulty(*rt_.bus);
   append(*rt_.bus, {event("a", EventType::kCapture, 100, "2026-03-02T01:00:00Z")});
