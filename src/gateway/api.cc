@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -359,24 +360,65 @@ std::optional<model::Merchant> Api::find_merchant(std::string_view merchant_id) 
   return *m;
 }
 
+namespace {
+
+// The access log: every request at debug, a 5xx at warn; under the request's
+// trace (the one its response carries, else the caller's).
+void log_access(std::string_view method, std::string_view request_traceparent, const Response& r,
+                std::string_view merchant) {
+  const auto level = r.status >= 500 ? observability::LogLevel::kWarn : observability::LogLevel::kDebug;
+  static const observability::Logger log("gateway");
+  if (!log.enabled(level)) return;
+  std::string trace;
+  for (const auto& [name, value] : r.headers) {
+    if (name == "traceparent") trace = observability::trace_id_of(value);
+  }
+  if (trace.empty()) trace = observability::trace_id_of(request_traceparent);
+  observability::LogScope scope(trace, merchant);
+  log.log(level, "{} {} {}", method, r.route != nullptr ? r.route : "unmatched", r.status);
+}
+
+const char* events_route() {
+  static const char* const route = [] {
+    for (const Route& r : route_table()) {
+      if (std::string_view(r.method) == "POST" && std::string_view(r.path) == "/v1/events") return r.path;
+    }
+    SETTLE_ASSERT(false, "POST /v1/events is in route_table()");
+    return "/v1/events";
+  }();
+  return route;
+}
+
+}  // namespace
+
+void Api::handle_async(const Request& request, Respond respond) {
+  if (request.method != "POST" || request.has_idempotency_key ||
+      std::string_view(request.target).substr(0, request.target.find('?')) != "/v1/events") {
+    return respond(handle(request));
+  }
+  Call call{request, {}, {}, {}, {}, nullptr, {}};
+  call.path = "/v1/events";
+  if (auto denied = authenticate(call)) {
+    denied->route = events_route();
+    log_access(request.method, request.traceparent, *denied, {});
+    return respond(std::move(*denied));
+  }
+  // The callback may outlive `request` (it runs on the bus committer's
+  // thread): it keeps what the access log needs.
+  post_events_async(call, [respond = std::move(respond), method = request.method, merchant = call.key.merchant_id,
+                           traceparent = request.traceparent](Response r) {
+    r.route = events_route();
+    log_access(method, traceparent, r, merchant);
+    respond(std::move(r));
+  });
+}
+
 Response Api::handle(const Request& request) {
   const char* route = nullptr;
   std::string merchant;  // the authenticated key's ("" for admin keys or none)
   Response r = route_and_handle(request, route, merchant);
   r.route = route;
-  // The access log: every request at debug, a 5xx at warn; under the
-  // request's trace (the one its response carries, else the caller's).
-  const auto level = r.status >= 500 ? observability::LogLevel::kWarn : observability::LogLevel::kDebug;
-  static const observability::Logger log("gateway");
-  if (log.enabled(level)) {
-    std::string trace;
-    for (const auto& [name, value] : r.headers) {
-      if (name == "traceparent") trace = observability::trace_id_of(value);
-    }
-    if (trace.empty()) trace = observability::trace_id_of(request.traceparent);
-    observability::LogScope scope(trace, merchant);
-    log.log(level, "{} {} {}", request.method, route != nullptr ? route : "unmatched", r.status);
-  }
+  log_access(request.method, request.traceparent, r, merchant);
   return r;
 }
 
@@ -666,9 +708,16 @@ Response Api::with_idempotency(Call& call) {
 }
 
 Response Api::post_events(Call& call) {
+  std::promise<Response> answer;
+  auto future = answer.get_future();
+  post_events_async(call, [&answer](Response r) { answer.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Api::post_events_async(Call& call, Respond respond) {
   if (!is_json(call.req.content_type)) {
-    return error_response(415, "unsupported_media_type",
-                          "POST /v1/events takes application/json (use /v1/events/bulk for NDJSON or CSV)");
+    return respond(error_response(415, "unsupported_media_type",
+                                  "POST /v1/events takes application/json (use /v1/events/bulk for NDJSON or CSV)"));
   }
   const std::string_view body = call.req.body;
   const std::size_t first = body.find_first_not_of(" \t\r\n");
@@ -677,18 +726,18 @@ Response Api::post_events(Call& call) {
   if (first != std::string_view::npos && body[first] == '[') {
     array = true;
     auto split = split_array(body);
-    if (!split.ok()) return error_response(400, "malformed_json", split.error().message);
+    if (!split.ok()) return respond(error_response(400, "malformed_json", split.error().message));
     elements = std::move(split).value();
-    if (elements.empty()) return error_response(422, "validation_failed", "the array holds no events");
+    if (elements.empty()) return respond(error_response(422, "validation_failed", "the array holds no events"));
     if (elements.size() > options_.max_events_per_request) {
-      return error_response(422, "validation_failed",
-                            fmt::format("{} events in one request; at most {} (use /v1/events/bulk for more)",
-                                        elements.size(), options_.max_events_per_request));
+      return respond(error_response(422, "validation_failed",
+                                    fmt::format("{} events in one request; at most {} (use /v1/events/bulk for more)",
+                                                elements.size(), options_.max_events_per_request)));
     }
   } else if (first != std::string_view::npos && body[first] == '{') {
     elements.push_back(body);
   } else {
-    return error_response(400, "malformed_json", "the body must be a JSON object or an array of objects");
+    return respond(error_response(400, "malformed_json", "the body must be a JSON object or an array of objects"));
   }
 
   thread_local model::EventParser parser;
@@ -715,15 +764,15 @@ Response Api::post_events(Call& call) {
     }
     events.push_back(std::move(ev).value());
   }
-  if (!syntax.empty()) return error_response(400, "malformed_json", "the body is not valid JSON", syntax);
+  if (!syntax.empty()) return respond(error_response(400, "malformed_json", "the body is not valid JSON", syntax));
   if (!forbidden.empty()) {
-    return error_response(403, "forbidden", "events of another merchant; nothing was accepted", forbidden);
+    return respond(error_response(403, "forbidden", "events of another merchant; nothing was accepted", forbidden));
   }
   if (!invalid.empty()) {
-    return error_response(422, "validation_failed",
-                          fmt::format("{} of {} events failed validation; nothing was accepted", invalid.size(),
-                                      elements.size()),
-                          invalid);
+    return respond(error_response(422, "validation_failed",
+                                  fmt::format("{} of {} events failed validation; nothing was accepted", invalid.size(),
+                                              elements.size()),
+                                  invalid));
   }
 
   if (limiter_.enabled()) {
@@ -739,47 +788,52 @@ Response Api::post_events(Call& call) {
         r.headers.emplace_back("RateLimit-Limit", std::to_string(d.limit));
         r.headers.emplace_back("RateLimit-Remaining", std::to_string(d.remaining));
         r.headers.emplace_back("RateLimit-Reset", std::to_string(d.reset_s));
-        return r;
+        return respond(std::move(r));
       }
     }
   }
   // The events carry the caller's trace (a child span of it), or a new one;
   // the response says which, so a client can find its events' path.
-  const std::string traceparent = observability::continue_or_start(call.req.traceparent);
-  auto decided = claim_and_append(events, "api", traceparent);
-  if (!decided.ok()) return error_response(503, "unavailable", decided.error().message);
-  const std::vector<Verdict>& verdicts = *decided;
-
-  std::string out;
-  out.reserve(64 + events.size() * 64);
-  std::int64_t accepted = 0;
-  std::int64_t duplicates = 0;
-  std::int64_t rejected = 0;
-  out += "{\"results\":[";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (i) out += ',';
-    out += fmt::format("{{\"index\":{},\"event_id\":\"", i);
-    model::append_json_escaped(out, events[i].event_id.view());
-    out += "\",\"status\":";
-    switch (verdicts[i]) {
-      case Verdict::kAccepted:
-        ++accepted;
-        out += "\"accepted\"}";
-        break;
-      case Verdict::kDuplicate:
-        ++duplicates;
-        out += "\"duplicate\"}";
-        break;
-      case Verdict::kConflict:
-        ++rejected;
-        out += "\"rejected\",\"errors\":[{\"code\":\"conflict\",\"field\":\"";
-        out += array ? fmt::format("[{}].event_id", i) : std::string("event_id");
-        out += "\",\"reason\":\"an event with this id and different content was accepted before\"}]}";
-        break;
-    }
-  }
-  out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
-  return Response{202, std::move(out), {{"traceparent", traceparent}}};
+  std::string traceparent = observability::continue_or_start(call.req.traceparent);
+  std::vector<std::string> ids;
+  ids.reserve(events.size());
+  for (const auto& ev : events) ids.push_back(ev.event_id.str());
+  claim_and_append_async(
+      events, "api", traceparent,
+      [ids = std::move(ids), array, traceparent, respond = std::move(respond)](Result<std::vector<Verdict>> decided) {
+        if (!decided.ok()) return respond(error_response(503, "unavailable", decided.error().message));
+        const std::vector<Verdict>& verdicts = *decided;
+        std::string out;
+        out.reserve(64 + ids.size() * 64);
+        std::int64_t accepted = 0;
+        std::int64_t duplicates = 0;
+        std::int64_t rejected = 0;
+        out += "{\"results\":[";
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          if (i) out += ',';
+          out += fmt::format("{{\"index\":{},\"event_id\":\"", i);
+          model::append_json_escaped(out, ids[i]);
+          out += "\",\"status\":";
+          switch (verdicts[i]) {
+            case Verdict::kAccepted:
+              ++accepted;
+              out += "\"accepted\"}";
+              break;
+            case Verdict::kDuplicate:
+              ++duplicates;
+              out += "\"duplicate\"}";
+              break;
+            case Verdict::kConflict:
+              ++rejected;
+              out += "\"rejected\",\"errors\":[{\"code\":\"conflict\",\"field\":\"";
+              out += array ? fmt::format("[{}].event_id", i) : std::string("event_id");
+              out += "\",\"reason\":\"an event with this id and different content was accepted before\"}]}";
+              break;
+          }
+        }
+        out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
+        respond(Response{202, std::move(out), {{"traceparent", traceparent}}});
+      });
 }
 
 // Two phases per event: a claim (put_if_absent, value the content's digest)
@@ -792,6 +846,15 @@ Response Api::post_events(Call& call) {
 // a failed append are released.
 Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events, std::string_view source,
                                                    std::string_view traceparent) {
+  std::promise<Result<std::vector<Verdict>>> answer;
+  auto future = answer.get_future();
+  claim_and_append_async(events, source, traceparent,
+                         [&answer](Result<std::vector<Verdict>> r) { answer.set_value(std::move(r)); });
+  return future.get();
+}
+
+void Api::claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
+                                 std::string_view traceparent, Decided done) {
   const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
   std::vector<std::string> canon(events.size());
@@ -806,23 +869,19 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
   }
   // One call for the batch: the Redis store pipelines it.
   auto outcomes = store_.put_if_absent_many(puts, options_.event_claim_ttl);
-  std::vector<std::size_t> claimed;
-  auto release_claims = [&](const std::vector<std::size_t>& which) {
-    for (std::size_t i : which) (void)store_.delete_if_equal(keys[i], digests[i]);
-  };
   if (!outcomes.ok()) {
     // Some claims may be stored: release every one of this content (an
     // identical event claimed concurrently loses its claim too; the
     // ledger's unique identity still settles it once).
-    std::vector<std::size_t> all(events.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    release_claims(all);
-    return outcomes.error();
+    for (std::size_t i = 0; i < events.size(); ++i) (void)store_.delete_if_equal(keys[i], digests[i]);
+    return done(outcomes.error());
   }
+  std::vector<std::size_t> claimed;  // claims this call made, released if the append fails
   std::vector<bus::Record> records;
-  std::vector<std::size_t> appended;  // events[i] of each record
+  std::vector<std::string> mark_keys;  // the on-bus mark of each record's event
   std::unordered_set<std::string_view> in_call;  // keys appended by this call
   records.reserve(events.size());
+  mark_keys.reserve(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
     const idempotency::PutOutcome& put = (*outcomes)[i];
     if (!put.inserted) {
@@ -834,9 +893,12 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
-      SETTLE_ASSIGN_OR_RETURN(auto on_bus, store_.get(on_bus_key(events[i].merchant_id.view(),
-                                                                 events[i].event_id.view())));
-      if (on_bus.has_value()) {
+      auto on_bus = store_.get(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
+      if (!on_bus.ok()) {
+        for (std::size_t c : claimed) (void)store_.delete_if_equal(keys[c], digests[c]);
+        return done(on_bus.error());
+      }
+      if (on_bus->has_value()) {
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
@@ -844,40 +906,50 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
       claimed.push_back(i);
     }
     in_call.insert(keys[i]);
-    appended.push_back(i);
+    mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
                                   {bus::Header{processor::kSourceHeader, std::string(source)},
                                    bus::Header{processor::kTraceparentHeader, trace}},
                                   0});
   }
-  if (!records.empty()) {
-    // Concurrent requests' records share one bus append (group commit).
-    Status status = events_appender_.append(records);
-    if (!status.ok()) {
-      release_claims(claimed);
-      return make_error(status.error().code,
-                        fmt::format("the bus did not take the events: {}", status.error().message));
-    }
-    // A lost mark costs a second copy on the bus if the event is sent again,
-    // never a lost event: its failure is not the request's.
-    std::vector<std::string> mark_keys;
-    mark_keys.reserve(appended.size());
-    for (std::size_t i : appended) mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
-    std::vector<idempotency::PutRequest> marks;
-    marks.reserve(appended.size());
-    for (const std::string& k : mark_keys) marks.push_back({k, "1"});  // small: one per accepted event
-    (void)store_.put_if_absent_many(marks, options_.event_claim_ttl);
+  if (records.empty()) {
+    count_verdicts(verdicts);
+    return done(std::move(verdicts));
   }
-  if (options_.metrics != nullptr) {
-    for (Verdict v : verdicts) {
-      switch (v) {
-        case Verdict::kAccepted: options_.metrics->events_accepted.Increment(); break;
-        case Verdict::kDuplicate: options_.metrics->events_duplicate.Increment(); break;
-        case Verdict::kConflict: options_.metrics->events_rejected.Increment(); break;
-      }
+  // The claims to release should the append fail.
+  std::vector<std::pair<std::string, std::string>> releases;
+  releases.reserve(claimed.size());
+  for (std::size_t c : claimed) releases.emplace_back(std::move(keys[c]), std::move(digests[c]));
+  // Concurrent requests' records share one bus append (group commit); this
+  // thread goes on meanwhile and `done` runs on the committer's thread.
+  events_appender_.append_async(
+      std::move(records), [this, verdicts = std::move(verdicts), releases = std::move(releases),
+                           mark_keys = std::move(mark_keys), done = std::move(done)](const Status& status) mutable {
+        if (!status.ok()) {
+          for (const auto& [key, digest] : releases) (void)store_.delete_if_equal(key, digest);
+          return done(make_error(status.error().code,
+                                 fmt::format("the bus did not take the events: {}", status.error().message)));
+        }
+        // A lost mark costs a second copy on the bus if the event is sent
+        // again, never a lost event: its failure is not the request's.
+        std::vector<idempotency::PutRequest> marks;
+        marks.reserve(mark_keys.size());
+        for (const std::string& k : mark_keys) marks.push_back({k, "1"});  // small: one per accepted event
+        (void)store_.put_if_absent_many(marks, options_.event_claim_ttl);
+        count_verdicts(verdicts);
+        done(std::move(verdicts));
+      });
+}
+
+void Api::count_verdicts(const std::vector<Verdict>& verdicts) {
+  if (options_.metrics == nullptr) return;
+  for (Verdict v : verdicts) {
+    switch (v) {
+      case Verdict::kAccepted: options_.metrics->events_accepted.Increment(); break;
+      case Verdict::kDuplicate: options_.metrics->events_duplicate.Increment(); break;
+      case Verdict::kConflict: options_.metrics->events_rejected.Increment(); break;
     }
   }
-  return verdicts;
 }
 
 Response Api::post_key(Call& call) {

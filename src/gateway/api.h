@@ -6,11 +6,13 @@
 //
 // Error bodies: {"error":{"code":"…","message":"…","details":[{"field":"…","reason":"…"}]}}.
 //
-// Thread safety: handle() may be called from any number of threads at once.
+// Thread safety: handle() and handle_async() may be called from any number
+// of threads at once.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -124,6 +126,17 @@ class Api {
                                            ApiOptions options = {});
 
   Response handle(const Request& request);
+  // handle() for a caller that need not hold a thread while the bus makes
+  // events durable: POST /v1/events without an Idempotency-Key is validated
+  // and claimed here, and `respond` runs later on the bus committer's thread
+  // (GroupAppender), once the events are durable; it must only hand the
+  // response on (e.g. post it to the connection). Every other request is
+  // answered (respond called) before handle_async() returns.
+  using Respond = std::function<void(Response)>;
+  void handle_async(const Request& request, Respond respond);
+  // Returns once every event append queued so far is durable and answered
+  // (a server stopping calls it before it stops delivering answers).
+  void drain_appends() { events_appender_.drain(); }
 
   // POST /v1/events/bulk, whose body is streamed: begin_bulk() checks the
   // headers (route, key, content type, Idempotency-Key) and returns either an
@@ -159,6 +172,14 @@ class Api {
   // Every record carries `traceparent` (W3C); empty: a new trace per call.
   Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source,
                                                 std::string_view traceparent = {});
+  // The same without waiting for the bus: the claims are made (and the
+  // events' records built) before it returns, so `events` may change then;
+  // `done` runs once the records are durable (on the committer's thread, see
+  // handle_async()) or at once when nothing needs appending or the claims
+  // failed.
+  using Decided = std::function<void(Result<std::vector<Verdict>>)>;
+  void claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
+                              std::string_view traceparent, Decided done);
   // The merchant's configuration (a copy), or nullopt when unknown.
   std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
   bool has_merchant(std::string_view merchant_id);  // without the copy
@@ -179,6 +200,8 @@ class Api {
   Response with_idempotency(Call& call);
   std::optional<Response> authenticate(Call& call);
   Response post_events(Call& call);
+  void post_events_async(Call& call, Respond respond);
+  void count_verdicts(const std::vector<Verdict>& verdicts);  // the events_* metrics
   Response post_key(Call& call);
   Response list_keys(Call& call);
   Response revoke_key(Call& call, std::string_view key_id);

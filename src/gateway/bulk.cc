@@ -6,8 +6,10 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <map>
+#include <mutex>
 
 namespace settle::gateway {
 
@@ -26,6 +28,13 @@ struct BulkUpload::Sha {
   }
 };
 
+struct BulkUpload::InFlight {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<std::vector<Verdict>>> result;  // set once the append ended
+  std::vector<std::int64_t> lines;                     // the batch's line numbers
+};
+
 BulkUpload::BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem)
     : api_(api), key_(std::move(key)), format_(format), idem_(std::move(idem)) {
   if (idem_.used) sha_ = std::make_unique<Sha>();
@@ -33,6 +42,7 @@ BulkUpload::BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem)
 }
 
 BulkUpload::~BulkUpload() {
+  (void)settle_in_flight();  // its events count as accepted before
   if (on_end_ && !ended_) {
     (void)end(error_response(400, "incomplete_body",
                              fmt::format("the connection closed before the body ended; {} events accepted before",
@@ -49,6 +59,7 @@ Response BulkUpload::end(Response r) {
 }
 
 Response BulkUpload::too_large(std::uint64_t limit) {
+  (void)settle_in_flight();
   if (idem_.used && !idem_.stored) (void)api_.store().delete_if_equal(idem_.lock_key, "bulk");
   return end(error_response(413, "payload_too_large",
                             fmt::format("the body exceeds this upload's {} bytes; {} events accepted before", limit,
@@ -192,23 +203,45 @@ Status BulkUpload::flush() {
     for (const auto& ev : batch_) ++per_merchant[ev.merchant_id.view()];
     for (const auto& [merchant, n] : per_merchant) api_.rate_limiter().charge(merchant, n);
   }
-  SETTLE_ASSIGN_OR_RETURN(auto verdicts, api_.claim_and_append(batch_, "bulk"));
-  for (std::size_t i = 0; i < verdicts.size(); ++i) {
-    switch (verdicts[i]) {
-      case Verdict::kAccepted: ++accepted_; break;
-      case Verdict::kDuplicate: ++duplicates_; break;
-      case Verdict::kConflict:
-        reject(batch_lines_[i], "event_id", "conflict: an event with this id and different content was accepted before");
-        break;
-    }
-  }
+  // The batch before must be durable first: verdicts count in order, and at
+  // most two batches are held.
+  SETTLE_TRY(settle_in_flight());
+  auto flight = std::make_shared<InFlight>();
+  flight->lines = std::move(batch_lines_);
+  in_flight_ = flight;
+  api_.claim_and_append_async(batch_, "bulk", {}, [flight](Result<std::vector<Verdict>> decided) {
+    std::lock_guard lock(flight->mu);
+    flight->result.emplace(std::move(decided));
+    flight->cv.notify_all();
+  });
   batch_.clear();
   batch_lines_.clear();
   batch_bytes_ = 0;
   return ok_status();
 }
 
+Status BulkUpload::settle_in_flight() {
+  if (!in_flight_) return ok_status();
+  const std::shared_ptr<InFlight> flight = std::move(in_flight_);
+  in_flight_.reset();
+  std::unique_lock lock(flight->mu);
+  flight->cv.wait(lock, [&] { return flight->result.has_value(); });
+  if (!flight->result->ok()) return flight->result->error();
+  const std::vector<Verdict>& verdicts = **flight->result;
+  for (std::size_t i = 0; i < verdicts.size(); ++i) {
+    switch (verdicts[i]) {
+      case Verdict::kAccepted: ++accepted_; break;
+      case Verdict::kDuplicate: ++duplicates_; break;
+      case Verdict::kConflict:
+        reject(flight->lines[i], "event_id", "conflict: an event with this id and different content was accepted before");
+        break;
+    }
+  }
+  return ok_status();
+}
+
 Response BulkUpload::fail(const Error& error) {
+  (void)settle_in_flight();  // the batch appending before the failure counts as accepted
   if (idem_.used && !idem_.stored) (void)api_.store().delete_if_equal(idem_.lock_key, "bulk");
   const unsigned status = error.code == ErrorCode::kInvalidArgument ? 422 : 503;
   Response r = error_response(status, status == 422 ? "validation_failed" : "unavailable",
@@ -228,6 +261,7 @@ Response BulkUpload::finish() {
       if (auto st = record(partial_); !st.ok()) return fail(st.error());
     }
     if (auto st = flush(); !st.ok()) return fail(st.error());
+    if (auto st = settle_in_flight(); !st.ok()) return fail(st.error());
   }
   const std::string digest = sha_ ? sha_->hex() : std::string();
   if (idem_.stored) {

@@ -3,8 +3,10 @@
 // stream. Memory is bounded by one line (bulk_line_bytes_max) and one batch
 // of events (bulk_batch_events), whatever the body's size. Each line is
 // validated like POST /v1/events; valid events are claimed and appended to
-// the bus a batch at a time (each batch durable before the next is read),
-// and the answer is a summary with the errors by line number (the first
+// the bus a batch at a time: while one batch's append runs (on the bus
+// committer, GroupAppender) the next is parsed, and a batch is handed over
+// only once the one before is durable, so at most two batches are in memory
+// and finish() answers only when every batch is durable. The answer is a summary with the errors by line number (the first
 // bulk_errors_max, then a count).
 //
 // Not thread safe: one upload is fed by one caller at a time.
@@ -68,6 +70,8 @@ class BulkUpload {
  private:
   Status record(std::string_view text);  // one NDJSON line or CSV record
   Status flush();
+  // Waits for the batch whose append runs, if any, and counts its verdicts.
+  Status settle_in_flight();
   void reject(std::int64_t line, std::string field, std::string reason);
   Response end(Response r);
 
@@ -89,6 +93,8 @@ class BulkUpload {
   std::vector<model::Event> batch_;
   std::vector<std::int64_t> batch_lines_;
   std::size_t batch_bytes_ = 0;
+  struct InFlight;  // a batch handed to the bus, shared with its completion
+  std::shared_ptr<InFlight> in_flight_;
 
   std::int64_t lines_ = 0;
   std::int64_t accepted_ = 0;

@@ -1,54 +1,82 @@
 #include "gateway/group_appender.h"
 
+#include <future>
 #include <iterator>
 
 namespace settle::gateway {
 
+GroupAppender::GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max)
+    : bus_(bus), topic_(std::move(topic)), records_max_(records_max), committer_([this] { run(); }) {}
+
+GroupAppender::~GroupAppender() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  committer_.join();
+}
+
+void GroupAppender::append_async(std::vector<bus::Record> records, Done done) {
+  if (records.empty()) {
+    done(ok_status());
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(Pending{std::move(records), std::move(done)});
+  }
+  work_cv_.notify_one();
+}
+
 Status GroupAppender::append(std::vector<bus::Record>& records) {
-  if (records.empty()) return ok_status();
-  Waiter self{&records};
+  std::promise<Status> result;
+  auto future = result.get_future();
+  append_async(std::move(records), [&result](const Status& st) { result.set_value(st); });
+  records.clear();
+  return future.get();
+}
+
+void GroupAppender::drain() {
   std::unique_lock lock(mu_);
-  queue_.push_back(&self);
-  while (!self.done) {
-    if (appending_) {
-      cv_.wait(lock);
-      continue;
-    }
-    // Lead: take the queue (up to records_max_), append it, hand out the result.
-    appending_ = true;
-    std::vector<Waiter*> batch;
+  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+}
+
+void GroupAppender::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    // Take the queue (up to records_max_ records) as one group.
+    std::vector<Pending> group;
     std::size_t n = 0;
-    std::size_t taken = 0;
-    for (; taken < queue_.size(); ++taken) {
-      const std::size_t size = queue_[taken]->records->size();
-      if (taken > 0 && n + size > records_max_) break;
+    while (!queue_.empty()) {
+      const std::size_t size = queue_.front().records.size();
+      if (!group.empty() && n + size > records_max_) break;
       n += size;
+      group.push_back(std::move(queue_.front()));
+      queue_.pop_front();
     }
-    batch.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(taken));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(taken));
+    busy_ = true;
     lock.unlock();
 
     Status st = ok_status();
-    if (batch.size() == 1) {
-      auto appended = bus_.append(topic_, *batch[0]->records);
+    if (group.size() == 1) {
+      auto appended = bus_.append(topic_, group[0].records);
       if (!appended.ok()) st = appended.error();
     } else {
       std::vector<bus::Record> all;
       all.reserve(n);
-      for (Waiter* w : batch) std::move(w->records->begin(), w->records->end(), std::back_inserter(all));
+      for (Pending& p : group) std::move(p.records.begin(), p.records.end(), std::back_inserter(all));
       auto appended = bus_.append(topic_, all);
       if (!appended.ok()) st = appended.error();
     }
+    for (Pending& p : group) p.done(st);
 
     lock.lock();
-    for (Waiter* w : batch) {
-      w->result = st;
-      w->done = true;
-    }
-    appending_ = false;
-    cv_.notify_all();
+    busy_ = false;
+    if (queue_.empty()) idle_cv_.notify_all();
   }
-  return self.result;
 }
 
 }  // namespace settle::gateway

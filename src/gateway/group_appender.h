@@ -1,19 +1,26 @@
 // Group commit for the gateway's appends to one topic: concurrent callers'
 // records go to the bus in one append (one write and one fsync on the
 // embedded log, one produce batch on Kafka) instead of one append each.
-// The first caller to find no append running appends everything queued so
-// far and wakes the others; callers arriving meanwhile queue for the next
-// append. Each caller returns only once its records are durable, with the
-// result of the append that carried them, so the guarantee of Bus::append
-// holds unchanged.
+// A committer thread owns the bus appends: it takes everything queued so far
+// (up to records_max), appends it, hands each caller the result, and takes
+// the next group, which queued while that append ran. Callers do not wait
+// for it: append_async() queues and returns, and the caller's completion
+// runs on the committer thread once the records are durable (or the append
+// failed), so the guarantee of Bus::append holds unchanged while handler
+// threads go on with other requests. append() is the blocking form.
 //
-// Thread safety: append() may be called from any number of threads.
+// Thread safety: append() and append_async() may be called from any number
+// of threads. Completions run on the committer thread, one at a time, and
+// must be short (post the rest elsewhere); they must not call append().
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bus/bus.h"
@@ -23,28 +30,42 @@ namespace settle::gateway {
 
 class GroupAppender {
  public:
+  using Done = std::function<void(const Status&)>;
+
   // One bus append carries at most `records_max` records (more when a single
   // caller brings more).
-  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384)
-      : bus_(bus), topic_(std::move(topic)), records_max_(records_max) {}
+  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384);
+  // Appends what is queued (completions run), then stops the committer.
+  ~GroupAppender();
+  GroupAppender(const GroupAppender&) = delete;
+  GroupAppender& operator=(const GroupAppender&) = delete;
 
+  // Queues `records`; `done` runs on the committer thread once they are
+  // durable, with the result of the append that carried them.
+  void append_async(std::vector<bus::Record> records, Done done);
   // Appends `records` (moved from); returns once they are durable.
   Status append(std::vector<bus::Record>& records);
+  // Returns once everything queued before the call has been appended and its
+  // completion has run.
+  void drain();
 
  private:
-  struct Waiter {
-    std::vector<bus::Record>* records;
-    Status result = ok_status();
-    bool done = false;
+  struct Pending {
+    std::vector<bus::Record> records;
+    Done done;
   };
+  void run();
 
   bus::Bus& bus_;
   const std::string topic_;
   const std::size_t records_max_;
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<Waiter*> queue_;
-  bool appending_ = false;
+  std::condition_variable work_cv_;  // the committer: something queued, or stop
+  std::condition_variable idle_cv_;  // drain(): the queue ran empty
+  std::deque<Pending> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::thread committer_;
 };
 
 }  // namespace settle::gateway

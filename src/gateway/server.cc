@@ -36,6 +36,8 @@ using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
+// A bulk body is read and handed to the parser in pieces of this size.
+constexpr std::size_t kBulkChunkBytes = 256 * 1024;
 
 struct Shared {
   Api* api = nullptr;
@@ -332,6 +334,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         const unsigned version = self->header_parser_->get().version();
         if (!start.upload) return self->write(std::move(start.response), true, version);
         self->upload_ = std::move(start.upload);
+        self->chunk_.resize(kBulkChunkBytes);
         const bool expects = beast::iequals(self->header_parser_->get()[http::field::expect], "100-continue");
         self->bulk_version_ = version;
         self->bulk_keep_alive_ = self->header_parser_->get().keep_alive();
@@ -438,11 +441,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.reset();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
-    // The handler may block (fsync, ledger): run it off the I/O threads.
+    // The handler may block (ledger, store): run it off the I/O threads. A
+    // POST /v1/events does not hold the handler thread while the bus makes
+    // its events durable: the answer comes from the bus committer.
     asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req), keep_alive, version]() mutable {
-      Response resp = self->shared_.api->handle(req);
-      asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
-        self->write(std::move(resp), !keep_alive, version);
+      self->shared_.api->handle_async(req, [self, keep_alive, version](Response resp) {
+        asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
+          self->write(std::move(resp), !keep_alive, version);
+        });
       });
     });
   }
@@ -515,7 +521,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string method_;
   const char* route_ = nullptr;
   std::unique_ptr<BulkUpload> upload_;
-  std::array<char, 64 * 1024> chunk_;
+  std::vector<char> chunk_;  // a bulk body's piece in hand (kBulkChunkBytes, allocated for bulk only)
   unsigned bulk_version_ = 11;
   std::uint64_t bulk_limit_ = kNoBodyLimit;
   bool bulk_keep_alive_ = true;
@@ -656,9 +662,11 @@ void Server::stop() {
     beast::error_code ec;
     d.acceptor->close(ec);
   });
-  // Let handlers finish what they started (an append in flight completes),
-  // then stop the loop; connections close when the io_context goes away.
+  // Let handlers finish what they started and the appends they queued
+  // complete (their answers are posted to the loop), then stop the loop;
+  // connections close when the io_context goes away.
   d.handlers->join();
+  d.api->drain_appends();
   d.ioc.stop();
   for (auto& t : d.threads) t.join();
   d.threads.clear();
