@@ -28,7 +28,7 @@ int run_gateway(const RoleFlags& flags) {
   if (!rt.ok()) return fatal(rt.error().message);
   auto recon = open_recon_store(*ro);
   if (!recon.ok()) return fatal(recon.error().message);
-  std::shared_ptr<reconcile::ReconStore> recon_store = std::move(*recon);
+  std::shared_ptr<reconcile::ReconStore> recon_store = with_status_publisher(std::move(*recon), *rt->ledger, *rt->bus);
   so->api.recon = recon_store.get();
   observability::Metrics metrics("gateway");
   so->api.metrics = &metrics;

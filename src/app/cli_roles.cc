@@ -81,7 +81,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
       (void)pipeline.stop();
       return fatal(opened.error().message);
     }
-    recon = std::move(*opened);
+    recon = with_status_publisher(std::move(*opened), *rt->ledger, *rt->bus);
     so->api.recon = recon.get();
     recon_collector = add_recon_collector(metrics, recon);
     server = std::make_unique<gateway::Server>(*rt->bus, *rt->ledger, *rt->store, *so);

@@ -12,6 +12,7 @@
 #include "ledger/postgres_ledger.h"
 #include "processor/topics.h"
 #include "reconcile/postgres_recon_store.h"
+#include "reconcile/recon_status.h"
 #include "reconcile/sqlite_recon_store.h"
 
 namespace settle::app {
@@ -124,6 +125,17 @@ Result<std::unique_ptr<reconcile::ReconStore>> open_recon_store(const RuntimeOpt
     return std::unique_ptr<reconcile::ReconStore>(std::move(store));
   }
   return unknown_scheme("ledger", options.ledger_url, "postgresql://user@host:port/db").error();
+}
+
+std::shared_ptr<reconcile::ReconStore> with_status_publisher(std::shared_ptr<reconcile::ReconStore> inner,
+                                                             ledger::Ledger& ledger, bus::Bus& bus) {
+  struct Holder {
+    std::shared_ptr<reconcile::ReconStore> inner;
+    reconcile::ReconStatusPublisher publisher;
+  };
+  reconcile::ReconStore& store = *inner;
+  std::shared_ptr<Holder> h(new Holder{std::move(inner), {store, ledger, bus, processor::kStatusTopic}});
+  return std::shared_ptr<reconcile::ReconStore>(h, &h->publisher);
 }
 
 Result<Runtime> Runtime::open(const RuntimeOptions& options) {

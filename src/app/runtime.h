@@ -62,5 +62,9 @@ Result<std::unique_ptr<ledger::Ledger>> open_ledger(const RuntimeOptions& option
 // data directory's ledger.db (which must exist), or in the PostgreSQL
 // ledger's database (created by `settled migrate`).
 Result<std::unique_ptr<reconcile::ReconStore>> open_recon_store(const RuntimeOptions& options);
+// `inner` wrapped so that runs, acknowledgements and resolutions are also
+// published on the status topic (reconcile/recon_status.h).
+std::shared_ptr<reconcile::ReconStore> with_status_publisher(std::shared_ptr<reconcile::ReconStore> inner,
+                                                             ledger::Ledger& ledger, bus::Bus& bus);
 
 }  // namespace settle::app

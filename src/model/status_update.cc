@@ -10,7 +10,10 @@ namespace {
 constexpr StatusKind kKinds[] = {StatusKind::kEventDuplicate, StatusKind::kEventConflict,
                                  StatusKind::kEventRejected,  StatusKind::kEventLate,
                                  StatusKind::kBatchClosing,   StatusKind::kBatchClosed,
-                                 StatusKind::kBatchCloseFailed, StatusKind::kBatchOpen};
+                                 StatusKind::kBatchCloseFailed, StatusKind::kBatchOpen,
+                                 StatusKind::kEventAccepted,  StatusKind::kEventPosted,
+                                 StatusKind::kBatchPaidOut,   StatusKind::kBatchReconciled,
+                                 StatusKind::kBatchDiscrepancy, StatusKind::kMerchantDiscrepancies};
 constexpr EventType kTypes[] = {EventType::kCapture, EventType::kRefund, EventType::kChargeback,
                                 EventType::kChargebackReversal, EventType::kAdjustment};
 }
@@ -25,6 +28,12 @@ std::string_view status_kind_name(StatusKind kind) {
     case StatusKind::kBatchClosed: return "batch_closed";
     case StatusKind::kBatchCloseFailed: return "batch_close_failed";
     case StatusKind::kBatchOpen: return "batch_open";
+    case StatusKind::kEventAccepted: return "event_accepted";
+    case StatusKind::kEventPosted: return "event_posted";
+    case StatusKind::kBatchPaidOut: return "batch_paid_out";
+    case StatusKind::kBatchReconciled: return "batch_reconciled";
+    case StatusKind::kBatchDiscrepancy: return "batch_discrepancy";
+    case StatusKind::kMerchantDiscrepancies: return "merchant_discrepancies";
   }
   SETTLE_ASSERT(false, "unknown status kind");
 }
@@ -39,9 +48,26 @@ std::string status_json(const StatusUpdate& u) {
     j["batch_date"] = format_date(u.batch->batch_date);
     j["currency"] = u.batch->currency;
   }
-  if (u.kind == StatusKind::kBatchClosed) {
+  const bool with_payout = u.kind == StatusKind::kBatchClosed || u.kind == StatusKind::kBatchPaidOut ||
+                           u.kind == StatusKind::kBatchReconciled || u.kind == StatusKind::kBatchDiscrepancy;
+  if (with_payout) {
     j["payout"] = u.payout;
     j["carry_out"] = u.carry_out;
+  }
+  if (u.kind == StatusKind::kEventAccepted || u.kind == StatusKind::kEventPosted) {
+    j["event_ids"] = u.event_ids;
+    j["count"] = u.count;
+    if (u.partition >= 0) j["partition"] = u.partition;
+    if (u.offset >= 0) j["offset"] = u.offset;
+  }
+  if (u.kind == StatusKind::kBatchDiscrepancy || u.kind == StatusKind::kMerchantDiscrepancies) {
+    json list = json::array();
+    for (const DiscrepancyNote& d : u.discrepancies) {
+      list.push_back({{"id", d.id}, {"reason", d.reason}, {"state", d.state}, {"subject", d.subject},
+                      {"currency", d.currency}, {"drift", d.drift}});
+    }
+    j["discrepancies"] = std::move(list);
+    j["open_discrepancies"] = u.open_discrepancies;
   }
   if (u.payout_date) j["payout_date"] = format_date(*u.payout_date);
   if (u.totals) {
@@ -101,6 +127,18 @@ Result<StatusUpdate> parse_status_json(std::string_view text) {
       }
       u.totals = totals;
     }
+    if (j.contains("event_ids")) u.event_ids = j["event_ids"].get<std::vector<std::string>>();
+    u.count = j.value("count", std::int64_t{0});
+    u.partition = j.value("partition", std::int32_t{-1});
+    u.offset = j.value("offset", std::int64_t{-1});
+    if (j.contains("discrepancies")) {
+      for (const auto& d : j["discrepancies"]) {
+        u.discrepancies.push_back(DiscrepancyNote{d.at("id").get<std::int64_t>(), d.at("reason").get<std::string>(),
+                                                  d.at("state").get<std::string>(), d.value("subject", ""),
+                                                  d.value("currency", ""), d.value("drift", Minor{0})});
+      }
+    }
+    u.open_discrepancies = j.value("open_discrepancies", std::int64_t{0});
     u.reason = j.value("reason", "");
     u.at_ms = j.value("at_ms", std::int64_t{0});
     return u;

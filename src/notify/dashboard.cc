@@ -32,13 +32,13 @@ std::string_view dashboard_html() {
 <body>
 <header>
   <h1>settled: live settlement</h1>
-  <span id="health"><span class="dot" id="dot"></span><span id="conn">disconnected</span> · <span id="feed"></span></span>
+  <span id="health"><span class="dot" id="dot"></span><span id="conn">disconnected</span> · <span id="feed"></span> · <span id="pipeline"></span></span>
   <form id="login"><input id="key" type="password" placeholder="API key (sk_...)" autocomplete="off"><button>Connect</button></form>
 </header>
 <main id="merchants"></main>
 <script>
 "use strict";
-const state = new Map();  // merchant -> {batches: Map(batchKey -> status), epoch, seq}
+const state = new Map();  // merchant -> {batches: Map(batchKey -> status), discrepancies, epoch, seq}
 const params = new URLSearchParams(location.search);
 function money(minor, cur) {
   const sign = minor < 0 ? "-" : "";
@@ -47,22 +47,28 @@ function money(minor, cur) {
 }
 function batchKey(s) { return s.batch_date + "/" + s.currency; }
 function merchant(id) {
-  if (!state.has(id)) state.set(id, {batches: new Map(), epoch: 0, seq: -1});
+  if (!state.has(id)) state.set(id, {batches: new Map(), discrepancies: null, epoch: 0, seq: -1});
   return state.get(id);
 }
 function apply(msg) {
   if (msg.type === "resync") {
     const m = merchant(msg.merchant_id);
     m.batches.clear();
-    for (const b of msg.batches) m.batches.set(batchKey(b), b);
+    m.discrepancies = null;
+    for (const b of msg.batches) {
+      if (b.kind === "merchant_discrepancies") m.discrepancies = b; else m.batches.set(batchKey(b), b);
+    }
     m.epoch = msg.epoch; m.seq = msg.seq;
   } else if (msg.type === "status") {
     const m = merchant(msg.merchant_id);
     m.epoch = msg.epoch; m.seq = msg.seq;
     const s = msg.status;
     if (s.batch_date && s.kind.startsWith("batch_")) m.batches.set(batchKey(s), s);
+    if (s.kind === "merchant_discrepancies") m.discrepancies = s;
   }
 }
+const closedLabel = {batch_closed: "closed", batch_paid_out: "paid out", batch_reconciled: "reconciled",
+                     batch_discrepancy: "discrepancy"};
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
 function table(head, rows) {
   const t = document.createElement("table");
@@ -92,9 +98,10 @@ function render() {
         tr.append(cell(s.batch_date), cell(s.event_count ?? ""), cell(money(amount, s.currency), "n amount"),
                   cell(money(s.fees ?? 0, s.currency), "n"), cell(s.kind === "batch_closing" ? "closing" : "open"));
         open.push(tr);
-      } else if (s.kind === "batch_closed") {
+      } else if (s.kind in closedLabel) {
+        const label = s.kind === "batch_discrepancy" && s.open_discrepancies === 0 ? "resolved" : closedLabel[s.kind];
         tr.append(cell(s.batch_date), cell(money(s.payout, s.currency), "n payout"), cell(s.payout_date || ""),
-                  cell(money(s.carry_out, s.currency), "n"));
+                  cell(money(s.carry_out, s.currency), "n"), cell(label, label === "discrepancy" ? "failed state" : "state"));
         closed.push(tr);
       } else if (s.kind === "batch_close_failed") {
         tr.append(cell(s.batch_date), cell(s.reason || "", "failed"));
@@ -107,8 +114,19 @@ function render() {
       sec.appendChild(table(head, rows));
     };
     add("Open batches", ["Batch", "Events", "Amount", "Fees", ""], open);
-    add("Closed batches", ["Batch", "Payout", "Paid on", "Carry"], closed.reverse());
+    add("Closed batches", ["Batch", "Payout", "Paid on", "Carry", ""], closed.reverse());
     add("Needs attention", ["Batch", "Reason"], failed);
+    const d = m.discrepancies;
+    if (d && d.open_discrepancies > 0) {
+      const rows = d.discrepancies.map((x) => {
+        const tr = document.createElement("tr");
+        tr.dataset.discrepancy = x.id;
+        tr.append(cell("#" + x.id), cell(x.reason), cell(x.state), cell(money(x.drift, x.currency), "n"));
+        return tr;
+      });
+      add("Open discrepancies: " + d.open_discrepancies, ["Task", "Reason", "State", "Drift"], rows);
+      sec.querySelector("h3:last-of-type").className = "discrepancies";
+    }
     root.appendChild(sec);
   }
 }
@@ -119,6 +137,12 @@ async function health() {
     const r = await fetch("/healthz");
     const j = await r.json();
     document.getElementById("feed").textContent = j.caught_up ? "feed caught up" : "feed catching up";
+    const p = j.pipeline;
+    if (p) {
+      document.getElementById("pipeline").textContent = "processor lag " + p.processor_lag + " · worker lag " +
+          p.worker_lag + " · failed tasks " + p.failed_tasks + " · dead letters " + p.dead_letters;
+      document.getElementById("pipeline").className = p.failed_tasks > 0 || p.dead_letters > 0 ? "failed" : "";
+    }
   } catch (e) { document.getElementById("feed").textContent = "notify unreachable"; }
 }
 async function connect(key) {
@@ -146,7 +170,7 @@ document.getElementById("login").addEventListener("submit", (e) => {
 const saved = sessionStorage.getItem("settled-key");
 if (saved) connect(saved);
 health();
-setInterval(health, 5000);
+setInterval(health, 2000);
 </script>
 </body>
 </html>

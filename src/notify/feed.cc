@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "model/status_update.h"
 #include "processor/topics.h"
 
@@ -21,13 +23,21 @@ std::uint64_t epoch_of(std::int32_t partitions, std::int32_t partition, std::int
 
 Result<CacheEntry> entry_of(const bus::StoredRecord& r, std::uint64_t epoch) {
   SETTLE_ASSIGN_OR_RETURN(model::StatusUpdate u, model::parse_status_json(r.value));
+  return entry_of(r, u, epoch);
+}
+
+CacheEntry entry_of(const bus::StoredRecord& r, const model::StatusUpdate& u, std::uint64_t epoch) {
   CacheEntry e;
   e.merchant_id = u.merchant_id;
   e.at = {epoch, r.offset};
+  using model::StatusKind;
   const auto kind = u.kind;
-  const bool batch_kind = kind == model::StatusKind::kBatchOpen || kind == model::StatusKind::kBatchClosing ||
-                          kind == model::StatusKind::kBatchClosed || kind == model::StatusKind::kBatchCloseFailed;
+  const bool batch_kind = kind == StatusKind::kBatchOpen || kind == StatusKind::kBatchClosing ||
+                          kind == StatusKind::kBatchClosed || kind == StatusKind::kBatchCloseFailed ||
+                          kind == StatusKind::kBatchPaidOut || kind == StatusKind::kBatchReconciled ||
+                          kind == StatusKind::kBatchDiscrepancy;
   if (batch_kind && u.batch) e.batch = format_date(u.batch->batch_date) + "/" + u.batch->currency;
+  if (kind == StatusKind::kMerchantDiscrepancies) e.batch = kDiscrepanciesKey;
   e.status = r.value;
   e.message = notify_message(e.merchant_id, e.at, e.status);
   return e;
@@ -70,14 +80,20 @@ Result<std::size_t> Feed::poll(std::size_t max_records) {
     if (records.empty()) continue;
     if (!c.epoch) c.epoch = epoch_of(partitions_, p, records.front().offset == 0 ? records.front().timestamp_ms : 0);
     for (const auto& r : records) {
-      auto e = entry_of(r, *c.epoch);
       c.next = r.offset + 1;
-      if (!e.ok()) {
+      auto u = model::parse_status_json(r.value);
+      if (!u.ok()) {
         ++skipped_;
         continue;
       }
-      SETTLE_TRY(cache_.apply(*e));
-      if (listener_) listener_(*e);
+      if (u->kind == model::StatusKind::kEventPosted && u->partition >= 0) {
+        std::int64_t& at = pipeline_.posted_offsets[u->partition];
+        at = std::max(at, u->offset);
+      }
+      if (u->kind == model::StatusKind::kBatchCloseFailed) ++pipeline_.close_failed;
+      const CacheEntry e = entry_of(r, *u, *c.epoch);
+      SETTLE_TRY(cache_.apply(e));
+      if (listener_) listener_(e);
       ++handled;
     }
     SETTLE_TRY(cache_.set_mark(p, PartitionMark{*c.epoch, c.next}));

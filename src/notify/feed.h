@@ -17,6 +17,7 @@
 
 #include "bus/bus.h"
 #include "common/result.h"
+#include "model/status_update.h"
 #include "notify/status_cache.h"
 
 namespace settle::notify {
@@ -26,6 +27,15 @@ std::uint64_t epoch_of(std::int32_t partitions, std::int32_t partition, std::int
 // A status record as a cache entry (kInvalidArgument for a record that is
 // not a status update).
 Result<CacheEntry> entry_of(const bus::StoredRecord& record, std::uint64_t epoch);
+CacheEntry entry_of(const bus::StoredRecord& record, const model::StatusUpdate& update, std::uint64_t epoch);
+
+// What the status records read so far say about the pipeline: per events
+// partition, the processor's next offset after its latest event_posted, and
+// how many batch_close_failed updates there were.
+struct PipelineSeen {
+  std::map<std::int32_t, std::int64_t> posted_offsets;
+  std::int64_t close_failed = 0;
+};
 
 class Feed {
  public:
@@ -38,6 +48,7 @@ class Feed {
   std::int64_t skipped() const { return skipped_; }
   // True once every partition was read to its end at least once.
   bool caught_up() const { return caught_up_; }
+  const PipelineSeen& pipeline() const { return pipeline_; }
 
  private:
   struct Cursor {
@@ -54,6 +65,7 @@ class Feed {
   std::int32_t partitions_ = 0;
   std::int64_t skipped_ = 0;
   bool caught_up_ = false;
+  PipelineSeen pipeline_;
 };
 
 }  // namespace settle::notify

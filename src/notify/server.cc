@@ -24,6 +24,8 @@
 #include "notify/dashboard.h"
 #include "notify/feed.h"
 #include "notify/tokens.h"
+#include "processor/topics.h"
+#include "settlement/settlement_worker.h"
 
 namespace settle::notify {
 namespace {
@@ -164,7 +166,41 @@ struct Shared {
   std::atomic<std::int64_t> slow_closed{0};
   std::atomic<std::int64_t> sent{0};
   std::atomic<bool> caught_up{false};
+  std::mutex pipeline_mu;
+  PipelineSeen pipeline;  // under pipeline_mu: the feed's copy
 };
+
+// /healthz: the feed, and the pipeline's health as far as this process can
+// tell from the bus and the status records it read (see docs/operations.md).
+std::string health_json(Shared& shared) {
+  PipelineSeen seen;
+  {
+    std::lock_guard lock(shared.pipeline_mu);
+    seen = shared.pipeline;
+  }
+  bus::Bus& bus = *shared.bus;
+  auto ends = [&](std::string_view topic, auto&& per_partition) {
+    auto n = bus.partition_count(topic);
+    for (std::int32_t p = 0; n.ok() && p < *n; ++p) {
+      if (auto end = bus.end_offset(topic, p); end.ok()) per_partition(p, *end);
+    }
+  };
+  std::int64_t events = 0, processor_lag = 0, worker_lag = 0, dead_letters = 0;
+  ends(processor::kEventsTopic, [&](std::int32_t p, std::int64_t end) {
+    events += end;
+    auto it = seen.posted_offsets.find(p);
+    processor_lag += std::max<std::int64_t>(0, end - (it == seen.posted_offsets.end() ? 0 : it->second));
+  });
+  ends(processor::kTasksTopic, [&](std::int32_t p, std::int64_t end) {
+    auto done = bus.committed(settlement::WorkerOptions{}.group, processor::kTasksTopic, p);
+    worker_lag += std::max<std::int64_t>(0, end - (done.ok() ? *done : 0));
+  });
+  ends(processor::kDeadLettersTopic, [&](std::int32_t, std::int64_t end) { dead_letters += end; });
+  return fmt::format(
+      "{{\"status\":\"ok\",\"caught_up\":{},\"pipeline\":{{\"events\":{},\"processor_lag\":{},\"worker_lag\":{},"
+      "\"failed_tasks\":{},\"dead_letters\":{}}}}}",
+      shared.caught_up.load() ? "true" : "false", events, processor_lag, worker_lag, seen.close_failed, dead_letters);
+}
 
 using Message = std::shared_ptr<const std::string>;
 
@@ -399,7 +435,7 @@ Result<std::string> scope_for(const Caller& c, const std::string& wanted) {
 Reply handle(Shared& shared, const std::string& method, const Target& t, std::string_view authorization,
              const std::string& body) {
   if (t.path == "/healthz" && method == "GET") {
-    return Reply{200, fmt::format("{{\"status\":\"ok\",\"caught_up\":{}}}", shared.caught_up.load() ? "true" : "false")};
+    return Reply{200, health_json(shared)};
   }
   if (t.path == "/dashboard" && method == "GET") return Reply{200, std::string(dashboard_html()), "text/html; charset=utf-8"};
   if (t.path == "/v1/stream/tokens" && method == "POST") {
@@ -588,6 +624,10 @@ struct NotifyServer::Impl {
       lock.unlock();
       auto n = feed.poll();
       if (feed.caught_up()) shared.caught_up.store(true);
+      if (n.ok() && *n > 0) {
+        std::lock_guard plock(shared.pipeline_mu);
+        shared.pipeline = feed.pipeline();
+      }
       lock.lock();
       if (!n.ok()) {
         failure = n.error();

@@ -49,10 +49,17 @@ struct StreamPosition {
 // "E:S" (both decimal) or an error saying what is wrong with it.
 Result<StreamPosition> parse_position(std::string_view text);
 
+// The cache key of a merchant's latest merchant_discrepancies update: kept
+// beside its batches (and, sorting after every batch date, never the one a
+// full merchant drops first).
+inline constexpr const char* kDiscrepanciesKey = "merchant/discrepancies";
+
 struct CacheEntry {
   std::string merchant_id;
   StreamPosition at;
-  std::string batch;    // "2026-03-02/USD" for batch messages; empty for event messages
+  // "2026-03-02/USD" for batch messages, kDiscrepanciesKey for the merchant's
+  // discrepancy summary; empty for event messages.
+  std::string batch;
   std::string status;   // the status update as JSON (model::status_json)
   std::string message;  // what clients receive (notify_message())
 };
@@ -60,7 +67,9 @@ struct CacheEntry {
 struct MerchantState {
   std::string merchant_id;
   StreamPosition head;                // {0, -1} when nothing is known
-  std::vector<std::string> batches;   // each batch's latest status JSON, by batch key
+  // Each batch's latest status JSON, by batch key, then the merchant's
+  // latest merchant_discrepancies update when there is one.
+  std::vector<std::string> batches;
 };
 
 struct PartitionMark {

@@ -319,6 +319,26 @@ Status StreamProcessor::flush() {
         break;
     }
   }
+  // One event_posted per merchant of the chunk (coalesced: the ids of its
+  // first kEventIdsMax events and the count), in the order they were read.
+  {
+    std::map<std::string_view, std::size_t> by_merchant;  // -> index in p->updates
+    for (std::size_t i = 0; i < p->journals.size(); ++i) {
+      if ((*outcomes)[i] != ledger::PostOutcome::kPosted) continue;
+      const model::Journal& j = p->journals[i];
+      auto [it, fresh] = by_merchant.emplace(j.merchant_id.view(), p->updates.size());
+      if (fresh) {
+        StatusUpdate u{StatusKind::kEventPosted, j.merchant_id.str(), "", "", std::nullopt, 0, 0, "",
+                       p->now_ms, std::nullopt, std::nullopt};
+        u.partition = p->partition;
+        u.offset = p->checkpoint.next_offset;
+        p->updates.push_back(std::move(u));
+      }
+      StatusUpdate& u = p->updates[it->second];
+      ++u.count;
+      if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(j.ref);
+    }
+  }
   // One batch_open per batch this chunk posted to, with its running totals
   // (after the duplicates and conflicts above were taken out): per chunk,
   // not per event, so the hot path stays cheap.

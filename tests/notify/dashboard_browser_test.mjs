@@ -3,8 +3,10 @@
 // events sent through the gateway's API, then the day closed (an event of a
 // later day moves the watermark past it with --grace-ms 0). The page must show
 // the open batch's running totals, then the closed batch's payout within 1 s of
-// the worker closing it (the batch_closed status's at_ms). A screenshot goes to
-// the build directory. Usage: node dashboard_browser_test.mjs SETTLED_BIN OUT_DIR
+// the worker closing it (the batch_closed status's at_ms); then the pipeline's
+// health in the header, and a bank statement lacking the payout posted to the
+// gateway: the batch and the merchant's open discrepancies show it. The
+// screenshots go to the build directory. Usage: node dashboard_browser_test.mjs SETTLED_BIN OUT_DIR
 // Exit 77 (skipped) without chromium or playwright-core.
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, mkdirSync } from "node:fs";
@@ -94,6 +96,27 @@ await phone.waitForSelector("tr[data-batch='2026-03-02/USD'][data-kind=batch_clo
 const width = await phone.evaluate(() => document.documentElement.scrollWidth);
 if (width > 390) fail(`on a phone the page is ${width} px wide (scrolls sideways)`);
 await phone.screenshot({ path: path.join(outDir, "dashboard-phone.png"), fullPage: true });
+
+// Pipeline health in the header (from notify's /healthz): everything posted.
+await page.waitForSelector("#pipeline:text('processor lag 0')", { timeout: 10_000 });
+// Reconciliation: the bank's statement of the payout day lacks the payout, so
+// a discrepancy opens; the page shows it on the batch and in the merchant's
+// open discrepancies, live.
+const camt = `<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt>
+<GrpHdr><MsgId>STMT-0303</MsgId><CreDtTm>2026-03-03T22:00:00Z</CreDtTm></GrpHdr>
+<Stmt><Id>STMT-0303</Id><FrToDt><FrDtTm>2026-03-03T00:00:00Z</FrDtTm><ToDtTm>2026-03-03T23:59:59Z</ToDtTm></FrToDt>
+<Acct><Id><IBAN>DE89370400440532013000</IBAN></Id><Ccy>USD</Ccy></Acct>
+</Stmt></BkToCstmrStmt></Document>
+`;
+const recon = await fetch(`http://127.0.0.1:${ports.gateway}/v1/statements?format=camt053`, {
+  method: "POST", headers: { "Authorization": "Bearer " + admin, "Content-Type": "application/xml" }, body: camt });
+if (recon.status !== 200) fail(`POST /v1/statements: ${recon.status} ${await recon.text()}`);
+await page.waitForSelector("tr[data-batch='2026-03-02/USD'][data-kind=batch_discrepancy]", { timeout: 10_000 });
+await page.waitForSelector("section[data-merchant=m1] h3.discrepancies:text('Open discrepancies: 1')", { timeout: 10_000 });
+const reason = await page.textContent("section[data-merchant=m1] tr[data-discrepancy] td:nth-child(2)");
+if (reason !== "missing_in_statement") fail("the open discrepancy shows reason " + reason);
+await page.screenshot({ path: path.join(outDir, "dashboard-recon.png"), fullPage: true });
 await browser.close();
 clearTimeout(deadline);
 void status;

@@ -487,6 +487,32 @@ TEST_F(Pipeline, PublishesEachOpenBatchsRunningTotalsOncePerChunkWithoutDuplicat
   EXPECT_EQ(open[kDay2].totals->of(EventType::kRefund).amount, 300);
 }
 
+TEST_F(Pipeline, PublishesOneEventPostedPerMerchantAndChunkNamingEveryNewEventOnce) {
+  processor::ProcessorOptions o;
+  o.chunk_records = 3;
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, o);
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e2", EventType::kCapture, 2000, "2026-03-02T11:00:00Z"),
+                    event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e3", EventType::kRefund, 300, "2026-03-03T09:00:00Z")});
+  drain(proc);
+  std::vector<model::StatusUpdate> posted;
+  for (const auto& s : statuses()) {
+    if (s.kind == model::StatusKind::kEventPosted) posted.push_back(s);
+  }
+  // Two chunks (3 + 1 records): one update each, the duplicate in neither.
+  ASSERT_EQ(posted.size(), 2u);
+  EXPECT_EQ(posted[0].merchant_id, "m1");
+  EXPECT_EQ(posted[0].count, 2);
+  EXPECT_EQ(posted[0].event_ids, (std::vector<std::string>{"e1", "e2"}));
+  EXPECT_EQ(posted[0].partition, 0);
+  EXPECT_EQ(posted[0].offset, 3);  // the processor's next offset after the chunk: its lag is readable
+  EXPECT_EQ(posted[1].count, 1);
+  EXPECT_EQ(posted[1].event_ids, (std::vector<std::string>{"e3"}));
+  EXPECT_EQ(posted[1].offset, 4);
+}
+
 class Worker : public Pipeline {
  protected:
   // Processes and closes day 1 and 2 with the processor; returns nothing.
