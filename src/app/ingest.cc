@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "model/event_json.h"
@@ -20,8 +21,16 @@ Status Ingestor::run() {
   total_bytes_ = static_cast<std::int64_t>(in.tellg());
   in.seekg(0);
   model::EventParser parser;
-  std::vector<bus::Record> pending;
-  pending.reserve(options_.ingest_batch_records);
+  // The batch's records are reused from batch to batch: assigning into their
+  // strings keeps the buffers, so a line costs no allocation of its own once
+  // the first batch has grown them.
+  std::vector<bus::Record> pending(std::max<std::size_t>(options_.ingest_batch_records, 1));
+  for (bus::Record& r : pending) {
+    r.headers = {bus::Header{std::string(processor::kSourceHeader), {}},
+                 bus::Header{std::string(processor::kEventIdHeader), {}},
+                 bus::Header{std::string(processor::kTraceparentHeader), {}}};
+  }
+  std::size_t used = 0;
   std::string line;
   std::int64_t line_no = 0;
   while (!stop_.load(std::memory_order_relaxed) && std::getline(in, line)) {
@@ -39,15 +48,23 @@ Status Ingestor::run() {
       reject(source, line_no, fmt::format("field 'merchant_id': unknown merchant '{}'", ev->merchant_id.str()));
       continue;
     }
-    pending.push_back(bus::Record{ev->merchant_id.str(), model::canonical_event_json(*ev),
-                                  {bus::Header{processor::kSourceHeader, fmt::format("{}:{}", source, line_no)},
-                                   bus::Header{processor::kEventIdHeader, ev->event_id.str()},
-                                   bus::Header{processor::kTraceparentHeader, observability::format_traceparent(observability::new_trace())}},
-                                  0});
-    if (pending.size() >= options_.ingest_batch_records) SETTLE_TRY(flush(pending));
+    bus::Record& r = pending[used++];
+    r.key.assign(ev->merchant_id.view());
+    model::assign_canonical_event_json(r.value, *ev);
+    std::string& where = r.headers[0].value;
+    where.assign(source);
+    where += ':';
+    const fmt::format_int n(line_no);
+    where.append(n.data(), n.size());
+    r.headers[1].value.assign(ev->event_id.view());
+    observability::assign_new_traceparent(r.headers[2].value);
+    if (used == pending.size()) {
+      SETTLE_TRY(flush(std::span<const bus::Record>(pending.data(), used)));
+      used = 0;
+    }
   }
   if (in.bad()) return make_error(ErrorCode::kIo, fmt::format("error reading {}", source));
-  return flush(pending);
+  return flush(std::span<const bus::Record>(pending.data(), used));
 }
 
 double Ingestor::fraction() const {
@@ -61,11 +78,10 @@ void Ingestor::reject(const std::string& source, std::int64_t line_no, const std
   diagnostics_ << source << ':' << line_no << ": " << why << '\n';
 }
 
-Status Ingestor::flush(std::vector<bus::Record>& pending) {
+Status Ingestor::flush(std::span<const bus::Record> pending) {
   if (pending.empty()) return ok_status();
   SETTLE_TRY(bus_.append(processor::kEventsTopic, pending));
   accepted_ += static_cast<std::int64_t>(pending.size());
-  pending.clear();
   return ok_status();
 }
 

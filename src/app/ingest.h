@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <ostream>
+#include <span>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -38,7 +39,7 @@ class Ingestor {
 
  private:
   void reject(const std::string& source, std::int64_t line_no, const std::string& why);
-  Status flush(std::vector<bus::Record>& pending);
+  Status flush(std::span<const bus::Record> pending);
 
   bus::Bus& bus_;
   const std::unordered_set<std::string>& merchant_ids_;

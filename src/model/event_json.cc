@@ -230,6 +230,12 @@ std::string metadata_json(const Event& event) {
 std::string canonical_event_json(const Event& ev) {
   std::string out;
   out.reserve(192);
+  assign_canonical_event_json(out, ev);
+  return out;
+}
+
+void assign_canonical_event_json(std::string& out, const Event& ev) {
+  out.clear();
   out += "{\"event_id\":\"";
   append_json_escaped(out, ev.event_id.view());
   out += "\",\"merchant_id\":\"";
@@ -237,7 +243,8 @@ std::string canonical_event_json(const Event& ev) {
   out += "\",\"type\":\"";
   out += event_type_name(ev.type);
   out += "\",\"amount\":";
-  out += fmt::format_int(ev.amount).str();
+  const fmt::format_int amount(ev.amount);
+  out.append(amount.data(), amount.size());
   out += ",\"currency\":\"";
   out += ev.currency;
   out += "\",\"occurred_at\":\"";
@@ -248,7 +255,6 @@ std::string canonical_event_json(const Event& ev) {
     out += metadata_json(ev);
   }
   out += '}';
-  return out;
 }
 
 Digest digest_of(std::string_view bytes) {

@@ -32,6 +32,8 @@ class EventParser {
 };
 
 std::string canonical_event_json(const Event& event);
+// The same, written into `out` (replacing its content, reusing its buffer).
+void assign_canonical_event_json(std::string& out, const Event& event);
 Digest digest_of(std::string_view bytes);
 std::string metadata_json(const Event& event);  // "" when there is none
 

@@ -59,6 +59,12 @@ TraceContext new_trace() {
   return c;
 }
 
+void assign_new_traceparent(std::string& out) {
+  const std::uint64_t hi = random64(), lo = random64() | 1, span = random64() | 1;
+  out.clear();
+  fmt::format_to(std::back_inserter(out), "00-{:016x}{:016x}-{:016x}-01", hi, lo, span);
+}
+
 TraceContext child_of(const TraceContext& parent) {
   TraceContext c = parent;
   c.span_id = fmt::format("{:016x}", random64() | 1);

@@ -24,6 +24,9 @@ std::string format_traceparent(const TraceContext& context);
 
 // A new trace (random ids, sampled).
 TraceContext new_trace();
+// format_traceparent(new_trace()) written into `out` (replacing its content,
+// reusing its buffer: no allocation once it has grown).
+void assign_new_traceparent(std::string& out);
 // A new span of the same trace.
 TraceContext child_of(const TraceContext& parent);
 

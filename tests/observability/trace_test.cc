@@ -63,6 +63,19 @@ TEST(TraceContext, ContinuesAValidTraceWithANewSpanAndStartsOneOtherwise) {
   EXPECT_NE(fresh.substr(3, 32), observability::continue_or_start("").substr(3, 32));
 }
 
+TEST(TraceContext, AssignsANewTraceIntoAReusedBuffer) {
+  std::string buffer = "previous content that is longer than a traceparent: " + std::string(kParent);
+  observability::assign_new_traceparent(buffer);
+  auto first = observability::parse_traceparent(buffer);
+  ASSERT_TRUE(first.ok()) << buffer;
+  EXPECT_EQ(buffer.size(), 55u);
+  EXPECT_EQ(first->flags, 1);
+  const std::string previous = buffer;
+  observability::assign_new_traceparent(buffer);
+  ASSERT_TRUE(observability::parse_traceparent(buffer).ok()) << buffer;
+  EXPECT_NE(buffer.substr(3, 32), previous.substr(3, 32));
+}
+
 std::string settled_stdout(const std::vector<std::string>& args, const fs::path& dir) {
   const fs::path out = dir / "stdout.txt";
   std::string cmd = SETTLED_BIN;

@@ -441,6 +441,16 @@ TEST(CanonicalEventJson, NoMetadataMemberWithoutMetadata) {
             R"("currency":"USD","occurred_at":"2026-11-23T18:00:00Z"})");
 }
 
+TEST(CanonicalEventJson, AssignReplacesWhatTheBufferHeld) {
+  Fields f;
+  f.metadata = R"({"k":"v"})";
+  std::string buffer(300, 'x');
+  assign_canonical_event_json(buffer, parse_ok(f.json()));
+  EXPECT_EQ(buffer, canonical_event_json(parse_ok(f.json())));
+  assign_canonical_event_json(buffer, parse_ok(Fields{}.json()));
+  EXPECT_EQ(buffer, canonical_event_json(parse_ok(Fields{}.json())));
+}
+
 TEST(CanonicalEventJson, FieldOrderDoesNotChangeTheContent) {
   const std::string a = Fields{}.json();
   const std::string b =
