@@ -44,5 +44,6 @@ void add_postgres_commands(CLI::App& cli, Commands& commands);  // migrate, part
 void add_gateway_commands(CLI::App& cli, Commands& commands);   // gateway, keys
 void add_verify_commands(CLI::App& cli, Commands& commands);    // verify, simulate
 void add_notify_commands(CLI::App& cli, Commands& commands);    // notify
+void add_trace_commands(CLI::App& cli, Commands& commands);     // trace
 
 }  // namespace settle::app

@@ -10,6 +10,7 @@
 #include "app/runtime.h"
 #include "gateway/keys.h"
 #include "gateway/server.h"
+#include "observability/alerts.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 
@@ -33,6 +34,11 @@ int run_gateway(const RoleFlags& flags) {
   observability::Metrics metrics("gateway");
   so->api.metrics = &metrics;
   const auto recon_collector = add_recon_collector(metrics, recon_store);
+  std::unique_ptr<observability::AlertMonitor> alerts;
+  if (flags.alert_interval_ms > 0) {
+    alerts = std::make_unique<observability::AlertMonitor>(metrics, std::chrono::milliseconds(flags.alert_interval_ms));
+    so->api.alerts = alerts.get();
+  }
   gateway::Server server(*rt->bus, *rt->ledger, *rt->store, *so);
   if (auto s = server.start(); !s.ok()) return fatal(s.error().message);
   log.info("{}://{}:{} (bus {}, ledger {}, store {}); stop with SIGTERM or Ctrl-C",

@@ -21,6 +21,7 @@
 #include "bus/kafka_bus.h"
 #include "gateway/server.h"
 #include "model/merchant_json.h"
+#include "observability/alerts.h"
 #include "observability/log.h"
 #include "observability/metrics.h"
 #include "observability/metrics_server.h"
@@ -73,6 +74,7 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
   if (auto s = pipeline.start(); !s.ok()) return fatal(s.error().message);
   std::shared_ptr<reconcile::ReconStore> recon;  // outlives the server, which uses it
   std::shared_ptr<void> recon_collector;
+  std::unique_ptr<observability::AlertMonitor> alerts;  // stops before what it scrapes goes
   std::unique_ptr<gateway::Server> server;
   std::unique_ptr<NotifyRole> notify;
   if (http) {
@@ -84,6 +86,10 @@ int run_role(const char* name, const RoleFlags& flags, bool processor, bool work
     recon = with_status_publisher(std::move(*opened), *rt->ledger, *rt->bus);
     so->api.recon = recon.get();
     recon_collector = add_recon_collector(metrics, recon);
+    if (flags.alert_interval_ms > 0) {
+      alerts = std::make_unique<observability::AlertMonitor>(metrics, std::chrono::milliseconds(flags.alert_interval_ms));
+      so->api.alerts = alerts.get();
+    }
     server = std::make_unique<gateway::Server>(*rt->bus, *rt->ledger, *rt->store, *so);
     if (auto s = server->start(); !s.ok()) {
       (void)pipeline.stop();

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add_gateway_commands(cli, commands);
   add_verify_commands(cli, commands);
   add_notify_commands(cli, commands);
+  add_trace_commands(cli, commands);
 
   if (settle::Status s = apply_config_file(cli, argc, argv); !s.ok()) return fatal(s.error().message);
   try {

@@ -98,6 +98,10 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_LOG_LEVEL")->capture_default_str();
   cmd.add_option("--log-format", f.log_format, "Operational log on stderr: text, or json (one JSON object a line)")
       ->envname("SETTLE_LOG_FORMAT")->capture_default_str();
+  cmd.add_option("--alert-interval-ms", f.alert_interval_ms,
+                 "Gateway roles: evaluate the alert rules in the process this often, for GET /v1/alerts (0: off)")
+      ->envname("SETTLE_ALERT_INTERVAL_MS")->check(CLI::Range(std::int64_t{0}, std::int64_t{3'600'000}))
+      ->capture_default_str();
 }
 
 Status init_role_logging(const RoleFlags& f) {

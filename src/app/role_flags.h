@@ -59,6 +59,9 @@ struct RoleFlags {
   std::string tls_cert, tls_key;  // PEM files; both: the gateway speaks only HTTPS
   std::string log_level = "info";
   std::string log_format = "text";  // text or json (JSON lines, observability/log.h)
+  // The alert rules evaluated in the process (settled all, gateway), shown at
+  // GET /v1/alerts; 0: off.
+  std::int64_t alert_interval_ms = 15'000;
   bool migrate = false;  // PostgreSQL: apply pending migrations at start
 };
 

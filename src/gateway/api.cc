@@ -250,6 +250,7 @@ const std::vector<Route>& route_table() {
       {"GET", "/healthz"},
       {"GET", "/readyz"},
       {"GET", "/metrics"},
+      {"GET", "/v1/alerts"},
       {"POST", "/v1/events"},
       {"POST", "/v1/events/bulk"},
       {"GET", "/v1/events/stream"},
@@ -622,6 +623,7 @@ Response Api::dispatch(Call& call) {
     return recon_->handle(call.req, path, p, call.query);
   }
 
+  if (path == "/v1/alerts") return get_alerts(call);
   if (path == "/v1/keys") return method == "POST" ? post_key(call) : list_keys(call);
   if (path == "/v1/keys/{key_id}") return revoke_key(call, p[0]);
   if (path == "/v1/merchants/{merchant_id}") {
@@ -992,6 +994,27 @@ Response Api::post_key(Call& call) {
   if (!merchant.empty()) out["merchant_id"] = merchant;
   out["created_at"] = created->info.created_at;
   return json_response(201, out);
+}
+
+Response Api::get_alerts(Call& call) {
+  if (!call.admin()) return error_response(403, "forbidden", "alerts need an admin key");
+  if (options_.alerts == nullptr) return error_response(404, "not_found", "this process evaluates no alerts");
+  ordered_json arr = ordered_json::array();
+  for (const observability::Alert& a : options_.alerts->active()) {
+    ordered_json labels = ordered_json::object();
+    for (const auto& [k, v] : a.labels) labels[k] = v;
+    ordered_json e;
+    e["name"] = a.name;
+    e["state"] = a.state;
+    e["labels"] = std::move(labels);
+    e["summary"] = a.summary;
+    e["value"] = a.value;
+    e["active_since"] = format_rfc3339(Timestamp{a.active_since_ms * 1'000'000});
+    if (a.fired_at_ms != 0) e["fired_at"] = format_rfc3339(Timestamp{a.fired_at_ms * 1'000'000});
+    e["runbook"] = "docs/observability.md#" + lower(a.name);
+    arr.push_back(std::move(e));
+  }
+  return json_response(200, ordered_json{{"alerts", std::move(arr)}});
 }
 
 Response Api::list_keys(Call& call) {

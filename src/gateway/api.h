@@ -29,6 +29,7 @@
 #include "gateway/rate_limiter.h"
 #include "idempotency/store.h"
 #include "ledger/ledger.h"
+#include "observability/alerts.h"
 #include "observability/metrics.h"
 #include "processor/merchant_directory.h"
 #include "processor/topics.h"
@@ -97,6 +98,8 @@ struct ApiOptions {
   // GET /metrics serves it; HTTP requests and ingestion results are counted
   // in it. Null: no metrics.
   observability::Metrics* metrics = nullptr;
+  // GET /v1/alerts (admin) lists its pending and firing alerts. Null: 404.
+  const observability::AlertMonitor* alerts = nullptr;
 };
 
 // Formats the error envelope.
@@ -203,6 +206,7 @@ class Api {
   void post_events_async(Call& call, Respond respond);
   void count_verdicts(const std::vector<Verdict>& verdicts);  // the events_* metrics
   Response post_key(Call& call);
+  Response get_alerts(Call& call);
   Response list_keys(Call& call);
   Response revoke_key(Call& call, std::string_view key_id);
   Response put_merchant(Call& call, std::string_view merchant_id);

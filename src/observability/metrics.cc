@@ -110,6 +110,12 @@ std::shared_ptr<void> Metrics::add_collector(Collector collector) {
 }
 
 std::string Metrics::scrape() const {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, collect());
+  return out.str();
+}
+
+std::vector<prometheus::MetricFamily> Metrics::collect() const {
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
   collect_process(families);
   std::vector<std::shared_ptr<Collector>> live;
@@ -121,9 +127,7 @@ std::string Metrics::scrape() const {
     }
   }
   for (const auto& c : live) (*c)(families);
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, families);
-  return out.str();
+  return families;
 }
 
 void collect_process(std::vector<prometheus::MetricFamily>& out) {

@@ -74,7 +74,9 @@ class Metrics {
   // handle (so a component that goes away stops being scraped).
   std::shared_ptr<void> add_collector(Collector collector);
 
-  // The text exposition format, version 0.0.4.
+  // Every family now: the registry's, the process's and the collectors'.
+  std::vector<prometheus::MetricFamily> collect() const;
+  // collect() in the text exposition format, version 0.0.4.
   std::string scrape() const;
 
  private:

@@ -198,6 +198,62 @@ TEST(RoleMetrics, AllServesPipelineAndHttpMetricsOnTheGatewayPort) {
   EXPECT_EQ(WEXITSTATUS(all.stop()), 0) << all.log_tail();
 }
 
+// The alerts of `all`, for an admin key: (name, state) of each.
+std::vector<std::pair<std::string, std::string>> alerts(int port, const std::string& admin) {
+  const auto r = testing::http_request(port, "GET", "/v1/alerts", {}, {{"Authorization", "Bearer " + admin}});
+  EXPECT_EQ(r.status, 200u) << r.body;
+  std::vector<std::pair<std::string, std::string>> out;
+  const auto j = nlohmann::json::parse(r.body, nullptr, false);
+  if (!j.is_object()) return out;
+  for (const auto& a : j.value("alerts", nlohmann::json::array())) out.emplace_back(a.value("name", ""), a.value("state", ""));
+  return out;
+}
+
+TEST(RoleMetrics, AllFiresTheDriftAlertInProcessAndResolvesItWhenTheDiscrepancyIs) {
+  TempDir dir("settle-alerts-all");
+  ingest_fixture(dir.path());
+  const std::string admin = admin_key(dir.path());
+  const int port = testing::free_port();
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "all", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:" + std::to_string(port),
+            "--alert-interval-ms", "50"};
+  o.log = dir.path() / "all.log";
+  Process all(o);
+  ASSERT_TRUE(all.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << all.log_tail();
+  EXPECT_TRUE(alerts(port, admin).empty());
+  EXPECT_EQ(testing::http_request(port, "GET", "/v1/alerts").status, 401u);
+
+  // 1,500.00 EUR the ledger does not know: above the 1,000.00 threshold.
+  const testing::Headers admin_headers = {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/xml"}};
+  ASSERT_EQ(testing::http_request(port, "POST", "/v1/statements?format=camt053", unknown_debit_statement(), admin_headers).status,
+            200u);
+  const auto fired = [&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto a = alerts(port, admin);
+      if (!a.empty()) return a;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return alerts(port, admin);
+  }();
+  ASSERT_EQ(fired.size(), 1u) << all.log_tail();
+  EXPECT_EQ(fired[0], (std::pair<std::string, std::string>{"SettleReconciliationDrift", "firing"}));
+  ASSERT_TRUE(all.wait_for_output("alert SettleReconciliationDrift firing", std::chrono::seconds(10))) << all.log_tail();
+
+  // Resolving the discrepancy takes the drift to 0: the alert resolves.
+  const auto open = testing::http_request(port, "GET", "/v1/discrepancies?state=open", {}, admin_headers);
+  const auto list = nlohmann::json::parse(open.body, nullptr, false);
+  ASSERT_TRUE(list.is_object() && list.contains("discrepancies") && !list["discrepancies"].empty()) << open.body;
+  const auto id = list["discrepancies"][0]["id"].get<std::int64_t>();
+  const auto resolved = testing::http_request(port, "POST", "/v1/discrepancies/" + std::to_string(id) + "/resolve",
+                                              R"({"comment":"a test debit"})",
+                                              {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/json"}});
+  ASSERT_EQ(resolved.status, 200u) << resolved.body;
+  ASSERT_TRUE(all.wait_for_output("alert SettleReconciliationDrift resolved", std::chrono::seconds(10))) << all.log_tail();
+  EXPECT_TRUE(alerts(port, admin).empty());
+  EXPECT_EQ(WEXITSTATUS(all.stop()), 0) << all.log_tail();
+}
+
 TEST(RoleMetrics, AProcessorServesItsOwnFiguresOnMetricsListenAndNoWorkerFamilies) {
   TempDir dir("settle-metrics-processor");
   ingest_fixture(dir.path());

@@ -11,6 +11,15 @@
 #include <string>
 #include <thread>
 
+#include <utility>  // before Asio (Boost 1.74 with g++ 12 in C++20)
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "http_client.h"
@@ -76,6 +85,63 @@ TEST(TraceContext, AssignsANewTraceIntoAReusedBuffer) {
   EXPECT_NE(buffer.substr(3, 32), previous.substr(3, 32));
 }
 
+// A one-request OTLP/HTTP collector: answers the first POST with 200 and
+// keeps what it received.
+class OtlpReceiver {
+ public:
+  struct Request {
+    std::string target, content_type, body;
+  };
+  OtlpReceiver() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~OtlpReceiver() {
+    if (!served_.load()) {  // unblock accept()
+      boost::system::error_code ec;
+      boost::asio::ip::tcp::socket poke(ioc_);
+      poke.connect({boost::asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port())}, ec);
+    }
+    thread_.join();
+  }
+  int port() const { return acceptor_.local_endpoint().port(); }
+  std::optional<Request> received() {
+    std::lock_guard lock(mu_);
+    return request_;
+  }
+
+ private:
+  void serve() {
+    namespace http = boost::beast::http;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket socket(ioc_);
+    acceptor_.accept(socket, ec);
+    served_.store(true);
+    if (ec) return;
+    boost::beast::flat_buffer buffer;
+    http::request<http::string_body> req;
+    http::read(socket, buffer, req, ec);
+    if (ec) return;
+    {
+      std::lock_guard lock(mu_);
+      const auto target = req.target();
+      const auto type = req[http::field::content_type];
+      request_ = Request{std::string(target.data(), target.size()), std::string(type.data(), type.size()), req.body()};
+    }
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.body() = "{}";
+    res.prepare_payload();
+    http::write(socket, res, ec);
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> served_{false};
+  std::mutex mu_;
+  std::optional<Request> request_;
+  std::thread thread_;
+};
+
 std::string settled_stdout(const std::vector<std::string>& args, const fs::path& dir) {
   const fs::path out = dir / "stdout.txt";
   std::string cmd = SETTLED_BIN;
@@ -124,7 +190,7 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
   const int port = testing::free_port();
   ProcessOptions o;
   o.argv = {SETTLED_BIN, "all", "--data-dir", data.string(), "--listen", "127.0.0.1:" + std::to_string(port),
-            "--log-format", "json", "--log-level", "debug"};
+            "--log-format", "json", "--log-level", "debug", "--idle-ms", "50", "--grace-ms", "0"};
   o.log = dir.path() / "all.log";
   Process all(o);
   ASSERT_TRUE(all.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << all.log_tail();
@@ -138,12 +204,14 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
   EXPECT_THAT(posted.header("traceparent"), StartsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
   EXPECT_NE(posted.header("traceparent"), kParent);
 
-  // Wait for the processor to post it, then read its journal.
+  // Wait for the processor to post it and the worker to close its batch
+  // (the idle rule), then read its journal.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   bool seen = false;
   while (!seen && std::chrono::steady_clock::now() < deadline) {
-    seen = testing::http_request(port, "GET", "/metrics").body.find(
-               "settle_processor_records_total{result=\"posted\"} 1") != std::string::npos;
+    const std::string scrape = testing::http_request(port, "GET", "/metrics").body;
+    seen = scrape.find("settle_processor_records_total{result=\"posted\"} 1") != std::string::npos &&
+           scrape.find("settle_batches_closed_total 1") != std::string::npos;
     if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(seen) << all.log_tail();
@@ -162,6 +230,49 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
   EXPECT_EQ(traced.front().value("component", ""), "gateway");
   EXPECT_EQ(traced.front().value("merchant_id", ""), "m-eur");
   EXPECT_THAT(traced.front().value("message", ""), HasSubstr("POST /v1/events 202"));
+
+  // settled trace: the event's path with its timestamps, and its spans sent
+  // to an OTLP/HTTP collector as JSON, children of the gateway's span.
+  OtlpReceiver collector;
+  const std::string printed = settled_stdout({"trace", "4bf92f3577b34da6a3ce929d0e0e4736", "--data-dir", data.string(),
+                                              "--otlp-endpoint", "http://127.0.0.1:" + std::to_string(collector.port())},
+                                             dir.path());
+  EXPECT_THAT(printed, HasSubstr("event m-eur/t1"));
+  EXPECT_THAT(printed, HasSubstr("accepted"));
+  EXPECT_THAT(printed, HasSubstr("ledger journal m-eur/t1: capture, batch 2026-03-28"));
+  EXPECT_THAT(printed, HasSubstr("batch_closing"));
+  EXPECT_THAT(printed, HasSubstr("batch_closed"));
+  const auto request = collector.received();
+  ASSERT_TRUE(request.has_value()) << printed;
+  EXPECT_EQ(request->target, "/v1/traces");
+  EXPECT_THAT(request->content_type, HasSubstr("application/json"));
+  const auto otlp = nlohmann::json::parse(request->body, nullptr, false);
+  ASSERT_TRUE(otlp.is_object()) << request->body;
+  const auto& spans = otlp["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(spans.size(), 3u) << request->body;
+  const std::string gateway_span = posted.header("traceparent").substr(36, 16);
+  std::set<std::string> names;
+  for (const auto& span : spans) {
+    EXPECT_EQ(span.value("traceId", ""), "4bf92f3577b34da6a3ce929d0e0e4736");
+    EXPECT_EQ(span.value("parentSpanId", ""), gateway_span);
+    EXPECT_LE(std::stoll(span.value("startTimeUnixNano", "0")), std::stoll(span.value("endTimeUnixNano", "0")));
+    names.insert(span.value("name", ""));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"bus.accepted", "batch.wait", "batch.close"}));
+}
+
+TEST(TraceCommand, SaysWhenNoEventCarriesTheTraceAndRefusesAMalformedId) {
+  TempDir dir("settle-trace-none");
+  const fs::path data = dir.path() / "data";
+  settled_stdout({"keys", "list", "--data-dir", data.string()}, dir.path());  // creates the data directory
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "trace", "4bf92f3577b34da6a3ce929d0e0e4736", "--data-dir", data.string()};
+  std::string out;
+  EXPECT_EQ(testing::run(o, &out), 1) << out;
+  EXPECT_THAT(out, HasSubstr("no event on the bus carries trace 4bf92f3577b34da6a3ce929d0e0e4736"));
+  o.argv = {SETTLED_BIN, "trace", "not-a-trace", "--data-dir", data.string()};
+  EXPECT_EQ(testing::run(o, &out), 2) << out;
+  EXPECT_THAT(out, HasSubstr("expected 32 lowercase hex digits"));
 }
 
 TEST(Logging, ARoleRefusesAnUnknownLogFormatOrLevel) {
