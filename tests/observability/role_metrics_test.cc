@@ -209,6 +209,20 @@ std::vector<std::pair<std::string, std::string>> alerts(int port, const std::str
   return out;
 }
 
+// The drift alerts among them. Others may be pending for a moment while the
+// pipeline catches up at start (SettleBatchNotClosed sees the fixture's
+// tasks waiting before the worker's first close); none fires in a test's
+// time, as each needs minutes.
+std::vector<std::pair<std::string, std::string>> drift_alerts(int port, const std::string& admin) {
+  auto all = alerts(port, admin);
+  std::erase_if(all, [](const auto& a) {
+    if (a.first == "SettleReconciliationDrift") return false;
+    EXPECT_NE(a.second, "firing") << a.first;
+    return true;
+  });
+  return all;
+}
+
 TEST(RoleMetrics, AllFiresTheDriftAlertInProcessAndResolvesItWhenTheDiscrepancyIs) {
   TempDir dir("settle-alerts-all");
   ingest_fixture(dir.path());
@@ -220,7 +234,7 @@ TEST(RoleMetrics, AllFiresTheDriftAlertInProcessAndResolvesItWhenTheDiscrepancyI
   o.log = dir.path() / "all.log";
   Process all(o);
   ASSERT_TRUE(all.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << all.log_tail();
-  EXPECT_TRUE(alerts(port, admin).empty());
+  EXPECT_TRUE(drift_alerts(port, admin).empty());
   EXPECT_EQ(testing::http_request(port, "GET", "/v1/alerts").status, 401u);
 
   // 1,500.00 EUR the ledger does not know: above the 1,000.00 threshold.
@@ -230,11 +244,11 @@ TEST(RoleMetrics, AllFiresTheDriftAlertInProcessAndResolvesItWhenTheDiscrepancyI
   const auto fired = [&] {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      const auto a = alerts(port, admin);
+      const auto a = drift_alerts(port, admin);
       if (!a.empty()) return a;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    return alerts(port, admin);
+    return drift_alerts(port, admin);
   }();
   ASSERT_EQ(fired.size(), 1u) << all.log_tail();
   EXPECT_EQ(fired[0], (std::pair<std::string, std::string>{"SettleReconciliationDrift", "firing"}));
@@ -250,7 +264,7 @@ TEST(RoleMetrics, AllFiresTheDriftAlertInProcessAndResolvesItWhenTheDiscrepancyI
                                               {{"Authorization", "Bearer " + admin}, {"Content-Type", "application/json"}});
   ASSERT_EQ(resolved.status, 200u) << resolved.body;
   ASSERT_TRUE(all.wait_for_output("alert SettleReconciliationDrift resolved", std::chrono::seconds(10))) << all.log_tail();
-  EXPECT_TRUE(alerts(port, admin).empty());
+  EXPECT_TRUE(drift_alerts(port, admin).empty());
   EXPECT_EQ(WEXITSTATUS(all.stop()), 0) << all.log_tail();
 }
 
