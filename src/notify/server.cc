@@ -10,6 +10,7 @@
 #include <boost/beast.hpp>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -214,8 +215,9 @@ struct Live {
 // deliver(); every other member is touched on the session's strand only.
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(beast::tcp_stream&& stream, Shared& shared, std::string merchant, std::optional<StreamPosition> since)
-      : ws_(std::move(stream)), shared_(shared), merchant_(std::move(merchant)), since_(since),
+  WsSession(beast::tcp_stream&& stream, Shared& shared, std::string merchant,
+            std::map<std::string, StreamPosition> since)
+      : ws_(std::move(stream)), shared_(shared), merchant_(std::move(merchant)), since_(std::move(since)),
         close_timer_(ws_.get_executor()) {
     shared_.connections.fetch_add(1, std::memory_order_relaxed);
   }
@@ -275,10 +277,10 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       merchants.push_back(merchant_);
     }
     for (const std::string& m : merchants) {
-      if (since_) {
-        SETTLE_ASSIGN_OR_RETURN(auto history, shared_.cache->since(m, *since_));
+      if (auto from = since_.find(m); from != since_.end()) {
+        SETTLE_ASSIGN_OR_RETURN(auto history, shared_.cache->since(m, from->second));
         if (history) {
-          StreamPosition last = *since_;
+          StreamPosition last = from->second;
           for (CacheEntry& e : *history) {
             last = e.at;
             out.push_back(Live{m, e.at, std::make_shared<const std::string>(std::move(e.message))});
@@ -383,7 +385,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   websocket::stream<beast::tcp_stream> ws_;
   Shared& shared_;
   const std::string merchant_;  // empty: every merchant
-  const std::optional<StreamPosition> since_;
+  const std::map<std::string, StreamPosition> since_;  // per merchant: resume after it
   asio::steady_timer close_timer_;
   beast::flat_buffer in_;
   std::deque<Message> out_;
@@ -518,7 +520,7 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::post(*shared_.handlers, [self = shared_from_this(), t = std::move(t), authorization] {
       std::optional<Reply> refused;
       std::string merchant;
-      std::optional<StreamPosition> since;
+      std::map<std::string, StreamPosition> since;
       auto tok = t.query.find("token");
       auto caller = authenticate(self->shared_, authorization, tok == t.query.end() ? nullptr : &tok->second);
       if (!caller.ok()) {
@@ -531,18 +533,27 @@ class Session : public std::enable_shared_from_this<Session> {
         } else {
           merchant = *scope;
           if (auto s = t.query.find("since"); s != t.query.end()) {
-            auto p = parse_position(s->second);
-            if (!p.ok()) {
-              refused = error_reply(400, "validation_failed", p.error().message);
-            } else if (merchant.empty()) {
-              refused = error_reply(400, "validation_failed", "since= needs merchant_id= (one merchant's sequence)");
+            // One merchant: E:S. Every merchant: E:MERCHANT:S per merchant.
+            if (!merchant.empty()) {
+              auto p = parse_position(s->second);
+              if (!p.ok()) {
+                refused = error_reply(400, "validation_failed", p.error().message);
+              } else {
+                since[merchant] = *p;
+              }
             } else {
-              since = *p;
+              auto ps = parse_positions(s->second);
+              if (!ps.ok()) {
+                refused = error_reply(400, "validation_failed", ps.error().message);
+              } else {
+                since = std::move(*ps);
+              }
             }
           }
         }
       }
-      asio::post(self->stream_.get_executor(), [self, refused = std::move(refused), merchant, since]() mutable {
+      asio::post(self->stream_.get_executor(), [self, refused = std::move(refused), merchant,
+                                                since = std::move(since)]() mutable {
         if (refused) return self->write(std::move(*refused), true);
         if (self->shared_.connections.load() >= self->shared_.options.max_connections) {
           return self->write(error_reply(503, "too_many_connections", "notify is at its connection limit"), true);
@@ -551,7 +562,7 @@ class Session : public std::enable_shared_from_this<Session> {
           beast::error_code ec;
           self->stream_.socket().set_option(asio::socket_base::send_buffer_size(self->shared_.options.socket_send_buffer_bytes), ec);
         }
-        std::make_shared<WsSession>(std::move(self->stream_), self->shared_, merchant, since)
+        std::make_shared<WsSession>(std::move(self->stream_), self->shared_, merchant, std::move(since))
             ->accept(self->parser_->release());
       });
     });

@@ -2,6 +2,7 @@
 // WebSocket clients as the feed reads them, and answers the cached state.
 //
 //   GET  /v1/stream/status[?merchant_id=m1][&since=EPOCH:SEQ][&token=T]  WebSocket
+//        (every merchant: since=EPOCH:MERCHANT:SEQ,EPOCH:MERCHANT:SEQ,...)
 //   POST /v1/stream/tokens                  a short-lived token for a browser
 //   GET  /v1/merchants/{id}/status          the cached state of a merchant
 //   GET  /dashboard                         the live dashboard (dashboard.h)
@@ -19,8 +20,11 @@
 //       served (another epoch, older than the history).
 //   {"type":"status","epoch":E,"seq":S,"merchant_id":"m1","status":{...}}
 //       one status update; per merchant, (E, S) increases within an epoch.
-// With since=E:S (one merchant only) the server sends exactly the messages
-// after it from the history, then live ones, with no gap and no duplicate.
+// With since=E:S (one merchant) the server sends exactly the messages after
+// it from the history, then live ones, with no gap and no duplicate. An
+// all-merchants stream resumes per merchant: since=E:M:S,... names each
+// merchant's last (epoch, seq); each named merchant resumes (or gets its
+// resync), every merchant not named gets its resync.
 // Pings every idle_timeout/2; a client silent for idle_timeout is dropped.
 // A client whose unsent messages exceed queue_max is closed with code 4008
 // ("slow consumer"): it should reconnect with since= its last (epoch, seq).

@@ -29,6 +29,30 @@ Result<StreamPosition> parse_position(std::string_view text) {
   return p;
 }
 
+Result<std::map<std::string, StreamPosition>> parse_positions(std::string_view text) {
+  std::map<std::string, StreamPosition> out;
+  std::size_t start = 0;
+  for (int item = 1;; ++item) {
+    const std::size_t comma = text.find(',', start);
+    const std::string_view part = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    const auto first = part.find(':'), last = part.rfind(':');
+    auto bad = [&](std::string_view why) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("since item {} '{}': {} (expected EPOCH:MERCHANT:SEQ, comma-separated)", item, part, why));
+    };
+    if (first == std::string_view::npos || first == last || last == first + 1) return bad("no merchant");
+    const std::string merchant(part.substr(first + 1, last - first - 1));
+    std::string pos(part.substr(0, first));
+    pos += part.substr(last);
+    auto p = parse_position(pos);
+    if (!p.ok()) return bad(p.error().message);
+    if (!out.emplace(merchant, *p).second) return bad("merchant '" + merchant + "' named twice");
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 std::string notify_message(std::string_view merchant_id, StreamPosition at, std::string_view status_json) {
   std::string out = fmt::format("{{\"type\":\"status\",\"epoch\":{},\"seq\":{},\"merchant_id\":\"", at.epoch, at.seq);
   model::append_json_escaped(out, merchant_id);

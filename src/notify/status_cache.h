@@ -30,6 +30,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -48,6 +49,10 @@ struct StreamPosition {
 };
 // "E:S" (both decimal) or an error saying what is wrong with it.
 Result<StreamPosition> parse_position(std::string_view text);
+// An all-merchants stream's resume point: "E:MERCHANT:S" per merchant,
+// comma-separated (the merchant id is what lies between the first and the
+// last ':'), e.g. "123:m1:40,987:m2:7". Errors name the item.
+Result<std::map<std::string, StreamPosition>> parse_positions(std::string_view text);
 
 // The cache key of a merchant's latest merchant_discrepancies update: kept
 // beside its batches (and, sorting after every batch date, never the one a

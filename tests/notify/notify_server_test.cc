@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -213,6 +214,58 @@ TEST_F(NotifyServerTest, AClientThatReconnectsWithSinceGetsExactlyWhatItMissed) 
   auto one = publish("ma", 1);
   const json m = next(c);
   EXPECT_EQ(m["seq"], one[0]);
+}
+
+TEST_F(NotifyServerTest, AnAdminOfEveryMerchantResumesEachMerchantWithNoGapAndNoDuplicate) {
+  start();
+  auto a = publish("ma", 4);
+  auto b = publish("mb", 3);
+  publish("mc", 2);
+  // Read the all-merchants stream until every merchant's head is known.
+  std::map<std::string, std::pair<std::uint64_t, std::int64_t>> at;  // merchant -> (epoch, seq)
+  {
+    WsClient c(port_, target(""), admin_);
+    while (at["ma"].second < a.back() || at["mb"].second < b.back()) {
+      const json m = next(c);
+      at[m["merchant_id"].get<std::string>()] = {m["epoch"].get<std::uint64_t>(), m["seq"].get<std::int64_t>()};
+    }
+  }
+  // Resume ma from its 2nd message and mb from its last; mc is not named.
+  const auto [ea, sa] = at["ma"];
+  const auto [eb, sb] = at["mb"];
+  ASSERT_EQ(sb, b.back());
+  auto a2 = publish("ma", 2);
+  auto b2 = publish("mb", 1);
+  WsClient c(port_, target(fmt::format("since={}:ma:{},{}:mb:{}", ea, a[1], eb, sb)), admin_);
+  std::vector<std::int64_t> got_a, got_b;
+  bool mc_resync = false;
+  while (got_a.size() < 4 || got_b.size() < 1 || !mc_resync) {
+    const json m = next(c);
+    if (m["merchant_id"] == "mc") {
+      EXPECT_EQ(m["type"], "resync");
+      mc_resync = true;
+      continue;
+    }
+    ASSERT_EQ(m["type"], "status") << m.dump();  // named merchants resume: no resync
+    (m["merchant_id"] == "ma" ? got_a : got_b).push_back(m["seq"].get<std::int64_t>());
+  }
+  EXPECT_EQ(got_a, (std::vector<std::int64_t>{a[2], a[3], a2[0], a2[1]}));
+  EXPECT_EQ(got_b, (std::vector<std::int64_t>{b2[0]}));
+  // Nothing more (no duplicate) until something new.
+  auto one = publish("mb", 1);
+  const json m = next(c);
+  EXPECT_EQ(m["merchant_id"], "mb");
+  EXPECT_EQ(m["seq"], one[0]);
+  (void)sa;
+  // A malformed resume point is refused with what is wrong.
+  for (const std::string bad : {"1:2", "1:ma:2,1:ma:3", "x:ma:1", "1:ma:2,"}) {
+    try {
+      WsClient r(port_, target("since=" + bad), admin_);
+      FAIL() << "since=" << bad << " was accepted";
+    } catch (const UpgradeRefused& e) {
+      EXPECT_EQ(e.status, 400u) << bad;
+    }
+  }
 }
 
 TEST_F(NotifyServerTest, AClientTooFarBehindOrFromAnotherEpochGetsAResync) {
