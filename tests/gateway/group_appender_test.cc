@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bus/file_log_bus.h"
+#include "support/forwarding_bus.h"
 #include "support/process.h"
 
 namespace settle::gateway {
@@ -19,9 +20,9 @@ namespace {
 
 // The embedded bus, with a gate that can hold append() before it starts:
 // the test sees what callers and completions do while an append is running.
-class GatedBus : public bus::Bus {
+class GatedBus : public testing::ForwardingBus {
  public:
-  explicit GatedBus(bus::Bus& inner) : inner_(inner) {}
+  explicit GatedBus(bus::Bus& inner) : ForwardingBus(inner) {}
 
   void close_gate() {
     std::lock_guard lock(mu_);
@@ -41,8 +42,6 @@ class GatedBus : public bus::Bus {
   }
   int appends() const { return appends_.load(); }
 
-  Status create_topic(const bus::TopicConfig& c) override { return inner_.create_topic(c); }
-  Result<std::int32_t> partition_count(std::string_view t) override { return inner_.partition_count(t); }
   Result<std::vector<bus::Position>> append(std::string_view t, std::span<const bus::Record> r) override {
     {
       std::unique_lock lock(mu_);
@@ -52,29 +51,9 @@ class GatedBus : public bus::Bus {
       --held_;
     }
     ++appends_;
-    return inner_.append(t, r);
+    return ForwardingBus::append(t, r);
   }
-  Result<std::vector<bus::Position>> append_to(std::string_view t, std::int32_t p,
-                                               std::span<const bus::Record> r) override {
-    return inner_.append_to(t, p, r);
-  }
-  Result<std::vector<bus::StoredRecord>> read(std::string_view t, std::int32_t p, std::int64_t from,
-                                              std::size_t n) override {
-    return inner_.read(t, p, from, n);
-  }
-  Result<std::int64_t> end_offset(std::string_view t, std::int32_t p) override { return inner_.end_offset(t, p); }
-  Status commit(std::string_view g, std::string_view t, std::int32_t p, std::int64_t o) override {
-    return inner_.commit(g, t, p, o);
-  }
-  Result<std::int64_t> committed(std::string_view g, std::string_view t, std::int32_t p) override {
-    return inner_.committed(g, t, p);
-  }
-  Result<std::map<std::string, std::string>> latest_values(std::string_view t) override {
-    return inner_.latest_values(t);
-  }
-
  private:
-  bus::Bus& inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;

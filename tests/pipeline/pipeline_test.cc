@@ -21,6 +21,7 @@
 #include "processor/topics.h"
 #include "rules/rules.h"
 #include "settlement/settlement_worker.h"
+#include "support/forwarding_bus.h"
 #include "verify/checks.h"
 #include "verify/collect.h"
 
@@ -35,40 +36,21 @@ using processor::kTasksTopic;
 
 // Fails appends to one topic while `armed`, to simulate a crash between a
 // ledger commit and the bus write that follows it.
-class FaultyBus final : public bus::Bus {
+class FaultyBus final : public testing::ForwardingBus {
  public:
-  explicit FaultyBus(bus::Bus& inner) : inner_(inner) {}
+  explicit FaultyBus(bus::Bus& inner) : ForwardingBus(inner) {}
   std::string fail_topic;
   bool armed = false;
 
-  Status create_topic(const bus::TopicConfig& c) override { return inner_.create_topic(c); }
-  Result<std::int32_t> partition_count(std::string_view t) override { return inner_.partition_count(t); }
   Result<std::vector<bus::Position>> append(std::string_view t, std::span<const bus::Record> r) override {
     if (armed && t == fail_topic) return make_error(ErrorCode::kIo, "injected fault");
-    return inner_.append(t, r);
+    return ForwardingBus::append(t, r);
   }
   Result<std::vector<bus::Position>> append_to(std::string_view t, std::int32_t p,
                                                std::span<const bus::Record> r) override {
     if (armed && t == fail_topic) return make_error(ErrorCode::kIo, "injected fault");
-    return inner_.append_to(t, p, r);
+    return ForwardingBus::append_to(t, p, r);
   }
-  Result<std::vector<bus::StoredRecord>> read(std::string_view t, std::int32_t p, std::int64_t o,
-                                              std::size_t n) override {
-    return inner_.read(t, p, o, n);
-  }
-  Result<std::int64_t> end_offset(std::string_view t, std::int32_t p) override { return inner_.end_offset(t, p); }
-  Status commit(std::string_view g, std::string_view t, std::int32_t p, std::int64_t o) override {
-    return inner_.commit(g, t, p, o);
-  }
-  Result<std::int64_t> committed(std::string_view g, std::string_view t, std::int32_t p) override {
-    return inner_.committed(g, t, p);
-  }
-  Result<std::map<std::string, std::string>> latest_values(std::string_view t) override {
-    return inner_.latest_values(t);
-  }
-
- private:
-  bus::Bus& inner_;
 };
 
 class Pipeline : public ::testing::Test {
