@@ -6,12 +6,12 @@
 
 #include <charconv>
 #include <chrono>
-#include <cstdio>
 
 #include "app/cli.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
 #include "notify/redis_status_cache.h"
+#include "observability/log.h"
 
 namespace settle::app {
 
@@ -51,6 +51,8 @@ Result<std::unique_ptr<NotifyRole>> start_notify(bus::Bus& bus, const RoleFlags&
 namespace {
 
 int run_notify(const RoleFlags& flags) {
+  if (auto s = init_role_logging(flags); !s.ok()) return fatal(s.error().message);
+  const observability::Logger log("notify");
   auto ro = runtime_options(flags);
   if (!ro.ok()) return fatal(ro.error().message);
   block_stop_signals();
@@ -58,17 +60,15 @@ int run_notify(const RoleFlags& flags) {
   if (!rt.ok()) return fatal(rt.error().message);
   auto role = start_notify(*rt->bus, flags, flags.listen);
   if (!role.ok()) return fatal(role.error().message);
-  std::fprintf(stderr, "settled notify: on http://%s:%u (dashboard /dashboard); bus %s, cache %s; stop with SIGTERM or Ctrl-C\n",
-               flags.listen.substr(0, flags.listen.rfind(':')).c_str(), static_cast<unsigned>((*role)->server->port()),
-               rt->bus_kind.c_str(), (*role)->cache_kind.c_str());
+  log.info("on http://{}:{} (dashboard /dashboard); bus {}, cache {}; stop with SIGTERM or Ctrl-C",
+           flags.listen.substr(0, flags.listen.rfind(':')), (*role)->server->port(), rt->bus_kind, (*role)->cache_kind);
   while (!wait_for_signal(std::chrono::milliseconds(200))) {
     if (!(*role)->server->failure().ok()) break;
   }
   (*role)->server->stop();
   if (auto f = (*role)->server->failure(); !f.ok()) return fatal(f.error().message);
-  std::fprintf(stderr, "settled notify: stopped; %lld messages sent, %lld slow clients closed\n",
-               static_cast<long long>((*role)->server->messages_sent()),
-               static_cast<long long>((*role)->server->slow_closed()));
+  log.info("stopped; {} messages sent, {} slow clients closed", (*role)->server->messages_sent(),
+           (*role)->server->slow_closed());
   return kExitOk;
 }
 

@@ -79,13 +79,42 @@ Result<std::vector<EventPath>> find_trace(bus::Bus& bus, ledger::Ledger& ledger,
                                       it->currency, it->late ? " (late)" : "")});
     by_batch[{path.merchant_id, format_date(it->settle_date) + "/" + it->currency}].push_back(&path);
   }
-  if (by_batch.empty()) return paths;
 
-  // The status topic: when those batches passed cut-off and closed.
+  // The status topic: the statuses that carry the trace (what the processor
+  // said about the event, the open batch it was counted in), and when those
+  // batches passed cut-off and closed.
   SETTLE_TRY(scan(bus, processor::kStatusTopic, [&](const bus::StoredRecord& r) {
-    if (std::none_of(by_batch.begin(), by_batch.end(), [&](const auto& b) { return b.first.first == r.key; })) return;
+    const bool traced = r.value.find(trace_id) != std::string::npos;
+    if (!traced &&
+        std::none_of(by_batch.begin(), by_batch.end(), [&](const auto& b) { return b.first.first == r.key; })) {
+      return;
+    }
     auto u = model::parse_status_json(r.value);
-    if (!u.ok() || !u->batch) return;
+    if (!u.ok()) return;
+    if (u->trace_id == trace_id) {
+      for (EventPath& path : paths) {
+        if (path.merchant_id != u->merchant_id) continue;
+        if (u->kind == model::StatusKind::kBatchOpen && u->batch) {
+          const auto b = by_batch.find({u->merchant_id, format_date(u->batch->batch_date) + "/" + u->batch->currency});
+          if (b == by_batch.end() || std::find(b->second.begin(), b->second.end(), &path) == b->second.end()) continue;
+          path.steps.push_back({"status", u->at_ms,
+                                fmt::format("batch_open: batch {} counts {} event(s)", u->batch->to_string(),
+                                            u->totals ? u->totals->event_count() : 0)});
+        } else if (u->kind == model::StatusKind::kEventPosted) {
+          if (std::find(u->event_ids.begin(), u->event_ids.end(), path.event_id) == u->event_ids.end() &&
+              u->count <= static_cast<std::int64_t>(u->event_ids.size())) {
+            continue;  // names all it counts, and not this event
+          }
+          path.steps.push_back({"status", u->at_ms,
+                                fmt::format("event_posted: {} event(s) of the chunk, through events offset {}",
+                                            u->count, u->offset)});
+        } else if (u->event_id == path.event_id) {  // both empty for an unreadable event
+          path.steps.push_back({"status", u->at_ms, fmt::format("{}: {}", model::status_kind_name(u->kind), u->reason)});
+        }
+      }
+      return;
+    }
+    if (!u->batch) return;
     const auto it = by_batch.find({u->merchant_id, format_date(u->batch->batch_date) + "/" + u->batch->currency});
     if (it == by_batch.end()) return;
     std::string stage, detail;

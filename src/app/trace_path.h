@@ -3,6 +3,9 @@
 //   accepted      the events topic's record whose traceparent header has the
 //                 trace (its bus timestamp, partition, offset)
 //   posted        the event's ledger journal (kind, batch, settle date)
+//   status        a status message that carries the trace: what the
+//                 processor said about the event (duplicate, conflict,
+//                 rejected, late) or the open batch that counted it
 //   batch closing the processor's status when the settling batch passed its
 //                 cut-off plus grace and its settlement task was emitted
 //   batch closed  the worker's status when it wrote the batch (or
@@ -24,7 +27,7 @@
 namespace settle::app {
 
 struct TraceStep {
-  std::string stage;                 // "accepted", "posted", "batch_closing", "batch_closed", "batch_close_failed"
+  std::string stage;  // "accepted", "posted", "status", "batch_closing", "batch_closed", "batch_close_failed"
   std::optional<std::int64_t> at_ms;  // wall clock; none when the component keeps no time (the journal)
   std::string detail;
 };

@@ -82,6 +82,7 @@ std::string status_json(const StatusUpdate& u) {
     j["totals"] = std::move(t);
   }
   if (!u.reason.empty()) j["reason"] = u.reason;
+  if (!u.trace_id.empty()) j["trace_id"] = u.trace_id;
   j["at_ms"] = u.at_ms;
   return j.dump();
 }
@@ -140,6 +141,7 @@ Result<StatusUpdate> parse_status_json(std::string_view text) {
     }
     u.open_discrepancies = j.value("open_discrepancies", std::int64_t{0});
     u.reason = j.value("reason", "");
+    u.trace_id = j.value("trace_id", "");
     u.at_ms = j.value("at_ms", std::int64_t{0});
     return u;
   } catch (const json::exception& e) {

@@ -76,6 +76,12 @@ struct StatusUpdate {
   // kBatchDiscrepancy (one task) and kMerchantDiscrepancies (the open ones).
   std::vector<DiscrepancyNote> discrepancies = {};
   std::int64_t open_discrepancies = 0;  // open or acknowledged, on the batch or the merchant
+  // The W3C trace id of the event that caused it, when its bus record had a
+  // traceparent: the event statuses (rejected, duplicate, conflict, late);
+  // kEventPosted and kBatchOpen (coalesced per chunk): the trace of the last
+  // event they count, empty if that one had none. Batch closes and
+  // discrepancies have none (a batch holds many traces).
+  std::string trace_id = {};
 };
 
 std::string status_json(const StatusUpdate& update);

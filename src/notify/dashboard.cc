@@ -92,6 +92,7 @@ function render() {
       const tr = document.createElement("tr");
       tr.dataset.batch = k;
       tr.dataset.kind = s.kind;
+      if (s.trace_id) tr.title = "trace " + s.trace_id;  // the last event counted (docs/observability.md)
       if (s.kind === "batch_open" || s.kind === "batch_closing") {
         let amount = 0;
         for (const t of Object.values(s.totals || {})) amount += t.amount;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "model/status_update.h"
+#include "observability/log.h"
 #include "processor/topics.h"
 
 namespace settle::notify {
@@ -84,6 +85,8 @@ Result<std::size_t> Feed::poll(std::size_t max_records) {
       auto u = model::parse_status_json(r.value);
       if (!u.ok()) {
         ++skipped_;
+        observability::Logger("notify").warn("{}/{} offset {}: skipped: {}", processor::kStatusTopic, p, r.offset,
+                                             u.error().message);
         continue;
       }
       if (u->kind == model::StatusKind::kEventPosted && u->partition >= 0) {

@@ -189,6 +189,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     chunk->updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
                                           std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
                                           std::move(why), now_ms, std::nullopt, std::nullopt});
+    chunk->updates.back().trace_id = trace_id_of(rec.header(kTraceparentHeader));
   };
 
   for (const bus::StoredRecord& rec : records) {
@@ -300,6 +301,7 @@ Status StreamProcessor::flush() {
                                             fmt::format("belongs to closed batch {}; settles in {}",
                                                         format_date(j.batch_date), format_date(j.settle_date)),
                                             p->now_ms, std::nullopt, std::nullopt});
+          p->updates.back().trace_id = j.trace_id;
         }
         break;
       case ledger::PostOutcome::kDuplicate:
@@ -308,6 +310,7 @@ Status StreamProcessor::flush() {
         p->updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p->sources[i],
                                           std::nullopt, 0, 0, "already accepted with identical content",
                                           p->now_ms, std::nullopt, std::nullopt});
+        p->updates.back().trace_id = j.trace_id;
         break;
       case ledger::PostOutcome::kConflict:
         ++stats_.conflicts;
@@ -316,11 +319,14 @@ Status StreamProcessor::flush() {
                                           std::nullopt, 0, 0,
                                           "an event with this event_id and different content was accepted before",
                                           p->now_ms, std::nullopt, std::nullopt});
+        p->updates.back().trace_id = j.trace_id;
         break;
     }
   }
   // One event_posted per merchant of the chunk (coalesced: the ids of its
   // first kEventIdsMax events and the count), in the order they were read.
+  // It carries the trace of the merchant's last posted event in the chunk
+  // (none if that event's record had no traceparent), like batch_open.
   {
     std::map<std::string_view, std::size_t> by_merchant;  // -> index in p->updates
     for (std::size_t i = 0; i < p->journals.size(); ++i) {
@@ -337,28 +343,31 @@ Status StreamProcessor::flush() {
       StatusUpdate& u = p->updates[it->second];
       ++u.count;
       if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(j.ref);
+      u.trace_id = j.trace_id;
     }
   }
   // One batch_open per batch this chunk posted to, with its running totals
   // (after the duplicates and conflicts above were taken out): per chunk,
-  // not per event, so the hot path stays cheap.
+  // not per event, so the hot path stays cheap. It carries the trace of the
+  // batch's last event in the chunk (ties keep the chunk's order).
   std::vector<const model::Journal*> touched;
   for (std::size_t i = 0; i < p->journals.size(); ++i) {
     if ((*outcomes)[i] == ledger::PostOutcome::kPosted) touched.push_back(&p->journals[i]);
   }
   std::sort(touched.begin(), touched.end(), [](const model::Journal* a, const model::Journal* b) {
-    return std::tie(a->merchant_id, a->settle_date, a->currency) < std::tie(b->merchant_id, b->settle_date, b->currency);
+    return std::tie(a->merchant_id, a->settle_date, a->currency, a) < std::tie(b->merchant_id, b->settle_date, b->currency, b);
   });
   for (std::size_t i = 0; i < touched.size(); ++i) {
     const model::Journal& j = *touched[i];
-    if (i > 0 && j.merchant_id == touched[i - 1]->merchant_id && j.settle_date == touched[i - 1]->settle_date &&
-        j.currency == touched[i - 1]->currency) {
+    if (i + 1 < touched.size() && j.merchant_id == touched[i + 1]->merchant_id &&
+        j.settle_date == touched[i + 1]->settle_date && j.currency == touched[i + 1]->currency) {
       continue;
     }
     auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
     if (it == st.open.end()) continue;
     p->updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
                                       p->now_ms, std::nullopt, it->second});
+    p->updates.back().trace_id = j.trace_id;
   }
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.

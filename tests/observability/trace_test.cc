@@ -5,7 +5,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -240,6 +242,8 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
   EXPECT_THAT(printed, HasSubstr("event m-eur/t1"));
   EXPECT_THAT(printed, HasSubstr("accepted"));
   EXPECT_THAT(printed, HasSubstr("ledger journal m-eur/t1: capture, batch 2026-03-28"));
+  // The processor's batch_open status carries the event's trace id.
+  EXPECT_THAT(printed, HasSubstr("status              batch_open: batch m-eur/2026-03-28/EUR counts 1 event(s)"));
   EXPECT_THAT(printed, HasSubstr("batch_closing"));
   EXPECT_THAT(printed, HasSubstr("batch_closed"));
   const auto request = collector.received();
@@ -273,6 +277,29 @@ TEST(TraceCommand, SaysWhenNoEventCarriesTheTraceAndRefusesAMalformedId) {
   o.argv = {SETTLED_BIN, "trace", "not-a-trace", "--data-dir", data.string()};
   EXPECT_EQ(testing::run(o, &out), 2) << out;
   EXPECT_THAT(out, HasSubstr("expected 32 lowercase hex digits"));
+}
+
+TEST(Logging, TheNotifyRoleLogsItsStartAndStopAsJsonLines) {
+  TempDir dir("settle-log-notify");
+  ProcessOptions o;
+  o.argv = {SETTLED_BIN, "notify", "--data-dir", dir.path().string(), "--listen", "127.0.0.1:0", "--log-format", "json"};
+  o.log = dir.path() / "notify.log";
+  Process notify(o);
+  ASSERT_TRUE(notify.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << notify.log_tail();
+  ASSERT_EQ(WEXITSTATUS(notify.stop()), 0) << notify.log_tail();
+  std::vector<std::string> messages;
+  std::ifstream in(o.log);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << "not a JSON line: " << line;
+    EXPECT_EQ(j.value("component", ""), "notify") << line;
+    EXPECT_EQ(j.value("level", ""), "info") << line;
+    EXPECT_TRUE(j.contains("time")) << line;
+    messages.push_back(j.value("message", ""));
+  }
+  ASSERT_EQ(messages.size(), 2u) << notify.log_tail();
+  EXPECT_THAT(messages[0], HasSubstr("on http://127.0.0.1:"));
+  EXPECT_THAT(messages[1], StartsWith("stopped; 0 messages sent"));
 }
 
 TEST(Logging, ARoleRefusesAnUnknownLogFormatOrLevel) {

@@ -495,6 +495,48 @@ TEST_F(Pipeline, PublishesOneEventPostedPerMerchantAndChunkNamingEveryNewEventOn
   EXPECT_EQ(posted[1].offset, 4);
 }
 
+TEST_F(Pipeline, StatusesCarryTheTraceIdOfTheEventThatCausedThem) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  auto traced = [](const model::Event& ev, char digit) {
+    const std::string tp = "00-" + std::string(32, digit) + "-00f067aa0ba902b7-01";
+    return bus::Record{ev.merchant_id.str(), model::canonical_event_json(ev),
+                       {bus::Header{processor::kTraceparentHeader, tp}}, 0};
+  };
+  model::Event unknown = event("x1", EventType::kCapture, 100, "2026-03-02T10:00:00Z");
+  unknown.merchant_id = MerchantId("m-unknown");
+  const std::vector<bus::Record> recs = {
+      traced(event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"), 'a'),
+      traced(event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"), 'b'),  // duplicate
+      traced(event("e1", EventType::kCapture, 9999, "2026-03-02T10:00:00Z"), 'c'),  // conflict
+      bus::Record{"m1", model::canonical_event_json(event("e3", EventType::kCapture, 500, "2026-03-03T09:00:00Z")), {}, 0},
+      traced(event("e2", EventType::kCapture, 2000, "2026-03-02T11:00:00Z"), 'd'),
+      traced(unknown, 'e')};  // rejected
+  ASSERT_TRUE(rt_.bus->append(kEventsTopic, recs).ok());
+  drain(proc);
+  ASSERT_TRUE(proc.close_through(0, kDay1).ok());
+  std::map<std::string, std::string> trace_of;  // kind (and batch date) -> trace id
+  for (const auto& s : statuses()) {
+    std::string what(model::status_kind_name(s.kind));
+    if (s.batch) what += " " + format_date(s.batch->batch_date);
+    EXPECT_EQ(trace_of.count(what), 0u) << what;
+    trace_of[what] = s.trace_id;
+    // The field is in the published JSON only when there is a trace.
+    EXPECT_EQ(model::status_json(s).find("\"trace_id\"") != std::string::npos, !s.trace_id.empty()) << what;
+  }
+  EXPECT_EQ(trace_of["event_duplicate"], std::string(32, 'b'));
+  EXPECT_EQ(trace_of["event_conflict"], std::string(32, 'c'));
+  EXPECT_EQ(trace_of["event_rejected"], std::string(32, 'e'));
+  // The chunk's event_posted (e1, e3, e2) carries its last event's trace.
+  EXPECT_EQ(trace_of["event_posted"], std::string(32, 'd'));
+  // The open batch's update carries its last event's trace; an event without
+  // a traceparent leaves none; a batch close is about many traces.
+  EXPECT_EQ(trace_of["batch_open 2026-03-02"], std::string(32, 'd'));
+  EXPECT_EQ(trace_of["batch_open 2026-03-03"], "");
+  ASSERT_EQ(trace_of.count("batch_closing 2026-03-02"), 1u);
+  EXPECT_EQ(trace_of["batch_closing 2026-03-02"], "");
+}
+
 class Worker : public Pipeline {
  protected:
   // Processes and closes day 1 and 2 with the processor; returns nothing.
