@@ -546,7 +546,10 @@ Api::StreamStart Api::begin_stream(const Request& request) {
   }
   constexpr std::string_view kBearer = "Bearer ";
   std::string secret = request.authorization.substr(kBearer.size());
-  return {std::make_unique<EventStream>(*this, std::move(secret), call.key, std::move(merchant)), Response{}};
+  // One trace per connection: the upgrade request's (a child span), or new.
+  return {std::make_unique<EventStream>(*this, std::move(secret), call.key, std::move(merchant),
+                                        observability::continue_or_start(request.traceparent)),
+          Response{}};
 }
 
 Api::BulkStart Api::begin_bulk(const Request& request) {
@@ -594,7 +597,11 @@ Api::BulkStart Api::begin_bulk(const Request& request) {
     }
     idem.used = true;
   }
-  return {std::make_unique<BulkUpload>(*this, call.key, format, std::move(idem)), Response{}};
+  // Every event of the upload carries the caller's trace (a child span of
+  // it), or one new trace for the whole upload.
+  return {std::make_unique<BulkUpload>(*this, call.key, format, std::move(idem),
+                                       observability::continue_or_start(request.traceparent)),
+          Response{}};
 }
 
 Response Api::readyz() {

@@ -35,8 +35,8 @@ struct BulkUpload::InFlight {
   std::vector<std::int64_t> lines;                     // the batch's line numbers
 };
 
-BulkUpload::BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem)
-    : api_(api), key_(std::move(key)), format_(format), idem_(std::move(idem)) {
+BulkUpload::BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem, std::string traceparent)
+    : api_(api), key_(std::move(key)), format_(format), traceparent_(std::move(traceparent)), idem_(std::move(idem)) {
   if (idem_.used) sha_ = std::make_unique<Sha>();
   batch_.reserve(api_.options().bulk_batch_events);
 }
@@ -51,6 +51,7 @@ BulkUpload::~BulkUpload() {
 }
 
 Response BulkUpload::end(Response r) {
+  if (!traceparent_.empty()) r.headers.emplace_back("traceparent", traceparent_);
   if (on_end_ && !ended_) {
     ended_ = true;
     on_end_(*this, r);
@@ -209,7 +210,7 @@ Status BulkUpload::flush() {
   auto flight = std::make_shared<InFlight>();
   flight->lines = std::move(batch_lines_);
   in_flight_ = flight;
-  api_.claim_and_append_async(batch_, "bulk", {}, [flight](Result<std::vector<Verdict>> decided) {
+  api_.claim_and_append_async(batch_, "bulk", traceparent_, [flight](Result<std::vector<Verdict>> decided) {
     std::lock_guard lock(flight->mu);
     flight->result.emplace(std::move(decided));
     flight->cv.notify_all();

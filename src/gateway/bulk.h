@@ -37,7 +37,10 @@ class BulkUpload {
     std::optional<std::string> stored;  // an earlier response: compare and replay
   };
 
-  BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem);
+  // `traceparent`: the upload's trace context, stamped on the bus record of
+  // every event it appends and answered in the response's `traceparent`
+  // header (Api::begin_bulk continues the request's or starts one).
+  BulkUpload(Api& api, KeyInfo key, Format format, Idempotency idem, std::string traceparent);
   ~BulkUpload();
 
   // Takes the next piece of the body. An error means the upload cannot go on
@@ -65,6 +68,7 @@ class BulkUpload {
   std::int64_t rejected() const { return rejected_; }
   // The listed errors as JSON array elements (without the brackets).
   const std::string& errors_json() const { return errors_; }
+  const std::string& traceparent() const { return traceparent_; }
   std::int64_t errors_omitted() const { return rejected_ - errors_listed_; }
 
  private:
@@ -78,6 +82,7 @@ class BulkUpload {
   Api& api_;
   KeyInfo key_;
   Format format_;
+  std::string traceparent_;
   Idempotency idem_;
   struct Sha;  // streaming SHA-256 of the body (OpenSSL), for Idempotency-Key
   std::unique_ptr<Sha> sha_;

@@ -84,8 +84,12 @@ std::vector<std::string_view> split_stream_message(std::string_view message) {
   return out;
 }
 
-EventStream::EventStream(Api& api, std::string secret, KeyInfo key, std::string merchant)
-    : api_(api), secret_(std::move(secret)), key_(std::move(key)), merchant_(std::move(merchant)) {}
+EventStream::EventStream(Api& api, std::string secret, KeyInfo key, std::string merchant, std::string traceparent)
+    : api_(api),
+      secret_(std::move(secret)),
+      key_(std::move(key)),
+      merchant_(std::move(merchant)),
+      traceparent_(std::move(traceparent)) {}
 
 Result<std::string> EventStream::process(std::span<const std::string_view> texts) {
   std::vector<Ack> acks(texts.size());
@@ -164,7 +168,7 @@ Result<std::string> EventStream::process(std::span<const std::string_view> texts
   }
 
   if (!events.empty()) {
-    auto verdicts = api_.claim_and_append(events, "stream");
+    auto verdicts = api_.claim_and_append(events, "stream", traceparent_);
     for (std::size_t k = 0; k < events.size(); ++k) {
       Ack& a = acks[index[k]];
       if (!verdicts.ok()) {

@@ -35,8 +35,9 @@ class EventStream {
  public:
   // `secret` is the connection's key, checked again on every process() so
   // that revoking it ends the stream; `merchant` (may be empty) binds the
-  // stream to one merchant's events.
-  EventStream(Api& api, std::string secret, KeyInfo key, std::string merchant);
+  // stream to one merchant's events. `traceparent`: the connection's trace
+  // context, on the bus record of every event it appends.
+  EventStream(Api& api, std::string secret, KeyInfo key, std::string merchant, std::string traceparent);
 
   // Decides the events (texts as split_stream_message() returns them) and
   // returns their acks, one JSON object per line, each ending in '\n', in
@@ -47,12 +48,14 @@ class EventStream {
   Result<std::string> process(std::span<const std::string_view> events);
 
   std::int64_t events_seen() const { return seq_; }
+  const std::string& traceparent() const { return traceparent_; }
 
  private:
   Api& api_;
   std::string secret_;
   KeyInfo key_;
   std::string merchant_;
+  std::string traceparent_;
   std::int64_t seq_ = 0;
 };
 

@@ -21,6 +21,7 @@
 #include "gateway/bulk.h"
 #include "gateway/signed_url.h"
 #include "model/event_json.h"
+#include "observability/trace.h"
 
 namespace settle::gateway {
 namespace {
@@ -176,7 +177,8 @@ Api::BulkStart Api::begin_upload(const Request& request) {
   as.key_id = "upload:" + u->upload_id;
   as.scope = Scope::kMerchant;
   as.merchant_id = u->merchant_id;
-  auto upload = std::make_unique<BulkUpload>(*this, as, format, BulkUpload::Idempotency{});
+  auto upload = std::make_unique<BulkUpload>(*this, as, format, BulkUpload::Idempotency{},
+                                             observability::continue_or_start(request.traceparent));
   upload->on_end([this, id = u->upload_id, merchant = u->merchant_id, ttl](const BulkUpload& b, const Response& r) {
     ordered_json rec;
     rec["merchant_id"] = merchant;

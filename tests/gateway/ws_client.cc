@@ -44,7 +44,8 @@ struct WsClient::Impl {
   }
 };
 
-WsClient::WsClient(int port, const std::string& target, const std::string& key, int receive_buffer_bytes)
+WsClient::WsClient(int port, const std::string& target, const std::string& key, int receive_buffer_bytes,
+                   const std::string& traceparent)
     : impl_(std::make_unique<Impl>()) {
   auto& ws = impl_->ws;
   if (receive_buffer_bytes > 0) {
@@ -54,8 +55,9 @@ WsClient::WsClient(int port, const std::string& target, const std::string& key, 
   }
   beast::get_lowest_layer(ws).connect(
       asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
-  ws.set_option(websocket::stream_base::decorator([key](websocket::request_type& req) {
+  ws.set_option(websocket::stream_base::decorator([key, traceparent](websocket::request_type& req) {
     if (!key.empty()) req.set(http::field::authorization, "Bearer " + key);
+    if (!traceparent.empty()) req.set("traceparent", traceparent);
   }));
   ws.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind == websocket::frame_type::pong) ++impl_->pongs;

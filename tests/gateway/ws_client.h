@@ -26,7 +26,9 @@ class WsClient {
   // Bearer key` (none when key is empty). Throws UpgradeRefused, or
   // std::runtime_error when the exchange fails. receive_buffer_bytes > 0 pins
   // the socket's receive buffer (no autotuning): acks then back up sooner.
-  WsClient(int port, const std::string& target, const std::string& key, int receive_buffer_bytes = 0);
+  // A non-empty `traceparent` is sent on the upgrade request.
+  WsClient(int port, const std::string& target, const std::string& key, int receive_buffer_bytes = 0,
+           const std::string& traceparent = {});
   ~WsClient();
   WsClient(const WsClient&) = delete;
   WsClient& operator=(const WsClient&) = delete;

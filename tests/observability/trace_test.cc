@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -25,7 +28,9 @@
 #include <nlohmann/json.hpp>
 
 #include "http_client.h"
+#include "support/kafka_mock.h"
 #include "support/process.h"
+#include "ws_client.h"
 
 namespace settle {
 namespace {
@@ -242,7 +247,8 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
   EXPECT_THAT(printed, HasSubstr("event m-eur/t1"));
   EXPECT_THAT(printed, HasSubstr("accepted"));
   EXPECT_THAT(printed, HasSubstr("ledger journal m-eur/t1: capture, batch 2026-03-28"));
-  // The processor's batch_open status carries the event's trace id.
+  // The processor's event_posted and batch_open statuses carry the event's trace id.
+  EXPECT_THAT(printed, HasSubstr("status              event_posted: 1 event(s) of the chunk, through events offset 1"));
   EXPECT_THAT(printed, HasSubstr("status              batch_open: batch m-eur/2026-03-28/EUR counts 1 event(s)"));
   EXPECT_THAT(printed, HasSubstr("batch_closing"));
   EXPECT_THAT(printed, HasSubstr("batch_closed"));
@@ -263,6 +269,210 @@ TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTh
     names.insert(span.value("name", ""));
   }
   EXPECT_EQ(names, (std::set<std::string>{"bus.accepted", "batch.wait", "batch.close"}));
+}
+
+// `settled all` on a fresh data directory with the basic fixture's merchants
+// and a key for m-eur, serving on a free port, logging JSON.
+struct TracedPipeline {
+  TempDir dir{"settle-trace-paths"};
+  fs::path data = dir.path() / "data";
+  std::string key;
+  int port = testing::free_port();
+  ProcessOptions options;
+  std::unique_ptr<Process> all;
+
+  TracedPipeline() {
+    const fs::path empty = dir.path() / "none.ndjson";
+    std::ofstream(empty).flush();
+    const fs::path fixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+    settled_stdout({"ingest", "--data-dir", data.string(), "--merchants", (fixtures / "merchants.json").string(),
+                    "--events", empty.string()},
+                   dir.path());
+    key = settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir.path());
+    options.argv = {SETTLED_BIN, "all", "--data-dir", data.string(), "--listen", "127.0.0.1:" + std::to_string(port),
+                    "--log-format", "json", "--idle-ms", "50", "--grace-ms", "0"};
+    options.log = dir.path() / "all.log";
+    all = std::make_unique<Process>(options);
+  }
+  // Waits until the processor posted `n` events, stops the pipeline and
+  // returns each journal's trace id by event id.
+  std::map<std::string, std::string> journal_traces_after(int n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    const std::string want = "settle_processor_records_total{result=\"posted\"} " + std::to_string(n) + "\n";
+    bool seen = false;
+    while (!seen && std::chrono::steady_clock::now() < deadline) {
+      seen = testing::http_request(port, "GET", "/metrics").body.find(want) != std::string::npos;
+      if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(seen) << all->log_tail();
+    EXPECT_EQ(WEXITSTATUS(all->stop()), 0) << all->log_tail();
+    ProcessOptions q;
+    q.argv = {"sqlite3", "-separator", " ", (data / "ledger.db").string(),
+              "SELECT ref, trace_id FROM journals ORDER BY ref"};
+    std::string rows;
+    EXPECT_EQ(testing::run(q, &rows), 0) << rows;
+    std::map<std::string, std::string> traces;
+    std::istringstream in(rows);
+    for (std::string ref, trace; in >> ref >> trace;) traces[ref] = trace;
+    return traces;
+  }
+};
+
+std::string eur_event(const std::string& id) {
+  return R"({"event_id":")" + id +
+         R"(","merchant_id":"m-eur","type":"capture","amount":1000,"currency":"EUR","occurred_at":"2026-03-28T10:00:00Z"})";
+}
+
+TEST(TracePropagation, EveryEventOfABulkUploadOrPresignedPutCarriesItsRequestsTrace) {
+  TracedPipeline p;
+  ASSERT_TRUE(p.all->wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << p.all->log_tail();
+  const testing::Headers auth = {{"Authorization", "Bearer " + p.key}};
+  // NDJSON with the caller's traceparent: one trace for its every event.
+  auto ndjson = testing::http_request(
+      p.port, "POST", "/v1/events/bulk", eur_event("b1") + "\n" + eur_event("b2") + "\n" + eur_event("b3") + "\n",
+      {auth[0], {"Content-Type", "application/x-ndjson"}, {"traceparent", kParent}});
+  ASSERT_EQ(ndjson.status, 202u) << ndjson.body;
+  EXPECT_THAT(ndjson.header("traceparent"), StartsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+  // CSV without one: a new trace for the whole request, told in the answer.
+  auto csv = testing::http_request(p.port, "POST", "/v1/events/bulk",
+                                   "event_id,merchant_id,type,amount,currency,occurred_at\n"
+                                   "c1,m-eur,capture,500,EUR,2026-03-28T11:00:00Z\n"
+                                   "c2,m-eur,capture,600,EUR,2026-03-28T12:00:00Z\n",
+                                   {auth[0], {"Content-Type", "text/csv"}});
+  ASSERT_EQ(csv.status, 202u) << csv.body;
+  auto csv_trace = observability::parse_traceparent(csv.header("traceparent"));
+  ASSERT_TRUE(csv_trace.ok()) << csv.header("traceparent");
+  // A pre-signed PUT with the uploader's traceparent.
+  auto up = testing::http_request(p.port, "POST", "/v1/uploads", "", auth);
+  ASSERT_EQ(up.status, 201u) << up.body;
+  const std::string put_parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto put = testing::http_request(p.port, "PUT", nlohmann::json::parse(up.body)["url"],
+                                   eur_event("u1") + "\n" + eur_event("u2") + "\n",
+                                   {{"Content-Type", "application/x-ndjson"}, {"traceparent", put_parent}});
+  ASSERT_EQ(put.status, 202u) << put.body;
+
+  const auto traces = p.journal_traces_after(7);
+  ASSERT_EQ(traces.size(), 7u);
+  for (const char* id : {"b1", "b2", "b3"}) EXPECT_EQ(traces.at(id), "4bf92f3577b34da6a3ce929d0e0e4736") << id;
+  for (const char* id : {"c1", "c2"}) EXPECT_EQ(traces.at(id), csv_trace->trace_id) << id;
+  EXPECT_NE(csv_trace->trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+  for (const char* id : {"u1", "u2"}) EXPECT_EQ(traces.at(id), "0af7651916cd43dd8448eb211c80319c") << id;
+}
+
+TEST(TracePropagation, EveryEventOfAStreamConnectionCarriesTheConnectionsTrace) {
+  TracedPipeline p;
+  ASSERT_TRUE(p.all->wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << p.all->log_tail();
+  {
+    // The upgrade request's traceparent: every message of the connection.
+    testing::WsClient traced(p.port, "/v1/events/stream", p.key, 0, kParent);
+    traced.send(eur_event("s1") + "\n" + eur_event("s2"));
+    ASSERT_TRUE(traced.read().has_value());
+    traced.send(eur_event("s3"));
+    ASSERT_TRUE(traced.read().has_value());
+  }
+  for (const char* id : {"n1", "n2"}) {  // none: a new trace per connection
+    testing::WsClient plain(p.port, "/v1/events/stream", p.key);
+    plain.send(eur_event(id));
+    ASSERT_TRUE(plain.read().has_value());
+  }
+  const auto traces = p.journal_traces_after(5);
+  ASSERT_EQ(traces.size(), 5u);
+  for (const char* id : {"s1", "s2", "s3"}) EXPECT_EQ(traces.at(id), "4bf92f3577b34da6a3ce929d0e0e4736") << id;
+  for (const char* id : {"n1", "n2"}) {
+    EXPECT_TRUE(observability::parse_traceparent("00-" + traces.at(id) + "-00f067aa0ba902b7-01").ok()) << id;
+    EXPECT_NE(traces.at(id), "4bf92f3577b34da6a3ce929d0e0e4736") << id;
+  }
+  EXPECT_NE(traces.at("n1"), traces.at("n2"));
+}
+
+// Polls `read` until it returns a text containing `needle`.
+std::string poll_until_contains(const std::function<std::string()>& read, const std::string& needle) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string text = read();
+  while (text.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    text = read();
+  }
+  return text;
+}
+
+TEST(TracePropagation, OnKafkaTheRecordHeadersReadBackWithKcatTheJournalAndTheStatusCarryTheTrace) {
+  testing::KafkaMock& kafka = testing::KafkaMock::shared();
+  TempDir dir("settle-trace-kafka");
+  const fs::path data = dir.path() / "data";
+  const fs::path empty = dir.path() / "none.ndjson";
+  std::ofstream(empty).flush();
+  const fs::path fixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
+  settled_stdout({"ingest", "--bus", kafka.url(), "--data-dir", data.string(), "--merchants",
+                  (fixtures / "merchants.json").string(), "--events", empty.string()},
+                 dir.path());
+  const std::string key = settled_stdout(
+      {"keys", "create", "--merchant", "m-eur", "--bus", kafka.url(), "--data-dir", data.string()}, dir.path());
+  ASSERT_FALSE(key.empty());
+
+  // The gateway and the processor as their own processes on Kafka, sharing
+  // the data directory's SQLite ledger.
+  const int port = testing::free_port();
+  ProcessOptions g;
+  g.argv = {SETTLED_BIN, "gateway", "--bus", kafka.url(), "--data-dir", data.string(),
+            "--listen", "127.0.0.1:" + std::to_string(port), "--log-format", "json", "--log-level", "debug"};
+  g.log = dir.path() / "gateway.log";
+  Process gateway(g);
+  ProcessOptions pr;
+  pr.argv = {SETTLED_BIN, "processor", "--bus", kafka.url(), "--data-dir", data.string(), "--log-format", "json",
+             "--idle-ms", "50", "--grace-ms", "0"};
+  pr.log = dir.path() / "processor.log";
+  Process processor(pr);
+  ASSERT_TRUE(gateway.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << gateway.log_tail();
+  ASSERT_TRUE(processor.wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << processor.log_tail();
+
+  const auto posted = testing::http_request(
+      port, "POST", "/v1/events", eur_event("k1"),
+      {{"Authorization", "Bearer " + key}, {"Content-Type", "application/json"}, {"traceparent", kParent}});
+  ASSERT_EQ(posted.status, 202u) << posted.body;
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+  // The events topic's record, read back by kcat: its traceparent header.
+  auto kcat = [&](const std::string& topic, const std::string& format) {
+    ProcessOptions k;
+    k.argv = {"kcat", "-C", "-b", kafka.bootstrap(), "-t", topic, "-o", "beginning", "-e", "-q", "-f", format};
+    std::string out;
+    EXPECT_EQ(testing::run(k, &out), 0) << out;
+    return out;
+  };
+  const std::string headers = poll_until_contains([&] { return kcat("events", "%h\n"); }, "traceparent=");
+  EXPECT_THAT(headers, HasSubstr("traceparent=00-" + trace + "-"));
+  EXPECT_THAT(headers, HasSubstr("traceparent=" + posted.header("traceparent")));
+
+  // The processor's ledger journal and its status messages on Kafka.
+  const std::string journal = poll_until_contains(
+      [&] {
+        ProcessOptions q;
+        q.argv = {"sqlite3", (data / "ledger.db").string(), "SELECT trace_id FROM journals WHERE ref = 'k1'"};
+        std::string out;
+        (void)testing::run(q, &out);
+        return out;
+      },
+      trace);
+  EXPECT_EQ(journal, trace + "\n");
+  const std::string statuses = poll_until_contains([&] { return kcat("status", "%s\n"); }, "\"batch_open\"");
+  bool posted_traced = false, open_traced = false;
+  std::istringstream lines(statuses);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || j.value("merchant_id", "") != "m-eur") continue;
+    if (j.value("kind", "") == "event_posted") posted_traced = j.value("trace_id", "") == trace;
+    if (j.value("kind", "") == "batch_open") open_traced = j.value("trace_id", "") == trace;
+  }
+  EXPECT_TRUE(posted_traced) << statuses;
+  EXPECT_TRUE(open_traced) << statuses;
+
+  // The gateway's access line of the request carries it too.
+  ASSERT_EQ(WEXITSTATUS(gateway.stop()), 0) << gateway.log_tail();
+  ASSERT_EQ(WEXITSTATUS(processor.stop()), 0) << processor.log_tail();
+  const auto access = json_log_lines_with_trace(g.log, trace);
+  ASSERT_FALSE(access.empty()) << gateway.log_tail();
+  EXPECT_THAT(access.front().value("message", ""), HasSubstr("POST /v1/events 202"));
 }
 
 TEST(TraceCommand, SaysWhenNoEventCarriesTheTraceAndRefusesAMalformedId) {
