@@ -4,6 +4,9 @@
 
 #include <climits>
 #include <string_view>
+#include <utility>
+
+#include "common/assert.h"
 
 namespace settle::ledger::checks {
 
@@ -87,6 +90,80 @@ Error checkpoint_fenced(const Checkpoint& c) {
                                 "version {}: another writer (a processor that took the partition over, or a replay) "
                                 "moved it since this one read it; nothing of this post was written",
                                 c.consumer, c.partition, c.next_offset, c.version, c.version - 1));
+}
+
+std::string summary_text(const model::BatchSummary& s) {
+  return fmt::format("{} reserve_held={} reserve_released={} carried_in={} net={} payout={} "
+                     "carry_out={} payout_date={}",
+                     s.totals.to_string(), s.reserve_held, s.reserve_released, s.carried_in,
+                     s.net, s.payout, s.carry_out, format_date(s.payout_date));
+}
+
+std::optional<Refusal> fence_refusal(std::int64_t token, std::optional<std::int64_t> registered) {
+  if (!registered || *registered <= token) return std::nullopt;
+  return Refusal{ErrorCode::kFenced,
+                 fmt::format("fencing token {} is below the registered {}", token, *registered)};
+}
+
+Refusal different_summary(const model::BatchSummary& stored, const model::BatchSummary& given) {
+  return Refusal{ErrorCode::kConflict,
+                 fmt::format("already closed with a different summary: stored {}; given {}",
+                             summary_text(stored), summary_text(given))};
+}
+
+Refusal later_batch_closed(std::string_view later_date) {
+  return Refusal{ErrorCode::kFailedPrecondition,
+                 fmt::format("the later batch {} is already closed; batches of a merchant and "
+                             "currency close in ascending batch_date",
+                             later_date)};
+}
+
+std::optional<Refusal> carry_refusal(Minor carried_in, const std::optional<LastClosed>& last) {
+  const Minor carry = last ? last->carry_out : 0;
+  if (carry == carried_in) return std::nullopt;
+  return Refusal{ErrorCode::kFailedPrecondition,
+                 fmt::format("carried_in {} is not the carry_out {} of the latest closed batch "
+                             "{}; the summary was computed from a stale history",
+                             carried_in, carry, last ? last->batch_date : "(none)")};
+}
+
+std::optional<Refusal> HoldReleases::name(Date d) {
+  if (seen_.insert(d).second) return std::nullopt;
+  return Refusal{ErrorCode::kFailedPrecondition, fmt::format("releases the hold of {} twice", format_date(d))};
+}
+
+std::optional<Refusal> HoldReleases::take(Date d, const std::optional<StoredHold>& stored) {
+  SETTLE_ASSERT(seen_.count(d) == 1, "a hold is named before it is taken");
+  std::string hold = format_date(d);
+  auto refuse = [&](std::string_view why) {
+    return Refusal{ErrorCode::kFailedPrecondition, fmt::format("releases the hold of {}, {}", hold, why)};
+  };
+  if (!stored) return refuse("which is not a closed batch");
+  if (stored->held <= 0) return refuse("which held no reserve");
+  if (stored->released_by) return refuse(fmt::format("already released by {}", *stored->released_by));
+  sum_ += stored->held;
+  dates_.push_back(std::move(hold));
+  return std::nullopt;
+}
+
+std::optional<Refusal> HoldReleases::finish(Minor reserve_released) const {
+  if (sum_ == reserve_released) return std::nullopt;
+  return Refusal{ErrorCode::kFailedPrecondition,
+                 fmt::format("reserve_released {} is not the {} held by the released batches",
+                             reserve_released, static_cast<long long>(sum_))};
+}
+
+Refusal journal_conflict(const Journal& j) {
+  return Refusal{ErrorCode::kConflict, fmt::format("{} is already stored with different content", journal_id_text(j))};
+}
+
+Result<std::int64_t> batch_fees(const model::BatchSummary& s) {
+  __int128 fees = 0;
+  for (const auto& t : s.totals.by_type) fees += t.fees;
+  if (fees > INT64_MAX || fees < INT64_MIN) {
+    return make_error(ErrorCode::kOverflow, "the batch's fees leave int64");
+  }
+  return static_cast<std::int64_t>(fees);
 }
 
 }  // namespace settle::ledger::checks

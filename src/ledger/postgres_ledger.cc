@@ -188,13 +188,6 @@ constexpr const char* kJournalColumns =
     "amount, fee, digest, metadata, trace_id, leg1_account, leg1_amount, leg2_account, "
     "leg2_amount, leg3_account, leg3_amount";
 
-std::string summary_text(const BatchSummary& s) {
-  return fmt::format("{} reserve_held={} reserve_released={} carried_in={} net={} payout={} "
-                     "carry_out={} payout_date={}",
-                     s.totals.to_string(), s.reserve_held, s.reserve_released, s.carried_in,
-                     s.net, s.payout, s.carry_out, format_date(s.payout_date));
-}
-
 // ---------------------------------------------------------------------------
 // libpq plumbing
 
@@ -288,6 +281,7 @@ struct PostgresLedger::Impl {
   Error fail(ErrorCode code, std::string_view what, std::string_view why) const {
     return make_error(code, fmt::format("ledger {}: {}: {}", where, what, why));
   }
+  Error refuse(const checks::Refusal& r, std::string_view what) const { return fail(r.code, what, r.why); }
 
   Error pg_fail(Conn& c, const PgResult* r, std::string_view what) const {
     std::string message;
@@ -921,87 +915,48 @@ Result<CloseOutcome> PostgresLedger::Impl::close(Conn& c, const BatchSummary& s,
                          {"settle.close/" + merchant + "/" + currency}, what));
   SETTLE_ASSIGN_OR_RETURN(PgResult fence, run(c, "lock_fence", {merchant, currency, date, token_text}, what));
   SETTLE_ASSIGN_OR_RETURN(const std::int64_t registered, int_at(fence, 0, 0, what));
-  if (registered > token) {
-    return fail(ErrorCode::kFenced, what,
-                fmt::format("fencing token {} is below the registered {}", token, registered));
-  }
+  if (auto no = checks::fence_refusal(token, registered)) return refuse(*no, what);
 
   {
     SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "get_batch", {merchant, currency, date}, what));
     if (r.rows() == 1) {
       SETTLE_ASSIGN_OR_RETURN(const BatchSummary stored, summary_at(r, 0, what));
       if (stored == s) return CloseOutcome::kAlreadyClosed;
-      return fail(ErrorCode::kConflict, what,
-                  fmt::format("already closed with a different summary: stored {}; given {}",
-                              summary_text(stored), summary_text(s)));
+      return refuse(checks::different_summary(stored, s), what);
     }
   }
   {
     SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "later_batch", {merchant, currency, date}, what));
-    if (r.rows() == 1) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("the later batch {} is already closed; batches of a merchant and "
-                              "currency close in ascending batch_date",
-                              r.text(0, 0)));
-    }
+    if (r.rows() == 1) return refuse(checks::later_batch_closed(r.text(0, 0)), what);
   }
   {
     SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "last_closed", {merchant, currency}, what));
-    Minor carry = 0;
-    std::string last = "(none)";
+    std::optional<checks::LastClosed> last;
     if (r.rows() == 1) {
-      last = std::string(r.text(0, 0));
-      SETTLE_ASSIGN_OR_RETURN(carry, int_at(r, 0, 1, what));
+      SETTLE_ASSIGN_OR_RETURN(const std::int64_t carry, int_at(r, 0, 1, what));
+      last = checks::LastClosed{std::string(r.text(0, 0)), carry};
     }
-    if (carry != s.carried_in) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("carried_in {} is not the carry_out {} of the latest closed batch "
-                              "{}; the summary was computed from a stale history",
-                              s.carried_in, carry, last));
-    }
+    if (auto no = checks::carry_refusal(s.carried_in, last)) return refuse(*no, what);
   }
 
-  __int128 release_sum = 0;
-  std::set<Date> seen;
-  std::vector<std::string> release_dates;
+  checks::HoldReleases releases;
   for (const Date d : released) {
-    const std::string hold = format_date(d);
-    if (!seen.insert(d).second) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {} twice", hold));
+    if (auto no = releases.name(d)) return refuse(*no, what);
+    SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "get_hold", {merchant, currency, format_date(d)}, what));
+    std::optional<checks::StoredHold> stored;
+    if (r.rows() == 1) {
+      SETTLE_ASSIGN_OR_RETURN(const std::int64_t held, int_at(r, 0, 0, what));
+      stored = checks::StoredHold{held, r.null_at(0, 1) ? std::nullopt : std::optional<std::string>(r.text(0, 1))};
     }
-    SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "get_hold", {merchant, currency, hold}, what));
-    if (r.rows() == 0) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, which is not a closed batch", hold));
-    }
-    SETTLE_ASSIGN_OR_RETURN(const std::int64_t held, int_at(r, 0, 0, what));
-    if (held <= 0) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, which held no reserve", hold));
-    }
-    if (!r.null_at(0, 1)) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, already released by {}", hold, r.text(0, 1)));
-    }
-    release_sum += held;
-    release_dates.push_back(hold);
+    if (auto no = releases.take(d, stored)) return refuse(*no, what);
   }
-  if (release_sum != s.reserve_released) {
-    return fail(ErrorCode::kFailedPrecondition, what,
-                fmt::format("reserve_released {} is not the {} held by the released batches",
-                            s.reserve_released, static_cast<long long>(release_sum)));
-  }
+  if (auto no = releases.finish(s.reserve_released)) return refuse(*no, what);
 
   std::vector<PostOutcome> outcomes(journals.size(), PostOutcome::kPosted);
   Deltas deltas;
   SETTLE_TRY(insert_all(c, journals, outcomes, deltas, what));
   for (std::size_t i = 0; i < journals.size(); ++i) {
-    if (outcomes[i] == PostOutcome::kConflict) {
-      return fail(ErrorCode::kConflict, what,
-                  fmt::format("{} is already stored with different content",
-                              journal_id_text(journals[i])));
-    }
+    if (outcomes[i] == PostOutcome::kConflict) return refuse(checks::journal_conflict(journals[i]), what);
   }
   SETTLE_TRY(apply_deltas(c, deltas, what));
 
@@ -1017,16 +972,13 @@ Result<CloseOutcome> PostgresLedger::Impl::close(Conn& c, const BatchSummary& s,
     }
     p.push_back(format_date(s.payout_date));
     SETTLE_ASSERT(p.size() == static_cast<std::size_t>(kBatchColumnCount), "batch columns");
-    __int128 fees = 0;
-    for (const auto& t : s.totals.by_type) fees += t.fees;
-    if (fees > INT64_MAX || fees < INT64_MIN) {
-      return fail(ErrorCode::kOverflow, what, "the batch's fees leave int64");
-    }
-    p.push_back(std::to_string(static_cast<std::int64_t>(fees)));
+    auto fees = checks::batch_fees(s);
+    if (!fees.ok()) return fail(fees.error().code, what, fees.error().message);
+    p.push_back(std::to_string(fees.value()));
     p.push_back(token_text);
     SETTLE_TRY(run(c, "insert_batch", p, what));
   }
-  for (const std::string& hold : release_dates) {
+  for (const std::string& hold : releases.dates()) {
     SETTLE_ASSIGN_OR_RETURN(PgResult r, run(c, "release_hold", {merchant, currency, hold, date}, what));
     if (std::string_view(PQcmdTuples(r.get())) != "1") {
       return fail(ErrorCode::kCorruption, what, "hold " + hold + " vanished");

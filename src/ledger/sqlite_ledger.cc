@@ -316,13 +316,6 @@ constexpr const char* kBatchColumns =
     "reserve_held, reserve_released, carried_in, net, payout, carry_out, payout_date";
 constexpr int kBatchColumnCount = 25;
 
-std::string summary_text(const BatchSummary& s) {
-  return fmt::format("{} reserve_held={} reserve_released={} carried_in={} net={} payout={} "
-                     "carry_out={} payout_date={}",
-                     s.totals.to_string(), s.reserve_held, s.reserve_released, s.carried_in,
-                     s.net, s.payout, s.carry_out, format_date(s.payout_date));
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -363,6 +356,7 @@ struct SqliteLedger::Impl {
   Error fail(ErrorCode code, std::string_view what, std::string_view why) const {
     return make_error(code, fmt::format("ledger {}: {}: {}", path, what, why));
   }
+  Error refuse(const checks::Refusal& r, std::string_view what) const { return fail(r.code, what, r.why); }
 
   // An error SQLite reported; its message is included.
   Error sql_fail(int rc, std::string_view what) const {
@@ -1014,10 +1008,7 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
   SETTLE_TRY(txn.begin(what));
 
   SETTLE_ASSIGN_OR_RETURN(const auto fence, fence_of(merchant, currency, date, what));
-  if (fence && *fence > token) {
-    return fail(ErrorCode::kFenced, what,
-                fmt::format("fencing token {} is below the registered {}", token, *fence));
-  }
+  if (auto no = checks::fence_refusal(token, fence)) return refuse(*no, what);
 
   {
     Run r(get_batch);
@@ -1028,9 +1019,7 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
     if (rc == SQLITE_ROW) {
       SETTLE_ASSIGN_OR_RETURN(const BatchSummary stored, summary_at(r, what));
       if (stored == s) return CloseOutcome::kAlreadyClosed;
-      return fail(ErrorCode::kConflict, what,
-                  fmt::format("already closed with a different summary: stored {}; given {}",
-                              summary_text(stored), summary_text(s)));
+      return refuse(checks::different_summary(stored, s), what);
     }
     if (rc != SQLITE_DONE) return sql_fail(rc, what);
   }
@@ -1041,12 +1030,7 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
     r.text(2, currency);
     r.text(3, date);
     const int rc = r.step();
-    if (rc == SQLITE_ROW) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("the later batch {} is already closed; batches of a merchant and "
-                              "currency close in ascending batch_date",
-                              r.text_at(0)));
-    }
+    if (rc == SQLITE_ROW) return refuse(checks::later_batch_closed(r.text_at(0)), what);
     if (rc != SQLITE_DONE) return sql_fail(rc, what);
   }
 
@@ -1055,67 +1039,37 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
     r.text(1, merchant);
     r.text(2, currency);
     const int rc = r.step();
-    Minor carry = 0;
-    std::string last = "(none)";
+    std::optional<checks::LastClosed> last;
     if (rc == SQLITE_ROW) {
-      last = std::string(r.text_at(0));
-      carry = r.int64_at(1);
+      last = checks::LastClosed{std::string(r.text_at(0)), r.int64_at(1)};
     } else if (rc != SQLITE_DONE) {
       return sql_fail(rc, what);
     }
-    if (carry != s.carried_in) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("carried_in {} is not the carry_out {} of the latest closed batch "
-                              "{}; the summary was computed from a stale history",
-                              s.carried_in, carry, last));
-    }
+    if (auto no = checks::carry_refusal(s.carried_in, last)) return refuse(*no, what);
   }
 
-  __int128 release_sum = 0;
-  std::set<Date> seen;
-  std::vector<std::string> release_dates;
+  checks::HoldReleases releases;
   for (const Date d : released) {
-    const std::string hold = format_date(d);
-    if (!seen.insert(d).second) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {} twice", hold));
-    }
+    if (auto no = releases.name(d)) return refuse(*no, what);
     Run r(get_hold);
     r.text(1, merchant);
     r.text(2, currency);
-    r.text(3, hold);
+    r.text(3, format_date(d));
     const int rc = r.step();
-    if (rc == SQLITE_DONE) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, which is not a closed batch", hold));
+    std::optional<checks::StoredHold> stored;
+    if (rc == SQLITE_ROW) {
+      stored = checks::StoredHold{r.int64_at(0), r.null_at(1) ? std::nullopt : std::optional<std::string>(r.text_at(1))};
+    } else if (rc != SQLITE_DONE) {
+      return sql_fail(rc, what);
     }
-    if (rc != SQLITE_ROW) return sql_fail(rc, what);
-    if (r.int64_at(0) <= 0) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, which held no reserve", hold));
-    }
-    if (!r.null_at(1)) {
-      return fail(ErrorCode::kFailedPrecondition, what,
-                  fmt::format("releases the hold of {}, already released by {}", hold,
-                              r.text_at(1)));
-    }
-    release_sum += r.int64_at(0);
-    release_dates.push_back(hold);
+    if (auto no = releases.take(d, stored)) return refuse(*no, what);
   }
-  if (release_sum != s.reserve_released) {
-    return fail(ErrorCode::kFailedPrecondition, what,
-                fmt::format("reserve_released {} is not the {} held by the released batches",
-                            s.reserve_released, static_cast<long long>(release_sum)));
-  }
+  if (auto no = releases.finish(s.reserve_released)) return refuse(*no, what);
 
   std::vector<PostOutcome> outcomes(journals.size(), PostOutcome::kPosted);
   SETTLE_TRY(insert_all(journals, outcomes, what));
   for (std::size_t i = 0; i < journals.size(); ++i) {
-    if (outcomes[i] == PostOutcome::kConflict) {
-      return fail(ErrorCode::kConflict, what,
-                  fmt::format("{} is already stored with different content",
-                              journal_id_text(journals[i])));
-    }
+    if (outcomes[i] == PostOutcome::kConflict) return refuse(checks::journal_conflict(journals[i]), what);
   }
   SETTLE_TRY(apply_deltas(what));
 
@@ -1140,19 +1094,16 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
     r.int64(c++, s.carry_out);
     r.text(c++, payout_date);
     SETTLE_ASSERT(c == kBatchColumnCount + 1, "batch columns and summary fields disagree");
-    __int128 fees = 0;
-    for (const auto& t : s.totals.by_type) fees += t.fees;
-    if (fees > INT64_MAX || fees < INT64_MIN) {
-      return fail(ErrorCode::kOverflow, what, "the batch's fees leave int64");
-    }
-    r.int64(c++, static_cast<std::int64_t>(fees));
+    auto fees = checks::batch_fees(s);
+    if (!fees.ok()) return fail(fees.error().code, what, fees.error().message);
+    r.int64(c++, fees.value());
     r.int64(c++, token);
     r.text(c++, closed_at);
     const int rc = r.step();
     if (rc != SQLITE_DONE) return sql_fail(rc, what);
   }
 
-  for (const std::string& hold : release_dates) {
+  for (const std::string& hold : releases.dates()) {
     Run r(release_hold);
     r.text(1, merchant);
     r.text(2, currency);
