@@ -47,7 +47,6 @@ std::string task_json(const SettlementTask& task) {
   j["totals"] = totals_to_json(task.totals);
   j["previous_batch"] = task.previous_batch ? json(format_date(*task.previous_batch)) : json(nullptr);
   j["merchant"] = json::parse(merchant_json(task.merchant));
-  if (!task.trace_id.empty()) j["trace_id"] = task.trace_id;
   return j.dump();
 }
 
@@ -67,7 +66,6 @@ Result<SettlementTask> parse_task_json(std::string_view text) {
       t.previous_batch = prev;
     }
     SETTLE_ASSIGN_OR_RETURN(t.merchant, parse_merchant_json(j.at("merchant").dump()));
-    if (j.contains("trace_id")) t.trace_id = j["trace_id"].get<std::string>();
     return t;
   } catch (const json::exception& e) {
     return make_error(ErrorCode::kInvalidArgument, std::string("settlement task: ") + e.what());

@@ -21,7 +21,10 @@ struct SettlementTask {
   // this one; the worker refuses to close out of order.
   std::optional<Date> previous_batch;
   Merchant merchant;
-  std::string trace_id;
+  // No trace id: a batch holds the events of many requests and closes
+  // because time passed (cut-off plus grace, or the idle rule), not because
+  // of one of them (docs/observability.md#tracing). A task written with a
+  // `trace_id` field by an older version still parses; the field is ignored.
 };
 
 std::string task_json(const SettlementTask& task);

@@ -576,6 +576,22 @@ TEST_F(Worker, SettlesTasksIntoTheLedgerAndPublishesStatus) {
   EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 2);
 }
 
+TEST_F(Worker, ATaskCarriesNoTraceAndOneWrittenWithATraceIdByAnOlderVersionStillParses) {
+  prepare();
+  settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 2u);
+  const auto t = tasks();
+  std::string older = model::task_json(t[0]);
+  EXPECT_EQ(older.find("trace_id"), std::string::npos) << older;
+  ASSERT_EQ(older.back(), '}');
+  older.insert(older.size() - 1, R"(,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736")");
+  const bus::Record rec{"m1", older, {}, 0};
+  ASSERT_TRUE(rt_.bus->append(kTasksTopic, std::span(&rec, 1)).ok());
+  EXPECT_EQ(run_worker(w), 1u);
+  EXPECT_EQ(w.stats().already_closed, 1);  // read as the same batch's task, not unreadable
+  EXPECT_EQ(w.stats().failed, 0);
+}
+
 TEST_F(Worker, ARedeliveredTaskChangesNothing) {
   prepare();
   settlement::SettlementWorker w(*rt_.bus, *rt_.ledger, *rt_.store, {});
