@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <future>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +17,7 @@
 #include "gateway/recon_api.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
+#include "model/status_update.h"
 #include "observability/log.h"
 #include "observability/trace.h"
 #include "processor/topics.h"
@@ -322,8 +324,61 @@ struct Api::Call {
 Api::Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOptions options,
          std::unique_ptr<KeyRing> keys)
     : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
-      limiter_(options.rate_limit), events_appender_(bus, processor::kEventsTopic) {
+      limiter_(options.rate_limit),
+      status_appender_(bus, processor::kStatusTopic),
+      events_appender_(bus, processor::kEventsTopic, 16384, [this](const Status& st) { publish_accepted(st); }) {
   if (options.recon != nullptr) recon_ = std::make_unique<ReconApi>(ledger, *options.recon);
+  if (options.metrics != nullptr) {
+    status_collector_ = options.metrics->add_collector([this](std::vector<prometheus::MetricFamily>& out) {
+      observability::FamilyBuilder f("settle_gateway_status_publish_failures_total",
+                                     "Appends of event_accepted statuses to the status topic that failed (the "
+                                     "events themselves were on the bus).",
+                                     prometheus::MetricType::Counter);
+      f.add({}, static_cast<double>(status_publish_failures_.load()));
+      out.push_back(f.build());
+    });
+  }
+}
+
+// One event_accepted per merchant of the group (coalesced like the
+// processor's event_posted: the first kEventIdsMax ids and the count), in the
+// order the group carried them.
+void Api::publish_accepted(const Status& appended) {
+  if (!appended.ok() || accepted_in_group_.empty()) {
+    accepted_in_group_.clear();
+    return;
+  }
+  const std::int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  std::vector<model::StatusUpdate> updates;
+  std::map<std::string_view, std::size_t> by_merchant;  // -> index in updates
+  for (const auto& [merchant, event_id] : accepted_in_group_) {
+    auto [it, fresh] = by_merchant.emplace(merchant, updates.size());
+    if (fresh) {
+      model::StatusUpdate u;
+      u.kind = model::StatusKind::kEventAccepted;
+      u.merchant_id = merchant;
+      u.at_ms = at_ms;
+      updates.push_back(std::move(u));
+    }
+    model::StatusUpdate& u = updates[it->second];
+    ++u.count;
+    if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(event_id);
+  }
+  std::vector<bus::Record> records;
+  records.reserve(updates.size());
+  for (const model::StatusUpdate& u : updates) records.push_back(bus::Record{u.merchant_id, model::status_json(u), {}, 0});
+  by_merchant.clear();  // its keys view accepted_in_group_
+  accepted_in_group_.clear();
+  const auto n = static_cast<std::int64_t>(records.size());
+  status_appender_.append_async(std::move(records), [this, n](const Status& st) {
+    if (st.ok()) {
+      statuses_published_ += n;
+    } else {
+      ++status_publish_failures_;
+    }
+  });
 }
 
 Api::~Api() = default;
@@ -888,9 +943,11 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   std::vector<std::size_t> claimed;  // claims this call made, released if the append fails
   std::vector<bus::Record> records;
   std::vector<std::string> mark_keys;  // the on-bus mark of each record's event
+  std::vector<std::pair<std::string, std::string>> accepted;  // (merchant, event id) of each record
   std::unordered_set<std::string_view> in_call;  // keys appended by this call
   records.reserve(events.size());
   mark_keys.reserve(events.size());
+  accepted.reserve(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
     const idempotency::PutOutcome& put = (*outcomes)[i];
     if (!put.inserted) {
@@ -916,6 +973,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
     }
     in_call.insert(keys[i]);
     mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
+    accepted.emplace_back(events[i].merchant_id.str(), events[i].event_id.str());
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
                                   {bus::Header{processor::kSourceHeader, std::string(source)},
                                    bus::Header{processor::kTraceparentHeader, trace}},
@@ -933,7 +991,8 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   // thread goes on meanwhile and `done` runs on the committer's thread.
   events_appender_.append_async(
       std::move(records), [this, verdicts = std::move(verdicts), releases = std::move(releases),
-                           mark_keys = std::move(mark_keys), done = std::move(done)](const Status& status) mutable {
+                           mark_keys = std::move(mark_keys), accepted = std::move(accepted),
+                           done = std::move(done)](const Status& status) mutable {
         if (!status.ok()) {
           for (const auto& [key, digest] : releases) (void)store_.delete_if_equal(key, digest);
           return done(make_error(status.error().code,
@@ -947,6 +1006,9 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         (void)store_.put_if_absent_many(marks, options_.event_claim_ttl);
         count_verdicts(verdicts);
         done(std::move(verdicts));
+        // For the group's event_accepted (publish_accepted(), after the
+        // group's completions).
+        std::move(accepted.begin(), accepted.end(), std::back_inserter(accepted_in_group_));
       });
 }
 

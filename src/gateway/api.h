@@ -10,6 +10,7 @@
 // of threads at once.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -139,7 +140,14 @@ class Api {
   void handle_async(const Request& request, Respond respond);
   // Returns once every event append queued so far is durable and answered
   // (a server stopping calls it before it stops delivering answers).
-  void drain_appends() { events_appender_.drain(); }
+  void drain_appends() {
+    events_appender_.drain();
+    status_appender_.drain();
+  }
+  // event_accepted: status records appended, and appends of them that failed
+  // (a failure is never the request's: its events are on the bus).
+  std::int64_t statuses_published() const { return statuses_published_.load(); }
+  std::int64_t status_publish_failures() const { return status_publish_failures_.load(); }
 
   // POST /v1/events/bulk, whose body is streamed: begin_bulk() checks the
   // headers (route, key, content type, Idempotency-Key) and returns either an
@@ -233,7 +241,18 @@ class Api {
   std::mutex merchants_mu_;
   processor::MerchantDirectory merchants_;
   RateLimiter limiter_;
-  GroupAppender events_appender_;
+  // event_accepted statuses: the (merchant, event id) of each event the
+  // events appender's current group carries, noted by the requests'
+  // completions and published once per group by publish_accepted() (both on
+  // its committer thread only); their own appender appends them to the
+  // status topic, so no request waits for it.
+  void publish_accepted(const Status& appended);
+  std::vector<std::pair<std::string, std::string>> accepted_in_group_;
+  std::atomic<std::int64_t> statuses_published_{0};
+  std::atomic<std::int64_t> status_publish_failures_{0};
+  GroupAppender status_appender_;
+  GroupAppender events_appender_;  // after status_appender_: drained first
+  std::shared_ptr<void> status_collector_;
   bool upload_secret_generated_ = false;
   std::unique_ptr<ReconApi> recon_;  // when options.recon is set
 };

@@ -5,8 +5,12 @@
 
 namespace settle::gateway {
 
-GroupAppender::GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max)
-    : bus_(bus), topic_(std::move(topic)), records_max_(records_max), committer_([this] { run(); }) {}
+GroupAppender::GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max, AfterGroup after_group)
+    : bus_(bus),
+      topic_(std::move(topic)),
+      records_max_(records_max),
+      after_group_(std::move(after_group)),
+      committer_([this] { run(); }) {}
 
 GroupAppender::~GroupAppender() {
   {
@@ -72,6 +76,7 @@ void GroupAppender::run() {
       if (!appended.ok()) st = appended.error();
     }
     for (Pending& p : group) p.done(st);
+    if (after_group_) after_group_(st);
 
     lock.lock();
     busy_ = false;

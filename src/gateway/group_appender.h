@@ -12,6 +12,9 @@
 // Thread safety: append() and append_async() may be called from any number
 // of threads. Completions run on the committer thread, one at a time, and
 // must be short (post the rest elsewhere); they must not call append().
+// The `after_group` hook, when given, runs there too, after the completions
+// of each group (appended or not): what the completions noted about the
+// group can be handled there once per group.
 #pragma once
 
 #include <condition_variable>
@@ -31,10 +34,11 @@ namespace settle::gateway {
 class GroupAppender {
  public:
   using Done = std::function<void(const Status&)>;
+  using AfterGroup = std::function<void(const Status&)>;
 
   // One bus append carries at most `records_max` records (more when a single
   // caller brings more).
-  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384);
+  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384, AfterGroup after_group = {});
   // Appends what is queued (completions run), then stops the committer.
   ~GroupAppender();
   GroupAppender(const GroupAppender&) = delete;
@@ -59,6 +63,7 @@ class GroupAppender {
   bus::Bus& bus_;
   const std::string topic_;
   const std::size_t records_max_;
+  const AfterGroup after_group_;
   std::mutex mu_;
   std::condition_variable work_cv_;  // the committer: something queued, or stop
   std::condition_variable idle_cv_;  // drain(): the queue ran empty
