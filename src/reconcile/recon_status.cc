@@ -16,27 +16,23 @@ using model::StatusUpdate;
 
 std::int64_t ms_of(Timestamp t) { return t.ns / 1'000'000; }
 
-StatusUpdate batch_update(StatusKind kind, const model::BatchKey& key, const std::vector<model::BatchSummary>& batches,
-                          std::string reason, std::int64_t at_ms) {
+StatusUpdate batch_update(StatusKind kind, const model::BatchKey& key, const BatchIndex& batches, std::string reason,
+                          std::int64_t at_ms) {
   StatusUpdate u{kind, key.merchant_id.str(), "", "", key, 0, 0, std::move(reason), at_ms, std::nullopt, std::nullopt};
-  for (const model::BatchSummary& b : batches) {
-    if (b.key == key) {
-      u.payout = b.payout;
-      u.carry_out = b.carry_out;
-      u.payout_date = b.payout_date;
-      u.totals = b.totals;
-      break;
-    }
+  if (const model::BatchSummary* b = batches.find(key)) {
+    u.payout = b->payout;
+    u.carry_out = b->carry_out;
+    u.payout_date = b->payout_date;
+    u.totals = b->totals;
   }
   return u;
 }
 
-std::int64_t open_on_batch(const std::vector<Discrepancy>& open, const model::BatchKey& key,
-                           const std::vector<model::BatchSummary>& batches) {
+std::int64_t open_on_batch(const std::vector<Discrepancy>& open, const model::BatchKey& key, const BatchIndex& batches) {
   std::int64_t n = 0;
   for (const Discrepancy& d : open) {
     if (d.state == TaskState::kResolved) continue;
-    if (auto k = batch_of_subject(d.finding.subject, batches); k && *k == key) ++n;
+    if (auto k = batches.of_subject(d.finding.subject); k && *k == key) ++n;
   }
   return n;
 }
@@ -53,7 +49,7 @@ StatusUpdate merchant_update(const std::string& merchant, const std::vector<Disc
 }
 
 StatusUpdate discrepancy_update(const Discrepancy& d, const model::BatchKey& key, const std::vector<Discrepancy>& open,
-                                const std::vector<model::BatchSummary>& batches, std::int64_t at_ms) {
+                                const BatchIndex& batches, std::int64_t at_ms) {
   StatusUpdate u = batch_update(StatusKind::kBatchDiscrepancy, key, batches,
                                 fmt::format("discrepancy {} {}: {}", d.id, state_name(d.state), d.finding.detail), at_ms);
   u.discrepancies.push_back(note_of(d));
@@ -63,15 +59,25 @@ StatusUpdate discrepancy_update(const Discrepancy& d, const model::BatchKey& key
 
 }  // namespace
 
-std::optional<model::BatchKey> batch_of_subject(std::string_view subject, const std::vector<model::BatchSummary>& batches) {
-  if (subject.starts_with("payout:")) {
-    const std::string_view ref = subject.substr(7);
-    for (const model::BatchSummary& b : batches) {
-      if (b.payout > 0 && payout_reference(b.key.merchant_id.view(), b.key.batch_date, b.key.currency) == ref) {
-        return b.key;
-      }
+BatchIndex::BatchIndex(const std::vector<model::BatchSummary>& batches) {
+  for (const model::BatchSummary& b : batches) {
+    by_key_.emplace(b.key, &b);
+    if (b.payout > 0) {
+      by_reference_.emplace(payout_reference(b.key.merchant_id.view(), b.key.batch_date, b.key.currency), &b);
     }
-    return std::nullopt;
+  }
+}
+
+const model::BatchSummary* BatchIndex::find(const model::BatchKey& key) const {
+  auto it = by_key_.find(key);
+  return it == by_key_.end() ? nullptr : it->second;
+}
+
+std::optional<model::BatchKey> BatchIndex::of_subject(std::string_view subject) const {
+  if (subject.starts_with("payout:")) {
+    auto it = by_reference_.find(std::string(subject.substr(7)));
+    if (it == by_reference_.end()) return std::nullopt;
+    return it->second->key;
   }
   if (!subject.starts_with("batch:")) return std::nullopt;
   const std::string_view rest = subject.substr(6);
@@ -84,6 +90,10 @@ std::optional<model::BatchKey> batch_of_subject(std::string_view subject, const 
   return model::BatchKey{MerchantId(std::string(rest.substr(0, day))), *date, std::string(rest.substr(cur + 1))};
 }
 
+std::optional<model::BatchKey> batch_of_subject(std::string_view subject, const std::vector<model::BatchSummary>& batches) {
+  return BatchIndex(batches).of_subject(subject);
+}
+
 model::DiscrepancyNote note_of(const Discrepancy& d) {
   return model::DiscrepancyNote{d.id,           std::string(reason_name(d.finding.reason)), std::string(state_name(d.state)),
                                 d.finding.subject, d.finding.currency, d.finding.drift};
@@ -92,6 +102,12 @@ model::DiscrepancyNote note_of(const Discrepancy& d) {
 std::vector<StatusUpdate> run_statuses(const std::vector<Match>& matches, const std::vector<Discrepancy>& changed,
                                        const std::vector<Discrepancy>& open,
                                        const std::vector<model::BatchSummary>& batches, std::int64_t at_ms) {
+  return run_statuses(matches, changed, open, BatchIndex(batches), at_ms);
+}
+
+std::vector<StatusUpdate> run_statuses(const std::vector<Match>& matches, const std::vector<Discrepancy>& changed,
+                                       const std::vector<Discrepancy>& open, const BatchIndex& batches,
+                                       std::int64_t at_ms) {
   std::vector<StatusUpdate> out;
   std::set<std::string> merchants;
   std::set<std::pair<StatusKind, std::string>> seen;
@@ -105,7 +121,7 @@ std::vector<StatusUpdate> run_statuses(const std::vector<Match>& matches, const 
       } else {
         continue;
       }
-      auto key = batch_of_subject(subject, batches);
+      auto key = batches.of_subject(subject);
       if (!key || !seen.insert({kind, key->to_string()}).second) continue;
       merchants.insert(key->merchant_id.str());
       out.push_back(batch_update(kind, *key, batches,
@@ -117,7 +133,7 @@ std::vector<StatusUpdate> run_statuses(const std::vector<Match>& matches, const 
   for (const Discrepancy& d : changed) {
     if (d.finding.merchant_id.empty()) continue;  // money the ledger cannot place: no merchant to tell
     merchants.insert(d.finding.merchant_id);
-    if (auto key = batch_of_subject(d.finding.subject, batches)) {
+    if (auto key = batches.of_subject(d.finding.subject)) {
       out.push_back(discrepancy_update(d, *key, open, batches, at_ms));
     }
   }
@@ -144,14 +160,15 @@ Result<std::vector<Discrepancy>> ReconStatusPublisher::open_of(const std::vector
 }
 
 Status ReconStatusPublisher::publish_run(const RunRecord& run, const RunOutcome& outcome) {
-  SETTLE_ASSIGN_OR_RETURN(auto batches, ledger_.closed_batches(ledger::BatchQuery{}));
+  SETTLE_ASSIGN_OR_RETURN(auto closed, ledger_.closed_batches(ledger::BatchQuery{}));
+  const BatchIndex batches(closed);  // once for the run
   std::set<std::string> merchants;
   for (const Finding& f : run.findings) {
     if (!f.merchant_id.empty()) merchants.insert(f.merchant_id);
   }
   for (const Match& m : run.matches) {
     for (const std::string& s : m.ours) {
-      if (auto k = batch_of_subject(s, batches)) merchants.insert(k->merchant_id.str());
+      if (auto k = batches.of_subject(s)) merchants.insert(k->merchant_id.str());
     }
   }
   SETTLE_ASSIGN_OR_RETURN(auto open, open_of(std::vector<std::string>(merchants.begin(), merchants.end())));
@@ -182,10 +199,11 @@ Status ReconStatusPublisher::publish_run(const RunRecord& run, const RunOutcome&
 
 Status ReconStatusPublisher::publish_change(const Discrepancy& d, Timestamp at) {
   if (d.finding.merchant_id.empty()) return ok_status();
-  SETTLE_ASSIGN_OR_RETURN(auto batches, ledger_.closed_batches(ledger::BatchQuery{d.finding.merchant_id, {}, {}}));
+  SETTLE_ASSIGN_OR_RETURN(auto closed, ledger_.closed_batches(ledger::BatchQuery{d.finding.merchant_id, {}, {}}));
+  const BatchIndex batches(closed);
   SETTLE_ASSIGN_OR_RETURN(auto open, open_of({d.finding.merchant_id}));
   std::vector<StatusUpdate> updates;
-  if (auto key = batch_of_subject(d.finding.subject, batches)) {
+  if (auto key = batches.of_subject(d.finding.subject)) {
     updates.push_back(discrepancy_update(d, *key, open, batches, ms_of(at)));
   }
   updates.push_back(merchant_update(d.finding.merchant_id, open, ms_of(at)));

@@ -21,9 +21,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "bus/bus.h"
@@ -33,8 +36,26 @@
 
 namespace settle::reconcile {
 
-// The batch a subject names: "payout:<ref>" (through `batches`) or
-// "batch:<merchant>/<date>/<cur>"; nullopt for others (events, bank entries).
+// Closed batches by key and by payout reference (of those with a payout),
+// built once per run or change: a lookup per subject instead of a scan of
+// every batch. Refers to `batches`, which must outlive it; where two batches
+// share a key or reference, the first counts (as a scan in order would find).
+class BatchIndex {
+ public:
+  explicit BatchIndex(const std::vector<model::BatchSummary>& batches);
+  // The batch a subject names: "payout:<ref>" (a closed batch with a payout)
+  // or "batch:<merchant>/<date>/<cur>" (closed or not); nullopt for others
+  // (events, bank entries).
+  std::optional<model::BatchKey> of_subject(std::string_view subject) const;
+  // The closed batch of `key`, or null.
+  const model::BatchSummary* find(const model::BatchKey& key) const;
+
+ private:
+  std::map<model::BatchKey, const model::BatchSummary*, std::less<>> by_key_;
+  std::unordered_map<std::string, const model::BatchSummary*> by_reference_;
+};
+
+// BatchIndex(batches).of_subject(subject), for a single lookup.
 std::optional<model::BatchKey> batch_of_subject(std::string_view subject,
                                                 const std::vector<model::BatchSummary>& batches);
 
@@ -43,6 +64,9 @@ model::DiscrepancyNote note_of(const Discrepancy& d);
 // Pure: the updates of a recorded run. `matches` are the run's; `changed`
 // the discrepancies it opened; `open` every open or acknowledged discrepancy
 // of the merchants the run touched (after it).
+std::vector<model::StatusUpdate> run_statuses(const std::vector<Match>& matches, const std::vector<Discrepancy>& changed,
+                                              const std::vector<Discrepancy>& open, const BatchIndex& batches,
+                                              std::int64_t at_ms);
 std::vector<model::StatusUpdate> run_statuses(const std::vector<Match>& matches, const std::vector<Discrepancy>& changed,
                                               const std::vector<Discrepancy>& open,
                                               const std::vector<model::BatchSummary>& batches, std::int64_t at_ms);
