@@ -1,6 +1,15 @@
 // settled payouts export | recon run | recon discrepancies | recon ack |
 // recon resolve | recon drift | recon watch: reconciliation on a data directory's
 // ledger (SQLite) or on a PostgreSQL ledger (--ledger URL).
+//
+// run, watch, ack and resolve publish what they change on the `status` topic
+// (batch_paid_out, batch_reconciled, batch_discrepancy,
+// merchant_discrepancies): on the bus --bus names (Kafka), or on a data
+// directory's embedded bus when no other process holds it (run, ack and
+// resolve only: watch runs for long and must not keep `settled all` from
+// starting). A running `settled all` holds its data directory's bus: the
+// command then says that it published nothing and that the gateway's recon
+// API (which publishes) is the way to reconcile on a live data directory.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -15,8 +24,12 @@
 #include "app/recon_metrics.h"
 #include "app/role_flags.h"
 #include "app/runtime.h"
+#include "bus/file_log_bus.h"
+#include "bus/kafka_bus.h"
 #include "observability/metrics_server.h"
+#include "processor/topics.h"
 #include "reconcile/payout.h"
+#include "reconcile/recon_status.h"
 #include "reconcile/reconcile.h"
 
 namespace settle::app {
@@ -35,6 +48,7 @@ Timestamp wall_now() {
 struct Where {
   std::string data_dir;
   std::string ledger_url;
+  std::string bus_url;  // run, watch, ack, resolve: where statuses go
 };
 
 void add_where(CLI::App& cmd, Where& w) {
@@ -44,10 +58,24 @@ void add_where(CLI::App& cmd, Where& w) {
   dir->excludes(url);
 }
 
+// --bus for the commands whose changes merchants see as statuses.
+void add_status_bus(CLI::App& cmd, Where& w) {
+  cmd.add_option("--bus", w.bus_url,
+                 "Publish status updates on this bus: kafka://host:port[,host:port] (default: the data directory's "
+                 "embedded bus when no running process holds it)")
+      ->envname("SETTLE_BUS");
+}
+
 struct Opened {
+  std::unique_ptr<bus::Bus> bus;  // the statuses' bus, or null
   std::unique_ptr<ledger::Ledger> ledger;
   std::shared_ptr<reconcile::ReconStore> store;  // shared with the metrics collector of recon watch
+  std::string no_statuses;  // why no statuses are published (empty: they are)
 };
+
+constexpr const char* kThroughTheApi =
+    "reconcile through the gateway's recon API instead (POST /v1/statements, POST "
+    "/v1/discrepancies/{id}/acknowledge or /resolve), which publishes them";
 
 // The ledger (which must exist: settle, demo or `settled migrate` made it)
 // and the reconciliation tables beside it.
@@ -66,6 +94,75 @@ Result<Opened> open_where(const Where& w, bool with_ledger) {
   }
   SETTLE_ASSIGN_OR_RETURN(o.store, open_recon_store(ro));
   return o;
+}
+
+// Wraps o.store in the status publisher when a bus takes the statuses;
+// otherwise o.no_statuses says why not. `embedded`: whether the data
+// directory's embedded bus may be opened (briefly). A bus that cannot be
+// reached is not the command's failure: the reconciliation stands.
+Status attach_statuses(const Where& w, bool embedded, Opened& o) {
+  if (!w.bus_url.empty()) {
+    if (!w.bus_url.starts_with("kafka://")) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("--bus: expected kafka://host:port[,host:port], not '{}'", w.bus_url));
+    }
+    auto k = bus::KafkaBus::open(w.bus_url);
+    if (!k.ok()) {
+      o.no_statuses = fmt::format("no status updates published: bus {}: {}", w.bus_url, k.error().message);
+      return ok_status();
+    }
+    o.bus = std::move(*k);
+  } else if (w.data_dir.empty()) {
+    o.no_statuses = "no status updates published: name the pipeline's bus with --bus kafka://host:port";
+    return ok_status();
+  } else if (!embedded) {
+    o.no_statuses = fmt::format(
+        "no status updates published: recon watch does not hold the embedded bus of {} (settled all needs it); "
+        "give --bus kafka://host:port, or {}",
+        w.data_dir, kThroughTheApi);
+    return ok_status();
+  } else {
+    bus::FileLogOptions fo;
+    fo.dir = fs::path(w.data_dir) / "bus";
+    auto b = bus::FileLogBus::open(fo);
+    if (!b.ok()) {
+      o.no_statuses = fmt::format("no status updates published: {} (a running settled all holds it); {}",
+                                  b.error().message, kThroughTheApi);
+      return ok_status();
+    }
+    o.bus = std::move(*b);
+  }
+  if (auto parts = o.bus->partition_count(processor::kStatusTopic); !parts.ok()) {
+    o.no_statuses = fmt::format("no status updates published: the bus has no status topic ({})", parts.error().message);
+    o.bus.reset();
+    return ok_status();
+  }
+  if (!o.ledger) {
+    RuntimeOptions ro;
+    ro.data_dir = w.data_dir;
+    ro.ledger_url = w.ledger_url;
+    ro.ledger_cache_kib = 16384;
+    ro.create = false;
+    SETTLE_ASSIGN_OR_RETURN(o.ledger, open_ledger(ro));
+  }
+  o.store = with_status_publisher(std::move(o.store), *o.ledger, *o.bus);
+  return ok_status();
+}
+
+// What became of the statuses, on stderr: published (and failed) updates, or
+// why none were.
+void report_statuses(const char* command, const Opened& o) {
+  if (!o.no_statuses.empty()) {
+    std::fprintf(stderr, "settled %s: %s\n", command, o.no_statuses.c_str());
+    return;
+  }
+  const auto* pub = dynamic_cast<const reconcile::ReconStatusPublisher*>(o.store.get());
+  if (pub == nullptr) return;
+  std::fprintf(stderr, "settled %s: %lld status updates published%s\n", command,
+               static_cast<long long>(pub->published()),
+               pub->publish_failures() > 0
+                   ? fmt::format(", {} publishes failed", pub->publish_failures()).c_str()
+                   : "");
 }
 
 int minor_exponent(const std::string& currency) {
@@ -175,7 +272,9 @@ int run_recon(const RunFlags& f) {
   }
   auto o = open_where(f.where, true);
   if (!o.ok()) return fatal(o.error().message);
+  if (auto st = attach_statuses(f.where, true, *o); !st.ok()) return fatal(st.error().message);
   auto r = reconcile::run(*o->ledger, *o->store, contents, ro);
+  report_statuses("recon run", *o);
   if (!r.ok()) {
     return fatal((f.statements.size() == 1 ? f.statements.front() + ": " : std::string()) + r.error().message);
   }
@@ -270,6 +369,8 @@ int run_watch(const WatchFlags& f) {
   if (!fs::is_directory(f.inbox, ec)) return fatal("--inbox: " + f.inbox + " is not a directory");
   auto o = open_where(f.run.where, true);
   if (!o.ok()) return fatal(o.error().message);
+  if (auto st = attach_statuses(f.run.where, false, *o); !st.ok()) return fatal(st.error().message);
+  if (!o->no_statuses.empty()) std::fprintf(stderr, "settled recon watch: %s\n", o->no_statuses.c_str());
   if (!f.once) block_stop_signals();
   observability::Metrics metrics("recon");
   const auto recon_collector = add_recon_collector(metrics, o->store);
@@ -289,7 +390,10 @@ int run_watch(const WatchFlags& f) {
     if (!ro.ok()) return fatal(ro.error().message);
     auto pass = watch_pass(f, *ro, *o);
     if (!pass.ok()) return fatal(pass.error().message);
-    if (f.once) return kExitOk;
+    if (f.once) {
+      report_statuses("recon watch", *o);
+      return kExitOk;
+    }
     if (wait_for_signal(std::chrono::milliseconds(f.interval_ms))) return kExitOk;
   }
 }
@@ -377,8 +481,10 @@ int run_list(const ListFlags& f) {
 int run_transition(const Where& where, std::int64_t id, const std::string* comment) {
   auto o = open_where(where, false);
   if (!o.ok()) return fatal(o.error().message);
+  if (auto st = attach_statuses(where, true, *o); !st.ok()) return fatal(st.error().message);
   auto r = comment == nullptr ? o->store->acknowledge(id, wall_now()) : o->store->resolve(id, *comment, wall_now());
   if (!r.ok()) return fatal(r.error().message);
+  report_statuses(comment == nullptr ? "recon ack" : "recon resolve", *o);
   std::printf("discrepancy %lld: %s\n", static_cast<long long>(r->id), std::string(reconcile::state_name(r->state)).c_str());
   return kExitOk;
 }
@@ -426,6 +532,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   auto rf = std::make_shared<RunFlags>();
   auto* run = recon->add_subcommand("run", "Reconcile a statement (camt.053, MT940, BAI2, acquirer CSV); exit 1 on findings");
   add_where(*run, rf->where);
+  add_status_bus(*run, rf->where);
   run->add_option("--statement", rf->statements, "The statement file; repeat for one statement split over files")
       ->required()
       ->check(CLI::ExistingFile);
@@ -441,6 +548,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   auto wf = std::make_shared<WatchFlags>();
   auto* watch = recon->add_subcommand("watch", "The recon role: reconcile each new statement file of an inbox once");
   add_where(*watch, wf->run.where);
+  add_status_bus(*watch, wf->run.where);
   watch->add_option("--inbox", wf->inbox, "Directory polled for statements; handled files go to done/ or failed/")
       ->required();
   watch->add_option("--interval-ms", wf->interval_ms, "Poll interval (default 1000)")->check(CLI::Range(10, 3600000));
@@ -469,6 +577,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   auto* ack = recon->add_subcommand("ack", "Acknowledge a discrepancy task");
   ack->add_option("id", *ack_id, "Task id")->required();
   add_where(*ack, *ack_where);
+  add_status_bus(*ack, *ack_where);
   commands.push_back({ack, [=] { return run_transition(*ack_where, *ack_id, nullptr); }});
 
   auto res_where = std::make_shared<Where>();
@@ -478,6 +587,7 @@ void add_recon_commands(CLI::App& cli, Commands& commands) {
   res->add_option("id", *res_id, "Task id")->required();
   res->add_option("--comment", *res_comment, "Why it is resolved")->required();
   add_where(*res, *res_where);
+  add_status_bus(*res, *res_where);
   commands.push_back({res, [=] { return run_transition(*res_where, *res_id, res_comment.get()); }});
 
   auto drift_where = std::make_shared<Where>();
