@@ -1051,10 +1051,11 @@ Result<CloseOutcome> SqliteLedger::Impl::close(const BatchSummary& s,
   checks::HoldReleases releases;
   for (const Date d : released) {
     if (auto no = releases.name(d)) return refuse(*no, what);
+    const std::string hold = format_date(d);  // bound SQLITE_STATIC: lives until step()
     Run r(get_hold);
     r.text(1, merchant);
     r.text(2, currency);
-    r.text(3, format_date(d));
+    r.text(3, hold);
     const int rc = r.step();
     std::optional<checks::StoredHold> stored;
     if (rc == SQLITE_ROW) {
