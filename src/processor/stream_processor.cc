@@ -174,6 +174,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   // must be recovered from its checkpoint (see broken_).
   st.next_offset = records.back().offset + 1;
   st.last_input_ms = wall_ms();
+  merchants_.input_read();
 
   auto chunk = std::make_unique<PendingPost>();
   chunk->partition = partition;

@@ -423,6 +423,37 @@ TEST_F(Pipeline, UnprocessableRecordsGoToDeadLettersWithReasonAndSourceAndDoNotS
   EXPECT_EQ(f.dead_lettered, 2);
 }
 
+TEST_F(Pipeline, AnEventOfAMerchantCreatedJustBeforeItIsPostedNotDeadLetteredForAStaleDirectory) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  // A miss: the directory has just looked at the topic for "nobody".
+  model::Event stranger = event("s1", EventType::kCapture, 500, "2026-03-02T10:30:00Z");
+  stranger.merchant_id = MerchantId("nobody");
+  ASSERT_TRUE(rt_.bus->append_to(kEventsTopic, 0, std::vector{bus::Record{"nobody", model::canonical_event_json(stranger), {}, 0}}).ok());
+  drain(proc);
+  ASSERT_EQ(proc.stats().dead_letters, 1);
+
+  // Within the same second, m2 is created (as PUT /v1/merchants does) and an
+  // event of m2 accepted after it: the directory must look again, not answer
+  // from the miss it just had.
+  model::Merchant m2 = merchant_;
+  m2.id = MerchantId("m2");
+  ASSERT_TRUE(processor::MerchantDirectory::publish(*rt_.bus, std::span(&m2, 1)).ok());
+  model::Event ev = event("n1", EventType::kCapture, 700, "2026-03-02T10:40:00Z");
+  ev.merchant_id = MerchantId("m2");
+  ASSERT_TRUE(rt_.bus->append_to(kEventsTopic, 0, std::vector{bus::Record{"m2", model::canonical_event_json(ev), {}, 0}}).ok());
+  drain(proc);
+  EXPECT_EQ(proc.stats().dead_letters, 1) << "m2's event was dead-lettered as of an unknown merchant";
+  EXPECT_EQ(proc.stats().posted, 1);
+  ASSERT_NE(directory_->find("m2"), nullptr);
+
+  // An unknown id in a later chunk is still dead-lettered.
+  stranger.event_id = EventId("s2");
+  ASSERT_TRUE(rt_.bus->append_to(kEventsTopic, 0, std::vector{bus::Record{"nobody", model::canonical_event_json(stranger), {}, 0}}).ok());
+  drain(proc);
+  EXPECT_EQ(proc.stats().dead_letters, 2);
+}
+
 TEST_F(Pipeline, ACrashBeforeTheCheckpointWritesDeadLettersAgainButNeverLosesThem) {
   FaultyBus faulty(*rt_.bus);
   {
