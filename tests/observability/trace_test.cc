@@ -182,16 +182,22 @@ std::vector<nlohmann::json> json_log_lines_with_trace(const fs::path& log, const
   return with;
 }
 
-TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTheLog) {
-  TempDir dir("settle-trace");
-  const fs::path data = dir.path() / "data";
-  const fs::path empty = dir.path() / "none.ndjson";
+// A fresh data directory under `dir` with the basic fixture's merchants and
+// no events; returns a new key of m-eur.
+std::string fixture_data_dir(const fs::path& dir, const fs::path& data) {
+  const fs::path empty = dir / "none.ndjson";
   std::ofstream(empty).flush();
   const fs::path fixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
   settled_stdout({"ingest", "--data-dir", data.string(), "--merchants", (fixtures / "merchants.json").string(),
                   "--events", empty.string()},
-                 dir.path());
-  const std::string key = settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir.path());
+                 dir);
+  return settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir);
+}
+
+TEST(TracePropagation, TheTraceOfAnHttpRequestReachesTheEventsLedgerJournalAndTheLog) {
+  TempDir dir("settle-trace");
+  const fs::path data = dir.path() / "data";
+  const std::string key = fixture_data_dir(dir.path(), data);
   ASSERT_FALSE(key.empty());
 
   const int port = testing::free_port();
@@ -282,13 +288,7 @@ struct TracedPipeline {
   std::unique_ptr<Process> all;
 
   TracedPipeline() {
-    const fs::path empty = dir.path() / "none.ndjson";
-    std::ofstream(empty).flush();
-    const fs::path fixtures = fs::path(SETTLE_SOURCE_DIR) / "tests/e2e/fixtures/basic";
-    settled_stdout({"ingest", "--data-dir", data.string(), "--merchants", (fixtures / "merchants.json").string(),
-                    "--events", empty.string()},
-                   dir.path());
-    key = settled_stdout({"keys", "create", "--merchant", "m-eur", "--data-dir", data.string()}, dir.path());
+    key = fixture_data_dir(dir.path(), data);
     options.argv = {SETTLED_BIN, "all", "--data-dir", data.string(), "--listen", "127.0.0.1:" + std::to_string(port),
                     "--log-format", "json", "--idle-ms", "50", "--grace-ms", "0"};
     options.log = dir.path() / "all.log";
