@@ -38,6 +38,7 @@ using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
 // A bulk body is read and handed to the parser in pieces of this size.
 constexpr std::size_t kBulkChunkBytes = 256 * 1024;
+constexpr std::size_t kBulkReadBytes = 64 * 1024;
 
 struct Shared {
   Api* api = nullptr;
@@ -335,6 +336,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         if (!start.upload) return self->write(std::move(start.response), true, version);
         self->upload_ = std::move(start.upload);
         self->chunk_.resize(kBulkChunkBytes);
+        // Beast reads at most the read buffer's free capacity (at least 512
+        // bytes): after small headers that is 512 bytes a recv, a system call
+        // per half KiB of body. Room for 64 KiB makes each recv take what the
+        // socket holds, up to Beast's 64 KiB a read.
+        self->buffer_.reserve(kBulkReadBytes);
         const bool expects = beast::iequals(self->header_parser_->get()[http::field::expect], "100-continue");
         self->bulk_version_ = version;
         self->bulk_keep_alive_ = self->header_parser_->get().keep_alive();
