@@ -480,6 +480,19 @@ TEST(CanonicalEventJson, MetadataOrderAndEscapesDoNotChangeTheContent) {
   EXPECT_EQ(canonical_event_json(parse_ok(a.json())), canonical_event_json(parse_ok(b.json())));
 }
 
+TEST(JsonEscape, EscapesQuotesBackslashesAndControlCharactersBetweenPlainRuns) {
+  std::string out = "prefix:";
+  static constexpr char kInput[] = "a\"b\\c\n\r\t\b\fd\x01\x1f\0e\xC3\xBC f";  // holds a NUL
+  append_json_escaped(out, std::string_view(kInput, sizeof kInput - 1));
+  EXPECT_EQ(out, R"(prefix:a\"b\\c\n\r\t\b\fd\u0001\u001f\u0000e)" "\xC3\xBC f");
+  std::string plain;
+  append_json_escaped(plain, "no escapes here");
+  EXPECT_EQ(plain, "no escapes here");
+  std::string edges;
+  append_json_escaped(edges, "\"\"");
+  EXPECT_EQ(edges, R"(\"\")");
+}
+
 TEST(CanonicalEventJson, DifferentMetadataGivesADifferentDigest) {
   Fields a;
   a.metadata = R"({"order":"42"})";
