@@ -15,6 +15,7 @@
 #include "gateway/signed_url.h"
 #include "gateway/stream.h"
 #include "gateway/recon_api.h"
+#include "idempotency/memory_store.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "model/status_update.h"
@@ -447,11 +448,20 @@ const char* events_route() {
 
 }  // namespace
 
+namespace {
+bool is_plain_event_post(const Request& request) {
+  return request.method == "POST" && !request.has_idempotency_key &&
+         std::string_view(request.target).substr(0, request.target.find('?')) == "/v1/events";
+}
+}  // namespace
+
+bool Api::answers_without_waiting(const Request& request) const {
+  // The in-process store never waits for I/O; Redis does.
+  return is_plain_event_post(request) && dynamic_cast<const idempotency::MemoryStore*>(&store_) != nullptr;
+}
+
 void Api::handle_async(const Request& request, Respond respond) {
-  if (request.method != "POST" || request.has_idempotency_key ||
-      std::string_view(request.target).substr(0, request.target.find('?')) != "/v1/events") {
-    return respond(handle(request));
-  }
+  if (!is_plain_event_post(request)) return respond(handle(request));
   Call call{request, {}, {}, {}, {}, nullptr, {}};
   call.path = "/v1/events";
   if (auto denied = authenticate(call)) {

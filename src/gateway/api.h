@@ -138,6 +138,14 @@ class Api {
   // answered (respond called) before handle_async() returns.
   using Respond = std::function<void(Response)>;
   void handle_async(const Request& request, Respond respond);
+  // True when handle_async() never waits for I/O on this request: a POST
+  // /v1/events without an Idempotency-Key on an in-process idempotency store
+  // (the key ring and merchants are in memory). The server then calls it on
+  // its I/O thread instead of handing the request to a handler thread: one
+  // thread handoff fewer per request. The key ring's periodic reload from
+  // the ledger (and its reload on an unknown key, at most once a
+  // second) then runs on that I/O thread too, a short read now and then.
+  bool answers_without_waiting(const Request& request) const;
   // Returns once every event append queued so far is durable and answered
   // (a server stopping calls it before it stops delivering answers).
   void drain_appends() {

@@ -447,15 +447,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.reset();
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
-    // The handler may block (ledger, store): run it off the I/O threads. A
-    // POST /v1/events does not hold the handler thread while the bus makes
-    // its events durable: the answer comes from the bus committer.
-    asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req), keep_alive, version]() mutable {
-      self->shared_.api->handle_async(req, [self, keep_alive, version](Response resp) {
-        asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
-          self->write(std::move(resp), !keep_alive, version);
-        });
+    // A POST /v1/events does not hold a thread while the bus makes its
+    // events durable: the answer comes from the bus committer. When nothing
+    // before the append waits for I/O it runs here, on the I/O thread (no
+    // handoff); otherwise (ledger, Redis) on the handler pool.
+    auto respond = [self = shared_from_this(), keep_alive, version](Response resp) {
+      asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
+        self->write(std::move(resp), !keep_alive, version);
       });
+    };
+    if (shared_.api->answers_without_waiting(req)) return shared_.api->handle_async(req, std::move(respond));
+    asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req), respond = std::move(respond)]() mutable {
+      self->shared_.api->handle_async(req, std::move(respond));
     });
   }
 

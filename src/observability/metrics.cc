@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include <fmt/format.h>
 #include <prometheus/text_serializer.h>
 
 #include "common/assert.h"
@@ -96,10 +97,26 @@ Metrics::Metrics(std::string_view role)
 }
 
 void Metrics::observe_http(std::string_view route, std::string_view method, int status, double seconds) {
-  const std::string r(route.empty() ? "unmatched" : route);
-  const std::string m(method);
-  http_requests_.Add({{"route", r}, {"method", m}, {"code", std::to_string(status)}}).Increment();
-  http_duration_.Add({{"route", r}, {"method", m}}, latency_buckets()).Observe(seconds);
+  if (route.empty()) route = "unmatched";
+  // The key of a series, built without allocating once the buffer has grown.
+  thread_local std::string key;
+  key.assign(route).append(1, ' ').append(method).append(1, ' ');
+  fmt::format_to(std::back_inserter(key), "{}", status);
+  HttpSeries series{};
+  {
+    std::lock_guard lock(http_mu_);
+    if (auto it = http_series_.find(std::string_view(key)); it != http_series_.end()) {
+      series = it->second;
+    } else {
+      const std::string r(route);
+      const std::string m(method);
+      series.requests = &http_requests_.Add({{"route", r}, {"method", m}, {"code", std::to_string(status)}});
+      series.duration = &http_duration_.Add({{"route", r}, {"method", m}}, latency_buckets());
+      http_series_.emplace(key, series);
+    }
+  }
+  series.requests->Increment();
+  series.duration->Observe(seconds);
 }
 
 std::shared_ptr<void> Metrics::add_collector(Collector collector) {

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -80,8 +81,21 @@ class Metrics {
   std::string scrape() const;
 
  private:
+  // The series of one (route, method, status): looked up once, then kept
+  // (prometheus-cpp's Family::Add builds a label map, hashes it and takes
+  // the family's lock on every call, which showed in a request's cost).
+  struct HttpSeries {
+    prometheus::Counter* requests;
+    prometheus::Histogram* duration;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
+  std::mutex http_mu_;
+  std::unordered_map<std::string, HttpSeries, KeyHash, std::equal_to<>> http_series_;  // under http_mu_
   mutable std::mutex mu_;
   mutable std::vector<std::weak_ptr<Collector>> collectors_;  // under mu_; expired ones pruned at scrape
 };

@@ -41,6 +41,26 @@ TEST(Metrics, HttpRequestsAreCountedByRouteTemplateMethodAndCode) {
   EXPECT_THAT(text, HasSubstr(R"(settle_http_request_duration_seconds_bucket{method="POST",route="/v1/events",le="0.25"} 1)"));
 }
 
+TEST(Metrics, RepeatedHttpSeriesAreKeptPerCodeAndPerMetricsInstance) {
+  // observe_http keeps each series after its first use: the counts of other
+  // codes, routes and Metrics instances must stay apart, the duration is
+  // shared by the codes of one route and method.
+  Metrics a("gateway");
+  Metrics b("gateway");
+  for (int i = 0; i < 3; ++i) a.observe_http("/v1/events", "POST", 202, 0.001);
+  a.observe_http("/v1/events", "POST", 429, 0.001);
+  a.observe_http("/v1/events/bulk", "POST", 202, 0.001);
+  a.observe_http("", "GET", 404, 0.001);
+  b.observe_http("/v1/events", "POST", 202, 0.001);
+  const std::string text = a.scrape();
+  EXPECT_THAT(text, HasSubstr(R"(settle_http_requests_total{code="202",method="POST",route="/v1/events"} 3)"));
+  EXPECT_THAT(text, HasSubstr(R"(settle_http_requests_total{code="429",method="POST",route="/v1/events"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(settle_http_requests_total{code="202",method="POST",route="/v1/events/bulk"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(settle_http_requests_total{code="404",method="GET",route="unmatched"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(settle_http_request_duration_seconds_count{method="POST",route="/v1/events"} 4)"));
+  EXPECT_THAT(b.scrape(), HasSubstr(R"(settle_http_requests_total{code="202",method="POST",route="/v1/events"} 1)"));
+}
+
 TEST(Metrics, CollectorsAddTheirFamiliesUntilTheirHandleIsDropped) {
   Metrics metrics("processor");
   int calls = 0;
