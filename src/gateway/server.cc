@@ -277,7 +277,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (ec) return on_read_error(ec);
     const auto& req = header_parser_->get();
     started_ = std::chrono::steady_clock::now();
-    method_ = std::string(req.method_string());
+    // Beast knows HTTP's methods; any other token is "OTHER", so that a
+    // client cannot add metric series by inventing methods.
+    method_ = req.method() == http::verb::unknown ? std::string("OTHER") : std::string(req.method_string());
     if (Api::is_streamed(std::string_view(req.method_string().data(), req.method_string().size()),
                          std::string_view(req.target().data(), req.target().size()))) {
       return start_bulk();

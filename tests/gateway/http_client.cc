@@ -26,6 +26,7 @@ HttpResult http_request(int port, const std::string& method, const std::string& 
   stream.expires_after(std::chrono::seconds(60));
   stream.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  if (req.method() == http::verb::unknown) req.method_string(method);  // a token HTTP does not define
   req.set(http::field::host, "127.0.0.1");
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;

@@ -174,7 +174,12 @@ TEST(RoleMetrics, AllServesPipelineAndHttpMetricsOnTheGatewayPort) {
 
   ASSERT_EQ(testing::http_request(port, "GET", "/healthz").status, 200u);
   ASSERT_EQ(testing::http_request(port, "GET", "/v1/merchants/m1/balances").status, 401u);
+  // A method token HTTP does not define is labelled OTHER: a client cannot
+  // grow the series by inventing methods.
+  (void)testing::http_request(port, "BREW", "/healthz");
   const std::string after = testing::http_request(port, "GET", "/metrics").body;
+  EXPECT_THAT(after, Not(HasSubstr(R"(method="BREW")")));
+  EXPECT_THAT(after, HasSubstr(R"(method="OTHER")"));
   EXPECT_EQ(sample(after, R"(settle_http_requests_total{code="200",method="GET",route="/healthz"})"), 1.0) << after;
   EXPECT_EQ(sample(after, R"(settle_http_requests_total{code="401",method="GET",route="/v1/merchants/{merchant_id}/balances"})"), 1.0);
   expect_promtool_accepts(after);
