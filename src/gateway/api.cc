@@ -15,7 +15,6 @@
 #include "gateway/signed_url.h"
 #include "gateway/stream.h"
 #include "gateway/recon_api.h"
-#include "idempotency/memory_store.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
 #include "model/status_update.h"
@@ -446,18 +445,15 @@ const char* events_route() {
   return route;
 }
 
-}  // namespace
-
-namespace {
 bool is_plain_event_post(const Request& request) {
   return request.method == "POST" && !request.has_idempotency_key &&
          std::string_view(request.target).substr(0, request.target.find('?')) == "/v1/events";
 }
+
 }  // namespace
 
 bool Api::answers_without_waiting(const Request& request) const {
-  // The in-process store never waits for I/O; Redis does.
-  return is_plain_event_post(request) && dynamic_cast<const idempotency::MemoryStore*>(&store_) != nullptr;
+  return is_plain_event_post(request) && store_.in_process();
 }
 
 void Api::handle_async(const Request& request, Respond respond) {

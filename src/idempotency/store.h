@@ -64,6 +64,10 @@ class Store {
                                                 std::chrono::milliseconds ttl) = 0;
   virtual Result<bool> extend(const Lease& lease, std::chrono::milliseconds ttl) = 0;
   virtual Result<bool> unlock(const Lease& lease) = 0;
+
+  // True when no call waits for I/O (the store lives in this process): a
+  // caller may then use it from a thread that must not block.
+  virtual bool in_process() const { return false; }
 };
 
 }  // namespace settle::idempotency
