@@ -74,6 +74,7 @@ struct Args {
   int batch = 4096;
   int partitions = 8;
   int rounds = 3;
+  int linger_ms = 5;
 };
 
 }  // namespace
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
     else if (flag == "--batch") a.batch = v;
     else if (flag == "--partitions") a.partitions = v;
     else if (flag == "--rounds") a.rounds = v;
+    else if (flag == "--linger-ms") a.linger_ms = v;
     else {
       std::fprintf(stderr, "kafka_bus_bench: unknown flag %s\n", flag.c_str());
       return 2;
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string admin = "127.0.0.1:" + std::to_string(admin_port);
-  const int linger_ms = 5;
+  const int linger_ms = a.linger_ms;
   auto opened = settle::bus::KafkaBus::open(
       fmt::format("kafka://{}?mock_admin={}&linger_ms={}", bootstrap, admin, linger_ms));
   if (!opened.ok()) {

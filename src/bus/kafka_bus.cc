@@ -141,6 +141,20 @@ void delivery_cb(rd_kafka_t*, const rd_kafka_message_t* message, void*) {
 
 using Props = std::vector<std::pair<std::string, std::string>>;
 
+// What every client of the bus sets: producer, reader and group members.
+Props connection_props(const std::string& bootstrap, const KafkaOptions& options) {
+  return {
+      {"bootstrap.servers", bootstrap},
+      {"client.id", options.client_id},
+      {"socket.timeout.ms", std::to_string(options.timeout_ms)},
+      {"allow.auto.create.topics", "false"},
+      {"reconnect.backoff.max.ms", "1000"},
+      // TCP_NODELAY, as the Java client always sets: append() and commits
+      // wait for their answers, so a request held back by Nagle is latency.
+      {"socket.nagle.disable", "true"},
+  };
+}
+
 Result<std::unique_ptr<Handle>> make_handle(rd_kafka_type_t type, const Props& props,
                                             const std::function<void(rd_kafka_conf_t*)>& extra,
                                             void* owner = nullptr) {
@@ -392,13 +406,7 @@ Result<std::unique_ptr<KafkaBus>> KafkaBus::open(const std::string& url, KafkaOp
 
 Status KafkaBus::start() {
   const std::string timeout = std::to_string(options_.timeout_ms);
-  const Props common = {
-      {"bootstrap.servers", bootstrap_},
-      {"client.id", options_.client_id},
-      {"socket.timeout.ms", timeout},
-      {"allow.auto.create.topics", "false"},
-      {"reconnect.backoff.max.ms", "1000"},
-  };
+  const Props common = connection_props(bootstrap_, options_);
   Props producer = common;
   producer.insert(producer.end(), {
                                       {"enable.idempotence", "true"},
@@ -953,16 +961,12 @@ Result<Handle*> KafkaBus::group_handle(std::string_view group) {
   std::lock_guard lock(groups_mu_);
   if (auto it = groups_.find(group); it != groups_.end()) return it->second.get();
   if (group.empty()) return make_error(ErrorCode::kInvalidArgument, "kafka: empty group name");
-  const Props props = {
-      {"bootstrap.servers", bootstrap_},
-      {"client.id", options_.client_id},
-      {"socket.timeout.ms", std::to_string(options_.timeout_ms)},
-      {"allow.auto.create.topics", "false"},
-      {"reconnect.backoff.max.ms", "1000"},
+  Props props = connection_props(bootstrap_, options_);
+  props.insert(props.end(), {
       {"group.id", std::string(group)},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
-  };
+  });
   SETTLE_ASSIGN_OR_RETURN(auto handle, make_handle(RD_KAFKA_CONSUMER, props, nullptr));
   Handle* raw = handle.get();
   groups_.emplace(std::string(group), std::move(handle));
@@ -1177,12 +1181,8 @@ Result<std::unique_ptr<GroupMember>> KafkaBus::join_group(std::string group, std
                                                           GroupCallbacks callbacks) {
   if (group.empty()) return make_error(ErrorCode::kInvalidArgument, "kafka: empty group name");
   SETTLE_TRY(lookup_partitions(topic, false));
-  const Props props = {
-      {"bootstrap.servers", bootstrap_},
-      {"client.id", options_.client_id},
-      {"socket.timeout.ms", std::to_string(options_.timeout_ms)},
-      {"allow.auto.create.topics", "false"},
-      {"reconnect.backoff.max.ms", "1000"},
+  Props props = connection_props(bootstrap_, options_);
+  props.insert(props.end(), {
       {"group.id", group},
       {"partition.assignment.strategy", "cooperative-sticky"},
       {"session.timeout.ms", std::to_string(options_.session_timeout_ms)},
@@ -1194,7 +1194,7 @@ Result<std::unique_ptr<GroupMember>> KafkaBus::join_group(std::string group, std
       // Fetching is paused, but keep what a late pause lets through small.
       {"fetch.max.bytes", "1048576"},
       {"queued.min.messages", "1"},
-  };
+  });
   auto member = std::make_unique<KafkaGroupMember>(std::move(group), std::move(topic),
                                                    std::move(callbacks), options_.timeout_ms);
   SETTLE_TRY(member->start(props));
