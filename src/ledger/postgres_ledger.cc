@@ -630,55 +630,26 @@ struct PostgresLedger::Impl {
     std::vector<bool> inserted(n, false);
     const std::size_t chunk = std::max<std::size_t>(options.chunk_rows, 1);
     std::string buffer;
+    bool staged = false;  // the stage holds rows of this transaction
+    std::size_t fast_tries = 0;
     for (std::size_t from = 0; from < leaders.size(); from += chunk) {
       const std::size_t to = std::min(leaders.size(), from + chunk);
-      buffer.clear();
-      for (std::size_t p = from; p < to; ++p) append_key_row(buffer, journals[leaders[p]], p);
-      // The commit empties the stage; a later chunk of the same call empties it here.
-      if (from > 0) SETTLE_TRY(exec(c, "TRUNCATE ledger_stage", what));
-      auto t = std::chrono::steady_clock::now();
-      SETTLE_TRY(copy_in(c, "COPY ledger_stage FROM STDIN", buffer, what));
-      timers.stage_ns += since(t);
-      t = std::chrono::steady_clock::now();
-      // The identities. Usually every one is new, and this statement is
-      // all it takes to know it.
-      SETTLE_ASSIGN_OR_RETURN(
-          PgResult counted,
-          exec(c,
-               "WITH ins AS ("
-               " INSERT INTO journal_keys (merchant_id, ref, settle_date, digest)"
-               " SELECT merchant_id, ref, settle_date, digest FROM ledger_stage"
-               " ON CONFLICT (merchant_id, ref) DO NOTHING RETURNING 1)"
-               " SELECT count(*) FROM ins",
-               what));
-      SETTLE_ASSIGN_OR_RETURN(const std::int64_t new_keys, int_at(counted, 0, 0, what));
       std::vector<bool> refused(to - from, false);
-      if (new_keys != static_cast<std::int64_t>(to - from)) {
-        // Some were stored already (or by a transaction that committed
-        // meanwhile: ON CONFLICT waited for it). The keys this transaction
-        // inserted carry its xid; every other one was refused, and its stored
-        // digest tells a duplicate from a conflict.
-        SETTLE_ASSIGN_OR_RETURN(
-            PgResult stale,
-            exec(c,
-                 "SELECT s.ord, k.digest FROM ledger_stage AS s"
-                 " JOIN journal_keys AS k USING (merchant_id, ref)"
-                 " WHERE k.xmin::text::bigint <> (txid_current() & 4294967295)",
-                 what));
-        for (int row = 0; row < stale.rows(); ++row) {
-          const auto ord = parse_int128(stale.text(row, 0));
-          if (!ord || *ord < static_cast<__int128>(from) || *ord >= static_cast<__int128>(to)) {
-            return fail(ErrorCode::kCorruption, what, "staging returned an unknown row");
-          }
-          const auto p = static_cast<std::size_t>(*ord);
-          refused[p - from] = true;
-          stored[leaders[p]] = std::string(stale.text(row, 1));
-        }
-        if (static_cast<std::int64_t>(to - from) - stale.rows() != new_keys) {
-          return fail(ErrorCode::kCorruption, what,
-                      fmt::format("{} identities inserted but {} found refused of {}", new_keys,
-                                  stale.rows(), to - from));
-        }
+      // The identities. Usually every one is new: then one COPY straight into
+      // journal_keys, in a savepoint, stores them all (a unique violation
+      // rolls it back, and the staged path below sorts the new from the
+      // stored). Each savepoint holds a subtransaction id until the commit,
+      // and past 64 of them every snapshot of the server slows, so a call
+      // takes the fast path for its first 32 chunks only.
+      bool all_new = false;
+      auto t = std::chrono::steady_clock::now();
+      if (fast_tries < kFastKeyChunks) {
+        ++fast_tries;
+        SETTLE_ASSIGN_OR_RETURN(all_new, copy_new_keys(c, journals, leaders, from, to, buffer, what));
+      }
+      if (!all_new) {
+        SETTLE_TRY(stage_keys(c, journals, leaders, from, to, buffer, staged, refused, stored, what));
+        staged = true;
       }
       timers.keys_ns += since(t);
       // The journals whose identity was new, by COPY: its multi-row insert
@@ -737,10 +708,92 @@ struct PostgresLedger::Impl {
     return ok_status();
   }
 
+  // Chunks of one post() that may try copy_new_keys (see insert_all).
+  static constexpr std::size_t kFastKeyChunks = 32;
+
+  // COPYs the identities of leaders[from, to) into journal_keys inside a
+  // savepoint. True when all were new and are stored; false, with nothing
+  // stored, when one was stored already (by any transaction, this one
+  // included: a transaction still open is waited for, as a unique check does).
+  Result<bool> copy_new_keys(Conn& c, std::span<const Journal> journals,
+                             const std::vector<std::size_t>& leaders, std::size_t from,
+                             std::size_t to, std::string& buffer, std::string_view what) {
+    buffer.clear();
+    for (std::size_t p = from; p < to; ++p) append_key_columns(buffer, journals[leaders[p]]);
+    SETTLE_TRY(exec(c, "SAVEPOINT new_keys", what));
+    Status copied = copy_in(c, "COPY journal_keys (merchant_id, ref, settle_date, digest) FROM STDIN",
+                            buffer, what);
+    if (copied.ok()) {
+      SETTLE_TRY(exec(c, "RELEASE SAVEPOINT new_keys", what));
+      return true;
+    }
+    if (copied.error().code != ErrorCode::kConflict) return copied.error();
+    c.last_state.clear();  // expected, and not the transaction's failure
+    // Back to the transaction itself: the staged path tells this
+    // transaction's keys by its own xid.
+    SETTLE_TRY(exec(c, "ROLLBACK TO SAVEPOINT new_keys", what));
+    SETTLE_TRY(exec(c, "RELEASE SAVEPOINT new_keys", what));
+    return false;
+  }
+
+  // Stores the new identities of leaders[from, to) through the stage; marks
+  // refused[p - from] for each one stored already, with its stored digest in
+  // stored[leaders[p]].
+  Status stage_keys(Conn& c, std::span<const Journal> journals,
+                    const std::vector<std::size_t>& leaders, std::size_t from, std::size_t to,
+                    std::string& buffer, bool staged, std::vector<bool>& refused,
+                    std::vector<std::string>& stored, std::string_view what) {
+    buffer.clear();
+    for (std::size_t p = from; p < to; ++p) append_key_row(buffer, journals[leaders[p]], p);
+    // The commit empties the stage; an earlier chunk of the same call left rows here.
+    if (staged) SETTLE_TRY(exec(c, "TRUNCATE ledger_stage", what));
+    auto t = std::chrono::steady_clock::now();
+    SETTLE_TRY(copy_in(c, "COPY ledger_stage FROM STDIN", buffer, what));
+    timers.stage_ns += since(t);
+    SETTLE_ASSIGN_OR_RETURN(PgResult counted,
+                            exec(c,
+                                 "INSERT INTO journal_keys (merchant_id, ref, settle_date, digest)"
+                                 " SELECT merchant_id, ref, settle_date, digest FROM ledger_stage"
+                                 " ON CONFLICT (merchant_id, ref) DO NOTHING",
+                                 what));
+    const std::int64_t new_keys = std::strtoll(PQcmdTuples(counted.get()), nullptr, 10);
+    if (new_keys == static_cast<std::int64_t>(to - from)) return ok_status();
+    // Some were stored already (or by a transaction that committed
+    // meanwhile: ON CONFLICT waited for it). The keys this transaction
+    // inserted carry its xid; every other one was refused, and its stored
+    // digest tells a duplicate from a conflict.
+    SETTLE_ASSIGN_OR_RETURN(PgResult stale,
+                            exec(c,
+                                 "SELECT s.ord, k.digest FROM ledger_stage AS s"
+                                 " JOIN journal_keys AS k USING (merchant_id, ref)"
+                                 " WHERE k.xmin::text::bigint <> (txid_current() & 4294967295)",
+                                 what));
+    for (int row = 0; row < stale.rows(); ++row) {
+      const auto ord = parse_int128(stale.text(row, 0));
+      if (!ord || *ord < static_cast<__int128>(from) || *ord >= static_cast<__int128>(to)) {
+        return fail(ErrorCode::kCorruption, what, "staging returned an unknown row");
+      }
+      const auto p = static_cast<std::size_t>(*ord);
+      refused[p - from] = true;
+      stored[leaders[p]] = std::string(stale.text(row, 1));
+    }
+    if (static_cast<std::int64_t>(to - from) - stale.rows() != new_keys) {
+      return fail(ErrorCode::kCorruption, what,
+                  fmt::format("{} identities inserted but {} found refused of {}", new_keys,
+                              stale.rows(), to - from));
+    }
+    return ok_status();
+  }
+
   // One COPY text row of the staging table.
   static void append_key_row(std::string& out, const Journal& j, std::size_t ord) {
     out += std::to_string(ord);
     out += '\t';
+    append_key_columns(out, j);
+  }
+
+  // One COPY text row of journal_keys: merchant_id, ref, settle_date, digest.
+  static void append_key_columns(std::string& out, const Journal& j) {
     copy_text(out, j.merchant_id.view());
     out += '\t';
     copy_text(out, j.ref);
