@@ -341,8 +341,9 @@ Api::Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOp
 }
 
 // One event_accepted per merchant of the group (coalesced like the
-// processor's event_posted: the first kEventIdsMax ids and the count), in the
-// order the group carried them.
+// processor's event_posted: the first kEventIdsMax ids and the count, and the
+// trace of the merchant's last accepted event), in the order the group
+// carried them.
 void Api::publish_accepted(const Status& appended) {
   if (!appended.ok() || accepted_in_group_.empty()) {
     accepted_in_group_.clear();
@@ -353,18 +354,21 @@ void Api::publish_accepted(const Status& appended) {
                                  .count();
   std::vector<model::StatusUpdate> updates;
   std::map<std::string_view, std::size_t> by_merchant;  // -> index in updates
-  for (const auto& [merchant, event_id] : accepted_in_group_) {
-    auto [it, fresh] = by_merchant.emplace(merchant, updates.size());
-    if (fresh) {
-      model::StatusUpdate u;
-      u.kind = model::StatusKind::kEventAccepted;
-      u.merchant_id = merchant;
-      u.at_ms = at_ms;
-      updates.push_back(std::move(u));
+  for (const AcceptedCall& call : accepted_in_group_) {
+    for (const auto& [merchant, event_id] : call.events) {
+      auto [it, fresh] = by_merchant.emplace(merchant, updates.size());
+      if (fresh) {
+        model::StatusUpdate u;
+        u.kind = model::StatusKind::kEventAccepted;
+        u.merchant_id = merchant;
+        u.at_ms = at_ms;
+        updates.push_back(std::move(u));
+      }
+      model::StatusUpdate& u = updates[it->second];
+      ++u.count;
+      if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(event_id);
+      if (u.trace_id != call.trace_id) u.trace_id = call.trace_id;
     }
-    model::StatusUpdate& u = updates[it->second];
-    ++u.count;
-    if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(event_id);
   }
   std::vector<bus::Record> records;
   records.reserve(updates.size());
@@ -998,6 +1002,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   events_appender_.append_async(
       std::move(records), [this, verdicts = std::move(verdicts), releases = std::move(releases),
                            mark_keys = std::move(mark_keys), accepted = std::move(accepted),
+                           trace_id = observability::trace_id_of(trace),
                            done = std::move(done)](const Status& status) mutable {
         if (!status.ok()) {
           for (const auto& [key, digest] : releases) (void)store_.delete_if_equal(key, digest);
@@ -1014,7 +1019,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         done(std::move(verdicts));
         // For the group's event_accepted (publish_accepted(), after the
         // group's completions).
-        std::move(accepted.begin(), accepted.end(), std::back_inserter(accepted_in_group_));
+        accepted_in_group_.push_back(AcceptedCall{std::move(trace_id), std::move(accepted)});
       });
 }
 

@@ -250,12 +250,16 @@ class Api {
   processor::MerchantDirectory merchants_;
   RateLimiter limiter_;
   // event_accepted statuses: the (merchant, event id) of each event the
-  // events appender's current group carries, noted by the requests'
-  // completions and published once per group by publish_accepted() (both on
-  // its committer thread only); their own appender appends them to the
-  // status topic, so no request waits for it.
+  // events appender's current group carries, with its request's trace id,
+  // noted by the requests' completions and published once per group by
+  // publish_accepted() (both on its committer thread only); their own
+  // appender appends them to the status topic, so no request waits for it.
+  struct AcceptedCall {
+    std::string trace_id;
+    std::vector<std::pair<std::string, std::string>> events;  // (merchant, event id)
+  };
   void publish_accepted(const Status& appended);
-  std::vector<std::pair<std::string, std::string>> accepted_in_group_;
+  std::vector<AcceptedCall> accepted_in_group_;
   std::atomic<std::int64_t> statuses_published_{0};
   std::atomic<std::int64_t> status_publish_failures_{0};
   GroupAppender status_appender_;

@@ -94,9 +94,14 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedAndPostedOnTheStat
     ASSERT_EQ(first["type"], "resync") << first.dump();
   }
 
-  // One request, two merchants: one event_accepted each, m2's on its own stream.
-  auto r = request("POST", "/v1/events",
-                   "[" + event("e1", "m1") + "," + event("e2", "m1") + "," + event("x1", "m2") + "]");
+  // One request, two merchants: one event_accepted each, m2's on its own
+  // stream, each carrying the request's trace.
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto r = http_request(gateway_port_, "POST", "/v1/events",
+                        "[" + event("e1", "m1") + "," + event("e2", "m1") + "," + event("x1", "m2") + "]",
+                        {{"Authorization", "Bearer " + admin_},
+                         {"Content-Type", "application/json"},
+                         {"traceparent", "00-" + trace_id + "-00f067aa0ba902b7-01"}});
   ASSERT_EQ(r.status, 202u) << r.body;
 
   std::optional<json> accepted;
@@ -119,8 +124,10 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedAndPostedOnTheStat
       EXPECT_EQ(s["count"], 2) << m.dump();
       EXPECT_EQ(s["event_ids"], json::array({"e1", "e2"})) << m.dump();
       EXPECT_GT(s["at_ms"].get<std::int64_t>(), 0);
+      EXPECT_EQ(s.value("trace_id", ""), trace_id) << m.dump();
     } else if (s["kind"] == "event_posted") {
       if (!posted) posted = m;
+      EXPECT_EQ(s.value("trace_id", ""), trace_id) << m.dump();
       for (const auto& id : s["event_ids"]) posted_ids.insert(id.get<std::string>());
     }
   }
@@ -138,6 +145,7 @@ TEST_F(NotifyPipelineTest, AnEventPostedToTheGatewayIsAcceptedAndPostedOnTheStat
     ASSERT_EQ(m["merchant_id"], "m2") << m.dump();
     if (m["status"]["kind"] == "event_accepted") {
       EXPECT_EQ(m["status"]["event_ids"], json::array({"x1"})) << m.dump();
+      EXPECT_EQ(m["status"].value("trace_id", ""), trace_id) << m.dump();
       m2_accepted = true;
     }
   }
