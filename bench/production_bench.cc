@@ -73,7 +73,13 @@ int main(int argc, char** argv) {
 
   auto& pg = settle::testing::PostgresServer::shared();
   pg.create_database("bench");
-  const std::vector<std::string> backends{"--bus",    settle::testing::KafkaMock::shared().url(),
+  // A 3 s session timeout (10 s by default): the mock's group coordinator
+  // holds a rebalance of a non-empty group for up to the session timeout less
+  // 1 s unless every known member rejoins, so a member leaving at the end of
+  // its --drain stalled the other for up to 9 s, and a phase's time varied
+  // from 6 to 23 s between runs. (A first join still waits the mock's 3 s,
+  // as group.initial.rebalance.delay.ms does on a broker.)
+  const std::vector<std::string> backends{"--bus",    settle::testing::KafkaMock::shared().url("session_timeout_ms=3000"),
                                           "--store",  settle::testing::RedisServer::shared().url(),
                                           "--ledger", pg.url("bench"),
                                           "--partitions", "16"};
