@@ -1,5 +1,7 @@
--- The settlement ledger, SQLite edition (schema version 2; version 1 lacked
--- checkpoints.version, which open() adds).
+-- The settlement ledger, SQLite edition (schema version 3). open() upgrades
+-- older files in place: version 1 lacked checkpoints.version; version 2 had
+-- an index journals_settling (merchant_id, currency, settle_date) where
+-- version 3 keeps the settling table.
 --
 -- Written to read like the PostgreSQL schema it mirrors: one table per thing a
 -- finance engineer asks about, plain types, every rule an explicit constraint.
@@ -69,8 +71,23 @@ CREATE TABLE journals (
   UNIQUE (merchant_id, ref)
 ) STRICT;
 
--- What a batch settles: its event journals by settle_date.
-CREATE INDEX journals_settling ON journals (merchant_id, currency, settle_date);
+-- What a batch settles: the count and sums of its event journals by
+-- settle_date and kind, kept by the ledger in the transaction that inserts
+-- them, so that a batch's totals are read without reading its journals.
+-- Only inserted journals count (never a duplicate or a conflict). `settled
+-- verify` recomputes every closed batch from the postings.
+CREATE TABLE settling (
+  merchant_id TEXT    NOT NULL,
+  currency    TEXT    NOT NULL CHECK (length(currency) = 3),
+  settle_date TEXT    NOT NULL,
+  kind        TEXT    NOT NULL CHECK (kind = 'capture' OR kind = 'refund'
+                                      OR kind = 'chargeback' OR kind = 'chargeback_reversal'
+                                      OR kind = 'adjustment'),
+  count       INTEGER NOT NULL CHECK (count > 0),
+  amount      INTEGER NOT NULL,  -- sum of the journals' amount
+  fees        INTEGER NOT NULL,  -- sum of the journals' fee
+  PRIMARY KEY (merchant_id, currency, settle_date, kind)
+) STRICT, WITHOUT ROWID;
 
 -- Classic double entry: one row per posting.
 CREATE VIEW postings (journal_id, leg, account_id, amount) AS

@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <climits>
+#include <map>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -296,6 +297,30 @@ struct AccountMemo {
   std::array<AccountEntry*, 6> by_role{};
 };
 
+// A row of the settling table, as a call accumulates it (views into the
+// call's journals).
+struct SettlingKey {
+  std::string_view merchant;
+  std::string_view currency;
+  Date settle_date;
+  JournalKind kind;
+};
+
+struct SettlingKeyLess {
+  bool operator()(const SettlingKey& a, const SettlingKey& b) const noexcept {
+    if (a.settle_date != b.settle_date) return a.settle_date < b.settle_date;
+    if (a.kind != b.kind) return a.kind < b.kind;
+    if (const int c = a.merchant.compare(b.merchant); c != 0) return c < 0;
+    return a.currency < b.currency;
+  }
+};
+
+struct SettlingDelta {
+  std::int64_t count = 0;
+  __int128 amount = 0;
+  __int128 fees = 0;
+};
+
 // The WAL size at which a commit checkpoints (see open()).
 constexpr std::int64_t kCheckpointWalBytes = std::int64_t{256} << 20;
 
@@ -329,7 +354,7 @@ struct SqliteLedger::Impl {
   Stmt insert_journal, insert_journals, find_journal, max_journal_id;
   Stmt find_account, insert_account, update_account;
   Stmt update_checkpoint, insert_checkpoint, get_checkpoint;
-  Stmt settling;
+  Stmt settling, upsert_settling;
   Stmt last_closed, holds;
   Stmt get_fence, upsert_fence;
   Stmt get_batch, later_batch, get_hold, insert_batch, release_hold;
@@ -339,6 +364,8 @@ struct SqliteLedger::Impl {
   std::unordered_map<AccountKey, AccountEntry, AccountKeyHash, AccountKeyEq> accounts;
   std::vector<AccountKey> created;      // accounts created by the open transaction
   std::vector<AccountEntry*> touched;   // accounts with a delta in the open call
+  // The settling rows the open call adds to (views into its journals).
+  std::map<SettlingKey, SettlingDelta, SettlingKeyLess> settling_deltas;
   // Scratch of insert_all(), kept to spare the allocations.
   std::vector<SortKey> keys;
   std::vector<Row> rows;
@@ -467,7 +494,7 @@ struct SqliteLedger::Impl {
       if (rc != SQLITE_ROW) return sql_fail(rc, "open: read schema version");
       if (!r.null_at(0)) stored = r.int64_at(0);
     }
-    static_assert(SqliteLedger::kSchemaVersion == 2, "add the upgrade from the previous version");
+    static_assert(SqliteLedger::kSchemaVersion == 3, "add the upgrade from the previous version");
     if (stored == 1) {
       // Version 1 had no checkpoints.version: existing rows become version 0,
       // so their next write is version 1.
@@ -483,6 +510,10 @@ struct SqliteLedger::Impl {
       if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version 2");
       stored = 2;
     }
+    if (stored == 2) {
+      SETTLE_TRY(upgrade_2_to_3());
+      stored = 3;
+    }
     if (stored != SqliteLedger::kSchemaVersion) {
       return fail(ErrorCode::kFailedPrecondition, "open",
                   fmt::format("schema version {}, but this build reads version {}; migrate the "
@@ -490,6 +521,35 @@ struct SqliteLedger::Impl {
                               stored ? std::to_string(*stored) : std::string("(none)"),
                               SqliteLedger::kSchemaVersion));
     }
+    return ok_status();
+  }
+
+  // Version 2 summed a batch's journals through an index on (merchant_id,
+  // currency, settle_date); version 3 keeps those sums in the settling table
+  // (its DDL is the schema file's), filled here from the journals.
+  Status upgrade_2_to_3() {
+    constexpr std::string_view kWhat = "open: upgrade schema version 2 to 3";
+    const std::string_view schema = SqliteLedger::schema_sql();
+    const std::size_t from = schema.find("CREATE TABLE settling (");
+    const std::size_t to = schema.find(';', from);
+    SETTLE_ASSERT(from != std::string_view::npos && to != std::string_view::npos,
+                  "the schema defines the settling table");
+    const std::string create(schema.substr(from, to + 1 - from));
+    SETTLE_TRY(exec(create.c_str(), kWhat));
+    SETTLE_TRY(exec("INSERT INTO settling (merchant_id, currency, settle_date, kind, count, amount, fees) "
+                    "SELECT merchant_id, currency, settle_date, kind, count(*), sum(amount), sum(fee) "
+                    "FROM journals WHERE kind = 'capture' OR kind = 'refund' OR kind = 'chargeback' "
+                    "OR kind = 'chargeback_reversal' OR kind = 'adjustment' "
+                    "GROUP BY merchant_id, currency, settle_date, kind",
+                    kWhat));
+    SETTLE_TRY(exec("DROP INDEX IF EXISTS journals_settling", kWhat));
+    Stmt ins;
+    SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (3, ?1)"));
+    Run up(ins);
+    const std::string now = now_rfc3339();
+    up.text(1, now);
+    const int rc = up.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version 3");
     return ok_status();
   }
 
@@ -528,10 +588,14 @@ struct SqliteLedger::Impl {
                        "SELECT next_offset, state, version FROM checkpoints "
                        "WHERE consumer = ?1 AND partition = ?2"));
     SETTLE_TRY(prepare(settling,
-                       "SELECT kind, count(*), sum(amount), sum(fee) FROM journals "
-                       "WHERE merchant_id = ?1 AND currency = ?2 AND settle_date = ?3 "
-                       "AND kind IN ('capture', 'refund', 'chargeback', 'chargeback_reversal', "
-                       "'adjustment') GROUP BY kind"));
+                       "SELECT kind, count, amount, fees FROM settling "
+                       "WHERE merchant_id = ?1 AND currency = ?2 AND settle_date = ?3"));
+    SETTLE_TRY(prepare(upsert_settling,
+                       "INSERT INTO settling (merchant_id, currency, settle_date, kind, count, amount, fees) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+                       "ON CONFLICT (merchant_id, currency, settle_date, kind) DO UPDATE SET "
+                       "count = count + excluded.count, amount = amount + excluded.amount, "
+                       "fees = fees + excluded.fees"));
     SETTLE_TRY(prepare(last_closed,
                        "SELECT batch_date, carry_out FROM batches "
                        "WHERE merchant_id = ?1 AND currency = ?2 "
@@ -615,6 +679,7 @@ struct SqliteLedger::Impl {
       e->touched = false;
     }
     touched.clear();
+    settling_deltas.clear();
   }
 
   // A write transaction (BEGIN IMMEDIATE: the write lock is taken up front, so
@@ -679,8 +744,35 @@ struct SqliteLedger::Impl {
     return &entry;
   }
 
-  // Writes the call's accumulated balance deltas, one UPDATE per account.
+  // Writes the call's accumulated balance deltas, one UPDATE per account,
+  // and its settling totals, one upsert per (batch, kind).
   Status apply_deltas(std::string_view what) {
+    for (const auto& [k, d] : settling_deltas) {
+      const char* overflow = d.amount > INT64_MAX || d.amount < INT64_MIN ? "amount"
+                             : d.fees > INT64_MAX || d.fees < INT64_MIN   ? "fees"
+                                                                          : nullptr;
+      if (overflow != nullptr) {
+        return fail(ErrorCode::kOverflow, what,
+                    fmt::format("batch {}/{}/{}: the {} of its {} journals leave int64", k.merchant,
+                                format_date(k.settle_date), k.currency, overflow,
+                                model::journal_kind_name(k.kind)));
+      }
+      char date[kDateLen];
+      put_date(date, k.settle_date);
+      Run r(upsert_settling);
+      r.text(1, k.merchant);
+      r.text(2, k.currency);
+      r.text(3, {date, kDateLen});
+      r.text(4, model::journal_kind_name(k.kind));
+      r.int64(5, d.count);
+      r.int64(6, static_cast<std::int64_t>(d.amount));
+      r.int64(7, static_cast<std::int64_t>(d.fees));
+      const int rc = r.step();
+      if (rc != SQLITE_DONE) {
+        return sql_fail(rc, fmt::format("{}: settling totals of batch {}/{}/{}", what, k.merchant,
+                                        format_date(k.settle_date), k.currency));
+      }
+    }
     std::sort(touched.begin(), touched.end(),
               [](const AccountEntry* a, const AccountEntry* b) { return a->id < b->id; });
     for (const AccountEntry* e : touched) {
@@ -783,6 +875,15 @@ struct SqliteLedger::Impl {
     }
   }
 
+  // Counts an inserted event journal into its batch's settling totals.
+  void add_settling(const Journal& j) {
+    if (!is_event_kind(j.kind)) return;
+    SettlingDelta& d = settling_deltas[SettlingKey{j.merchant_id.view(), j.currency, j.settle_date, j.kind}];
+    d.count += 1;
+    d.amount += j.amount;
+    d.fees += j.fee;
+  }
+
   void add_legs(const Journal& j, const Row& row) {
     for (std::size_t i = 0; i < j.leg_count; ++i) {
       AccountEntry* e = row.legs[i];
@@ -868,6 +969,7 @@ struct SqliteLedger::Impl {
           if (inserted) {
             out[row.input] = PostOutcome::kPosted;
             add_legs(j, row);
+            add_settling(j);
           } else {
             out[row.input] =
                 row.stored == row.digest ? PostOutcome::kDuplicate : PostOutcome::kConflict;

@@ -46,13 +46,14 @@ struct SqliteLedgerOptions {
 class SqliteLedger final : public Ledger {
  public:
   // The schema version this build reads and writes.
-  static constexpr std::int64_t kSchemaVersion = 2;
+  static constexpr std::int64_t kSchemaVersion = 3;
 
   // Opens (creating if absent) the ledger at options.path. Errors: kIo when the
   // file cannot be opened or created, kCorruption when it is not a database,
   // kFailedPrecondition when it is a database but not a ledger of
-  // kSchemaVersion (a ledger of version 1 is upgraded in place: its
-  // checkpoints gain their version column), kInvalidArgument for bad options.
+  // kSchemaVersion (a ledger of version 1 or 2 is upgraded in place: its
+  // checkpoints gain their version column (1), its settling table is filled
+  // from its journals (2)), kInvalidArgument for bad options.
   static Result<std::unique_ptr<SqliteLedger>> open(const SqliteLedgerOptions& options);
 
   // The schema, exactly as in src/ledger/schema_sqlite.sql.

@@ -123,6 +123,12 @@ model::Journal capture(const std::string& merchant_id, const std::string& id, Mi
   return std::move(j).value();
 }
 
+template <class T>
+T must(Result<T> r) {
+  if (!r.ok()) throw std::runtime_error(r.error().to_string());
+  return std::move(r).value();
+}
+
 class SqliteLedgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -165,8 +171,68 @@ TEST_F(SqliteLedgerTest, NewFileGetsTheSchemaInWalMode) {
   EXPECT_EQ(raw.column("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') "
                        "ORDER BY name"),
             (std::vector<std::string>{"accounts", "batch_fences", "batches", "checkpoints",
-                                      "journals", "postings", "schema_version"}));
-  EXPECT_EQ(raw.one("SELECT count(*) FROM sqlite_schema WHERE name = 'journals_settling'"), "1");
+                                      "journals", "postings", "schema_version", "settling"}));
+  EXPECT_EQ(raw.one("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'journals' "
+                    "AND sql IS NOT NULL"),
+            "0")
+      << "journals has only its unique index: a batch's totals come from the settling table";
+}
+
+// What version 2 was: no settling table, an index to sum a batch's journals.
+void make_version_2(RawDb& raw) {
+  ASSERT_EQ(raw.exec("DROP TABLE settling"), SQLITE_OK) << raw.last_error();
+  ASSERT_EQ(raw.exec("CREATE INDEX journals_settling ON journals (merchant_id, currency, settle_date)"), SQLITE_OK)
+      << raw.last_error();
+  ASSERT_EQ(raw.exec("UPDATE schema_version SET version = 2"), SQLITE_OK);
+}
+
+TEST_F(SqliteLedgerTest, SettlingTotalsCountInsertedJournalsOnlyAndARefusedCallLeavesThemUnchanged) {
+  auto l = open();
+  const model::Journal a = capture("m1", "a", 1000);
+  const model::Journal b = capture("m1", "b", 2500);
+  ASSERT_TRUE(l->post(std::vector<model::Journal>{a, b, a}, {}).ok());
+  // A redelivery, a conflict (same id, other amount) and one new journal.
+  const auto r = l->post(std::vector<model::Journal>{b, capture("m1", "a", 7), capture("m1", "c", 100)}, {});
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(*r, (std::vector<PostOutcome>{PostOutcome::kDuplicate, PostOutcome::kConflict, PostOutcome::kPosted}));
+  const model::BatchKey key{a.merchant_id, a.settle_date, "USD"};
+  const model::TypeTotals t = must(l->settling_totals(key)).of(model::EventType::kCapture);
+  EXPECT_EQ(t.count, 3);
+  EXPECT_EQ(t.amount, 3600);
+  EXPECT_EQ(t.fees, a.fee + b.fee + capture("m1", "c", 100).fee);
+  // A call refused half-way (a checkpoint fenced) adds nothing.
+  ASSERT_TRUE(l->post({}, std::vector<Checkpoint>{{"p", 0, 1, "", 1}}).ok());
+  EXPECT_FALSE(l->post(std::vector<model::Journal>{capture("m1", "d", 5)}, std::vector<Checkpoint>{{"p", 0, 2, "", 1}})
+                   .ok());
+  EXPECT_EQ(must(l->settling_totals(key)).of(model::EventType::kCapture), t);
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "3");
+}
+
+TEST_F(SqliteLedgerTest, ALedgerOfSchemaVersion2IsUpgradedWithItsSettlingTotalsSummedFromItsJournals) {
+  model::ControlTotals before, other;
+  const model::Journal a = capture("m1", "a", 1000);
+  const model::BatchKey key{a.merchant_id, a.settle_date, "USD"};
+  const model::BatchKey eur{a.merchant_id, a.settle_date, "EUR"};
+  {
+    auto l = open();
+    ASSERT_TRUE(l->post(std::vector<model::Journal>{a, capture("m1", "b", 250), capture("m1", "c", 99, "EUR")}, {}).ok());
+    before = must(l->settling_totals(key));
+    other = must(l->settling_totals(eur));
+  }
+  {
+    RawDb raw(options_.path);
+    make_version_2(raw);
+  }
+  auto l = open();
+  EXPECT_EQ(must(l->settling_totals(key)), before);
+  EXPECT_EQ(must(l->settling_totals(eur)), other);
+  EXPECT_EQ(before.of(model::EventType::kCapture).count, 2);
+  ASSERT_TRUE(l->post(std::vector<model::Journal>{capture("m1", "d", 1)}, {}).ok());
+  EXPECT_EQ(must(l->settling_totals(key)).of(model::EventType::kCapture).amount, 1251);
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT max(version) FROM schema_version"), "3");
+  EXPECT_EQ(raw.one("SELECT count(*) FROM sqlite_schema WHERE name = 'journals_settling'"), "0");
 }
 
 TEST_F(SqliteLedgerTest, ReopeningAFileOfAnotherSchemaVersionIsAClearError) {
@@ -188,8 +254,9 @@ TEST_F(SqliteLedgerTest, ALedgerOfSchemaVersion1IsUpgradedInPlaceAndKeepsItsChec
     ASSERT_TRUE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 7, "state", 1}}).ok());
   }
   {
-    // What a version 1 file was: no checkpoints.version.
+    // What a version 1 file was: version 2 without checkpoints.version.
     RawDb raw(options_.path);
+    make_version_2(raw);
     ASSERT_EQ(raw.exec("ALTER TABLE checkpoints DROP COLUMN version"), SQLITE_OK) << raw.last_error();
     ASSERT_EQ(raw.exec("UPDATE schema_version SET version = 1"), SQLITE_OK);
   }
@@ -200,7 +267,7 @@ TEST_F(SqliteLedgerTest, ALedgerOfSchemaVersion1IsUpgradedInPlaceAndKeepsItsChec
   EXPECT_FALSE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 8, "next", 2}}).ok());
   EXPECT_TRUE(l->post({}, std::vector<Checkpoint>{{"processor", 0, 8, "next", 1}}).ok());
   RawDb raw(options_.path);
-  EXPECT_EQ(raw.one("SELECT max(version) FROM schema_version"), "2");
+  EXPECT_EQ(raw.one("SELECT max(version) FROM schema_version"), "3");
 }
 
 TEST_F(SqliteLedgerTest, ADatabaseThatIsNotALedgerIsRefused) {
