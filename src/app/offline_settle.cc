@@ -84,15 +84,19 @@ Result<SettleStats> settle_file(Runtime& rt, const std::vector<model::Merchant>&
     const bool done = ingest_done.load(std::memory_order_acquire);
     std::size_t progressed = 0;
     for (std::int32_t p = 0; p < rt.partitions; ++p) {
-      // While ingestion runs, wait for full chunks: each chunk is one ledger
-      // transaction (one fsync), so small ones would cost more than they save.
+      // While ingestion runs, wait for full chunks while the ledger is busy:
+      // each chunk is one ledger transaction (one fsync), so small ones would
+      // cost more than they save. An idle ledger (at the start) takes what
+      // there is, from an eighth of a chunk.
       if (!done) {
         auto end = rt.bus->end_offset(processor::kEventsTopic, p);
         if (!end.ok()) {
           pipeline_status = end.error();
           break;
         }
-        if (*end - proc.next_offset(p) < static_cast<std::int64_t>(chunk_records)) continue;
+        const std::int64_t ahead = *end - proc.next_offset(p);
+        const auto full = static_cast<std::int64_t>(chunk_records);
+        if (ahead < full && (proc.posting() || ahead < full / 8)) continue;
       }
       auto n = proc.poll(p);
       if (!n.ok()) {

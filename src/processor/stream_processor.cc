@@ -58,6 +58,10 @@ StreamProcessor::PartitionState& StreamProcessor::state(std::int32_t partition) 
   return it->second;
 }
 
+bool StreamProcessor::posting() const {
+  return pending_ && pending_->outcome.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+}
+
 std::int64_t StreamProcessor::next_offset(std::int32_t partition) const {
   auto it = partitions_.find(partition);
   return it == partitions_.end() ? 0 : it->second.next_offset;

@@ -98,6 +98,9 @@ class StreamProcessor {
   Result<std::size_t> poll(std::int32_t partition);
   // Waits for the chunk in flight (pipelined mode) and applies its verdicts.
   Status flush();
+  // Whether a chunk handed to the ledger is still being posted (pipelined
+  // mode): a poll() now would wait for it.
+  bool posting() const;
 
   // Offline: closes every open batch of the partition with batch_date <=
   // through, in ascending date per merchant and currency.
