@@ -475,15 +475,7 @@ struct SqliteLedger::Impl {
       }
       const std::string sql(SqliteLedger::schema_sql());
       SETTLE_TRY(exec(sql.c_str(), "open: create schema"));
-      Stmt ins;
-      SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"));
-      Run r(ins);
-      const std::string now = now_rfc3339();
-      r.int64(1, SqliteLedger::kSchemaVersion);
-      r.text(2, now);
-      const int rc = r.step();
-      if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version");
-      return ok_status();
+      return record_version(SqliteLedger::kSchemaVersion);
     }
     std::optional<std::int64_t> stored;
     {
@@ -501,13 +493,7 @@ struct SqliteLedger::Impl {
       SETTLE_TRY(exec("ALTER TABLE checkpoints ADD COLUMN version INTEGER NOT NULL DEFAULT 0 "
                       "CHECK (version >= 0)",
                       "open: upgrade schema version 1 to 2"));
-      Stmt ins;
-      SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (2, ?1)"));
-      Run up(ins);
-      const std::string now = now_rfc3339();
-      up.text(1, now);
-      const int rc = up.step();
-      if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version 2");
+      SETTLE_TRY(record_version(2));
       stored = 2;
     }
     if (stored == 2) {
@@ -543,13 +529,19 @@ struct SqliteLedger::Impl {
                     "GROUP BY merchant_id, currency, settle_date, kind",
                     kWhat));
     SETTLE_TRY(exec("DROP INDEX IF EXISTS journals_settling", kWhat));
+    return record_version(3);
+  }
+
+  // Records that the schema is now at `version` (in the open transaction).
+  Status record_version(std::int64_t version) {
     Stmt ins;
-    SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (3, ?1)"));
-    Run up(ins);
+    SETTLE_TRY(prepare(ins, "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)"));
+    Run r(ins);
     const std::string now = now_rfc3339();
-    up.text(1, now);
-    const int rc = up.step();
-    if (rc != SQLITE_DONE) return sql_fail(rc, "open: record schema version 3");
+    r.int64(1, version);
+    r.text(2, now);
+    const int rc = r.step();
+    if (rc != SQLITE_DONE) return sql_fail(rc, fmt::format("open: record schema version {}", version));
     return ok_status();
   }
 
