@@ -716,6 +716,33 @@ Response Api::dispatch(Call& call) {
   return error_response(500, "internal", "no handler");
 }
 
+std::string encode_stored_response(const StoredResponse& r) {
+  return fmt::format("v2\n{}\n{}\n{}\n{}", r.digest, r.status, r.traceparent, r.body);
+}
+
+std::optional<StoredResponse> decode_stored_response(std::string_view stored) {
+  // Format 1 begins with the digest (hex), never with "v2\n".
+  const bool v2 = stored.substr(0, 3) == "v2\n";
+  if (v2) stored.remove_prefix(3);
+  auto line = [&stored]() -> std::optional<std::string_view> {
+    const std::size_t end = stored.find('\n');
+    if (end == std::string_view::npos) return std::nullopt;
+    const std::string_view l = stored.substr(0, end);
+    stored.remove_prefix(end + 1);
+    return l;
+  };
+  const auto digest = line();
+  const auto status = line();
+  const auto traceparent = v2 ? line() : std::optional<std::string_view>(std::string_view{});
+  if (!digest || !status || !traceparent) return std::nullopt;
+  StoredResponse r{std::string(*digest), 0, std::string(*traceparent), std::string(stored)};
+  const auto [end, ec] = std::from_chars(status->data(), status->data() + status->size(), r.status);
+  if (ec != std::errc() || end != status->data() + status->size() || r.status < 100 || r.status > 599) {
+    return std::nullopt;
+  }
+  return r;
+}
+
 // Stripe-style idempotency keys. Two store entries per key: a lock claimed
 // with put_if_absent (value: the digest of method, path and body) and, once
 // the request is answered, the response (digest, status, body). The lock is
@@ -736,17 +763,17 @@ Response Api::with_idempotency(Call& call) {
       digest_hex(fmt::format("{} {}\n{}", call.req.method, call.path, call.req.body));
 
   auto replay = [&](const std::string& stored) -> std::optional<Response> {
-    // digest \n status \n body
-    const std::size_t a = stored.find('\n');
-    const std::size_t b = stored.find('\n', a + 1);
-    if (a == std::string::npos || b == std::string::npos) return std::nullopt;
-    if (stored.compare(0, a, digest) != 0) {
+    std::optional<StoredResponse> first = decode_stored_response(stored);
+    if (!first) return std::nullopt;
+    if (first->digest != digest) {
       return error_response(422, "idempotency_key_reused",
                             "this Idempotency-Key was used with a different request body or path");
     }
     Response r;
-    r.status = static_cast<unsigned>(std::stoul(stored.substr(a + 1, b - a - 1)));
-    r.body = stored.substr(b + 1);
+    r.status = first->status;
+    r.body = std::move(first->body);
+    // The trace the first request's events travelled under.
+    if (!first->traceparent.empty()) r.headers.emplace_back("traceparent", std::move(first->traceparent));
     r.headers.emplace_back("Idempotent-Replayed", "true");
     return r;
   };
@@ -775,8 +802,11 @@ Response Api::with_idempotency(Call& call) {
     (void)store_.delete_if_equal(lock_key, digest);
     return r;
   }
-  auto put = store_.put_if_absent(resp_key, fmt::format("{}\n{}\n{}", digest, r.status, r.body),
-                                  options_.idempotency_ttl);
+  StoredResponse keep{digest, r.status, {}, r.body};
+  for (const auto& [name, value] : r.headers) {
+    if (name == "traceparent") keep.traceparent = value;
+  }
+  auto put = store_.put_if_absent(resp_key, encode_stored_response(keep), options_.idempotency_ttl);
   (void)put;  // the response stands even if it could not be remembered
   return r;
 }

@@ -59,6 +59,22 @@ struct Response {
   const char* route = nullptr;
 };
 
+// What an Idempotency-Key keeps once its request is answered: the digest of
+// the request and the response's status, traceparent (empty: none) and body.
+// encode writes format 2 ("v2", digest, status, traceparent, body, one per
+// line, the body last). decode also reads format 1 (digest, status, body:
+// no traceparent), so entries stored before an upgrade replay within their
+// ttl; nullopt for anything else.
+struct StoredResponse {
+  std::string digest;
+  unsigned status = 0;
+  std::string traceparent;
+  std::string body;
+  bool operator==(const StoredResponse&) const = default;
+};
+std::string encode_stored_response(const StoredResponse& r);
+std::optional<StoredResponse> decode_stored_response(std::string_view stored);
+
 struct Route {
   const char* method;
   const char* path;  // OpenAPI template, e.g. "/v1/merchants/{merchant_id}"

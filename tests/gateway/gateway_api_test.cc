@@ -219,6 +219,9 @@ TEST_F(GatewayApi, AnIdempotencyKeyReplaysTheFirstResponse) {
   EXPECT_EQ(again.status, 202u);
   EXPECT_EQ(again.body, first.body) << "a replay answers exactly the first response, not 'duplicate'";
   EXPECT_EQ(again.header("idempotent-replayed"), "true");
+  ASSERT_FALSE(first.header("traceparent").empty());
+  EXPECT_EQ(again.header("traceparent"), first.header("traceparent"))
+      << "a replay carries the trace the first request's events travelled under";
   expect_error(post("/v1/events", world->eur, event("idem-2"), k), 422, "idempotency_key_reused");
   // Keys are per principal: another merchant's same key is its own.
   auto other = post("/v1/events", world->jpy, event("idem-1", "m-jpy"), k);
@@ -226,6 +229,19 @@ TEST_F(GatewayApi, AnIdempotencyKeyReplaysTheFirstResponse) {
   EXPECT_EQ(body(other)["results"][0]["status"], "accepted");
   expect_error(post("/v1/events", world->eur, event("idem-3"), {{"Idempotency-Key", std::string(300, 'a')}}), 400,
                "invalid_idempotency_key");
+}
+
+TEST(StoredIdempotentResponse, Format2RoundTripsAndFormat1StillReplaysWithoutATrace) {
+  const gateway::StoredResponse r{"ab12", 202, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                         "{\"results\":[]}\nwith a newline"};
+  EXPECT_EQ(gateway::decode_stored_response(gateway::encode_stored_response(r)), r);
+  const gateway::StoredResponse no_trace{"ab12", 422, "", "{}"};
+  EXPECT_EQ(gateway::decode_stored_response(gateway::encode_stored_response(no_trace)), no_trace);
+  // Format 1, as stored before the upgrade: digest, status, body.
+  EXPECT_EQ(gateway::decode_stored_response("ab12\n202\n{\"a\":1}\n"), (gateway::StoredResponse{"ab12", 202, "", "{\"a\":1}\n"}));
+  for (const char* bad : {"", "ab12", "ab12\n202", "v2\nab12\n202", "ab12\nok\n{}", "ab12\n99\n{}", "ab12\n202x\n{}"}) {
+    EXPECT_EQ(gateway::decode_stored_response(bad), std::nullopt) << bad;
+  }
 }
 
 TEST_F(GatewayApi, ConcurrentRequestsWithOneIdempotencyKeyRunOnce) {
