@@ -74,7 +74,7 @@ struct Args {
   int batch = 4096;
   int partitions = 8;
   int rounds = 3;
-  int linger_ms = 5;
+  int linger_ms = settle::bus::KafkaOptions{}.linger_ms;  // the bus's default
 };
 
 }  // namespace

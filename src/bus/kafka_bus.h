@@ -63,8 +63,12 @@ namespace settle::bus {
 
 struct KafkaOptions {
   // Producer batching: a record waits up to linger_ms for others to share its
-  // request (throughput against latency of a lone append()).
-  std::int32_t linger_ms = 5;
+  // request (throughput against latency of a lone append()). append() waits
+  // for its records' acknowledgements, so the last request of every call
+  // waits this long: 1 ms, not librdkafka's 5, took a synchronous append of
+  // 4,096 records from 0.6M to 1.26M msg/s (docs/performance.md, round 6).
+  // Concurrent appends still share requests while earlier ones are in flight.
+  std::int32_t linger_ms = 1;
   std::int32_t batch_num_messages = 10'000;
   std::int32_t batch_bytes = 1'000'000;
   // The bound on every call: a delivery, a metadata lookup, a commit, a read
