@@ -257,9 +257,15 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     }
   }
 
-  // One chunk in flight: the previous chunk's verdicts are applied before
-  // this one is handed to the ledger, so chunks commit in order.
-  SETTLE_TRY(flush());
+  // One chunk in flight: the previous chunk's outcome is awaited before this
+  // one is handed to the ledger, so chunks commit in order; its verdicts are
+  // applied (statuses emitted) while this one is being posted.
+  if (!broken_.ok()) return broken_.error();
+  std::unique_ptr<PendingPost> previous = std::move(pending_);
+  std::vector<ledger::PostOutcome> previous_outcomes;
+  if (previous) {
+    SETTLE_ASSIGN_OR_RETURN(previous_outcomes, outcome_of(*previous));
+  }
   PendingPost* p = chunk.get();
   if (options_.pipelined) {
     p->outcome = std::async(std::launch::async, [this, p] {
@@ -272,6 +278,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     p->outcome = done.get_future();
   }
   pending_ = std::move(chunk);
+  if (previous) SETTLE_TRY(apply_verdicts(*previous, previous_outcomes));
   if (!options_.pipelined) SETTLE_TRY(flush());
   return records.size();
 }
@@ -280,51 +287,60 @@ Status StreamProcessor::flush() {
   if (!broken_.ok()) return broken_;
   if (!pending_) return ok_status();
   std::unique_ptr<PendingPost> p = std::move(pending_);
-  auto outcomes = p->outcome.get();
+  SETTLE_ASSIGN_OR_RETURN(const std::vector<ledger::PostOutcome> outcomes, outcome_of(*p));
+  return apply_verdicts(*p, outcomes);
+}
+
+Result<std::vector<ledger::PostOutcome>> StreamProcessor::outcome_of(PendingPost& p) {
+  auto outcomes = p.outcome.get();
   if (!outcomes.ok()) {
     broken_ = outcomes.error();
-    return broken_;
+    return broken_.error();
   }
-  SETTLE_ASSERT(outcomes->size() == p->journals.size(), "one outcome per journal");
-  PartitionState& st = state(p->partition);
+  SETTLE_ASSERT(outcomes->size() == p.journals.size(), "one outcome per journal");
+  return std::move(outcomes).value();
+}
+
+Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger::PostOutcome>& outcomes) {
+  PartitionState& st = state(p.partition);
   const std::int64_t committed_ms = options_.observe_posted ? wall_ms() : 0;
-  for (std::size_t i = 0; i < p->journals.size(); ++i) {
-    const model::Journal& j = p->journals[i];
+  for (std::size_t i = 0; i < p.journals.size(); ++i) {
+    const model::Journal& j = p.journals[i];
     auto settle_batch = [&]() -> ControlTotals& {
       auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
       SETTLE_ASSERT(it != st.open.end(), "a posted journal's batch stays open until flushed");
       return it->second;
     };
-    switch ((*outcomes)[i]) {
+    switch (outcomes[i]) {
       case ledger::PostOutcome::kPosted:
         ++stats_.posted;
-        if (options_.observe_posted) options_.observe_posted(committed_ms - p->appended_ms[i]);
+        if (options_.observe_posted) options_.observe_posted(committed_ms - p.appended_ms[i]);
         if (j.late) {
           ++stats_.late;
-          p->updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, p->sources[i],
+          p.updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, p.sources[i],
                                             BatchKey{j.merchant_id, j.settle_date, j.currency}, 0, 0,
                                             fmt::format("belongs to closed batch {}; settles in {}",
                                                         format_date(j.batch_date), format_date(j.settle_date)),
-                                            p->now_ms, std::nullopt, std::nullopt});
-          p->updates.back().trace_id = j.trace_id;
+                                            p.now_ms, std::nullopt, std::nullopt});
+          p.updates.back().trace_id = j.trace_id;
         }
         break;
       case ledger::PostOutcome::kDuplicate:
         ++stats_.duplicates;
         subtract(settle_batch(), j);
-        p->updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p->sources[i],
+        p.updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p.sources[i],
                                           std::nullopt, 0, 0, "already accepted with identical content",
-                                          p->now_ms, std::nullopt, std::nullopt});
-        p->updates.back().trace_id = j.trace_id;
+                                          p.now_ms, std::nullopt, std::nullopt});
+        p.updates.back().trace_id = j.trace_id;
         break;
       case ledger::PostOutcome::kConflict:
         ++stats_.conflicts;
         subtract(settle_batch(), j);
-        p->updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, p->sources[i],
+        p.updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, p.sources[i],
                                           std::nullopt, 0, 0,
                                           "an event with this event_id and different content was accepted before",
-                                          p->now_ms, std::nullopt, std::nullopt});
-        p->updates.back().trace_id = j.trace_id;
+                                          p.now_ms, std::nullopt, std::nullopt});
+        p.updates.back().trace_id = j.trace_id;
         break;
     }
   }
@@ -333,19 +349,19 @@ Status StreamProcessor::flush() {
   // It carries the trace of the merchant's last posted event in the chunk
   // (none if that event's record had no traceparent), like batch_open.
   {
-    std::map<std::string_view, std::size_t> by_merchant;  // -> index in p->updates
-    for (std::size_t i = 0; i < p->journals.size(); ++i) {
-      if ((*outcomes)[i] != ledger::PostOutcome::kPosted) continue;
-      const model::Journal& j = p->journals[i];
-      auto [it, fresh] = by_merchant.emplace(j.merchant_id.view(), p->updates.size());
+    std::map<std::string_view, std::size_t> by_merchant;  // -> index in p.updates
+    for (std::size_t i = 0; i < p.journals.size(); ++i) {
+      if (outcomes[i] != ledger::PostOutcome::kPosted) continue;
+      const model::Journal& j = p.journals[i];
+      auto [it, fresh] = by_merchant.emplace(j.merchant_id.view(), p.updates.size());
       if (fresh) {
         StatusUpdate u{StatusKind::kEventPosted, j.merchant_id.str(), "", "", std::nullopt, 0, 0, "",
-                       p->now_ms, std::nullopt, std::nullopt};
-        u.partition = p->partition;
-        u.offset = p->checkpoint.next_offset;
-        p->updates.push_back(std::move(u));
+                       p.now_ms, std::nullopt, std::nullopt};
+        u.partition = p.partition;
+        u.offset = p.checkpoint.next_offset;
+        p.updates.push_back(std::move(u));
       }
-      StatusUpdate& u = p->updates[it->second];
+      StatusUpdate& u = p.updates[it->second];
       ++u.count;
       if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(j.ref);
       u.trace_id = j.trace_id;
@@ -356,8 +372,8 @@ Status StreamProcessor::flush() {
   // not per event, so the hot path stays cheap. It carries the trace of the
   // batch's last event in the chunk (ties keep the chunk's order).
   std::vector<const model::Journal*> touched;
-  for (std::size_t i = 0; i < p->journals.size(); ++i) {
-    if ((*outcomes)[i] == ledger::PostOutcome::kPosted) touched.push_back(&p->journals[i]);
+  for (std::size_t i = 0; i < p.journals.size(); ++i) {
+    if (outcomes[i] == ledger::PostOutcome::kPosted) touched.push_back(&p.journals[i]);
   }
   std::sort(touched.begin(), touched.end(), [](const model::Journal* a, const model::Journal* b) {
     return std::tie(a->merchant_id, a->settle_date, a->currency, a) < std::tie(b->merchant_id, b->settle_date, b->currency, b);
@@ -370,13 +386,13 @@ Status StreamProcessor::flush() {
     }
     auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
     if (it == st.open.end()) continue;
-    p->updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
-                                      p->now_ms, std::nullopt, it->second});
-    p->updates.back().trace_id = j.trace_id;
+    p.updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
+                                      p.now_ms, std::nullopt, it->second});
+    p.updates.back().trace_id = j.trace_id;
   }
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.
-  return emit_statuses(p->updates);
+  return emit_statuses(p.updates);
 }
 
 void StreamProcessor::begin_close(PartitionState& st, std::vector<BatchKey> keys) {

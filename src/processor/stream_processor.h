@@ -180,6 +180,11 @@ class StreamProcessor {
     ledger::Checkpoint checkpoint;
     std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
   };
+  // Waits for p's verdicts; a refusal breaks the processor.
+  Result<std::vector<ledger::PostOutcome>> outcome_of(PendingPost& p);
+  // Counts p's verdicts, takes duplicates and conflicts out of the open
+  // batches' totals and emits the chunk's statuses.
+  Status apply_verdicts(PendingPost& p, const std::vector<ledger::PostOutcome>& outcomes);
 
   // Emits the tasks of st.closing, then checkpoints the emptied list.
   Status emit_tasks(std::int32_t partition, PartitionState& st);
