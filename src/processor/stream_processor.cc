@@ -318,10 +318,10 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
         if (j.late) {
           ++stats_.late;
           p.updates.push_back(StatusUpdate{StatusKind::kEventLate, j.merchant_id.str(), j.ref, p.sources[i],
-                                            BatchKey{j.merchant_id, j.settle_date, j.currency}, 0, 0,
-                                            fmt::format("belongs to closed batch {}; settles in {}",
-                                                        format_date(j.batch_date), format_date(j.settle_date)),
-                                            p.now_ms, std::nullopt, std::nullopt});
+                                           BatchKey{j.merchant_id, j.settle_date, j.currency}, 0, 0,
+                                           fmt::format("belongs to closed batch {}; settles in {}",
+                                                       format_date(j.batch_date), format_date(j.settle_date)),
+                                           p.now_ms, std::nullopt, std::nullopt});
           p.updates.back().trace_id = j.trace_id;
         }
         break;
@@ -329,17 +329,17 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
         ++stats_.duplicates;
         subtract(settle_batch(), j);
         p.updates.push_back(StatusUpdate{StatusKind::kEventDuplicate, j.merchant_id.str(), j.ref, p.sources[i],
-                                          std::nullopt, 0, 0, "already accepted with identical content",
-                                          p.now_ms, std::nullopt, std::nullopt});
+                                         std::nullopt, 0, 0, "already accepted with identical content",
+                                         p.now_ms, std::nullopt, std::nullopt});
         p.updates.back().trace_id = j.trace_id;
         break;
       case ledger::PostOutcome::kConflict:
         ++stats_.conflicts;
         subtract(settle_batch(), j);
         p.updates.push_back(StatusUpdate{StatusKind::kEventConflict, j.merchant_id.str(), j.ref, p.sources[i],
-                                          std::nullopt, 0, 0,
-                                          "an event with this event_id and different content was accepted before",
-                                          p.now_ms, std::nullopt, std::nullopt});
+                                         std::nullopt, 0, 0,
+                                         "an event with this event_id and different content was accepted before",
+                                         p.now_ms, std::nullopt, std::nullopt});
         p.updates.back().trace_id = j.trace_id;
         break;
     }
@@ -387,7 +387,7 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
     auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
     if (it == st.open.end()) continue;
     p.updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
-                                      p.now_ms, std::nullopt, it->second});
+                                     p.now_ms, std::nullopt, it->second});
     p.updates.back().trace_id = j.trace_id;
   }
   // Statuses are informational; an event whose status is lost is still
