@@ -86,6 +86,19 @@ class Bus {
   virtual Result<std::vector<StoredRecord>> read(std::string_view topic, std::int32_t partition,
                                                  std::int64_t from_offset,
                                                  std::size_t max_records) = 0;
+  // read() into `out`, which it replaces (empty on an error). A bus may reuse
+  // the storage of the records `out` held, which spares a consumer that keeps
+  // one vector an allocation per record and field.
+  virtual Status read_into(std::string_view topic, std::int32_t partition, std::int64_t from_offset,
+                           std::size_t max_records, std::vector<StoredRecord>& out) {
+    auto records = read(topic, partition, from_offset, max_records);
+    if (!records.ok()) {
+      out.clear();
+      return records.error();
+    }
+    out = std::move(records).value();
+    return ok_status();
+  }
   // The offset the next record appended to the partition will get.
   virtual Result<std::int64_t> end_offset(std::string_view topic, std::int32_t partition) = 0;
 

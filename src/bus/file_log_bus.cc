@@ -268,13 +268,25 @@ Result<std::vector<Position>> FileLogBus::append_to(std::string_view topic,
 Result<std::vector<StoredRecord>> FileLogBus::read(std::string_view topic, std::int32_t partition,
                                                    std::int64_t from_offset,
                                                    std::size_t max_records) {
-  SETTLE_ASSIGN_OR_RETURN(PartitionLog * log, find_partition(topic, partition));
+  std::vector<StoredRecord> out;
+  SETTLE_TRY(read_into(topic, partition, from_offset, max_records, out));
+  return out;
+}
+
+Status FileLogBus::read_into(std::string_view topic, std::int32_t partition, std::int64_t from_offset,
+                             std::size_t max_records, std::vector<StoredRecord>& out) {
+  auto log = find_partition(topic, partition);
+  if (!log.ok()) {
+    out.clear();
+    return log.error();
+  }
   if (from_offset < 0) {
+    out.clear();
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("topic '{}' partition {}: negative offset {}", topic, partition,
                                   from_offset));
   }
-  return log->read(from_offset, max_records);
+  return (*log)->read_into(from_offset, max_records, out);
 }
 
 Result<std::int64_t> FileLogBus::end_offset(std::string_view topic, std::int32_t partition) {

@@ -305,7 +305,21 @@ Error PartitionLog::corruption(const Segment& segment, const SegmentReader& read
 Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
                                                      std::size_t max_records) {
   std::vector<StoredRecord> out;
-  if (max_records == 0) return out;
+  SETTLE_TRY(read_into(from_offset, max_records, out));
+  return out;
+}
+
+Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records,
+                               std::vector<StoredRecord>& out) {
+  // out[0, used) are this read's records; the rest keep their storage for the
+  // next read and are dropped at the end.
+  std::size_t used = 0;
+  struct Trim {
+    std::vector<StoredRecord>& out;
+    const std::size_t& used;
+    ~Trim() { out.resize(used); }
+  } trim{out, used};
+  if (max_records == 0) return ok_status();
 
   std::shared_ptr<Segment> segment;
   std::uint64_t position = 0;
@@ -313,7 +327,7 @@ Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
   bool positioned = false;
   {
     std::lock_guard lock(mu_);
-    if (from_offset >= visible_end_) return out;
+    if (from_offset >= visible_end_) return ok_status();
     segment = segment_for(from_offset);
     limit = segment->size;
     for (const Cursor& cursor : cursors_) {
@@ -340,10 +354,12 @@ Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
     bool segment_done = false;
     {
       SegmentReader reader(*segment, position, limit);
-      while (out.size() < max_records) {
+      while (used < max_records) {
         SETTLE_ASSIGN_OR_RETURN(SegmentReader::Step step, reader.next(&frame));
         if (step == SegmentReader::Step::kFrame) {
-          if (frame.offset >= from_offset) out.push_back(to_stored_record(frame, partition_));
+          if (frame.offset < from_offset) continue;
+          if (used == out.size()) out.emplace_back();
+          assign_stored_record(frame, partition_, out[used++]);
           continue;
         }
         if (step == SegmentReader::Step::kEnd) {
@@ -352,7 +368,7 @@ Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
         }
         // A defect inside published bytes. Return what came before it; the
         // read that starts at it gets the error.
-        if (!out.empty()) return out;
+        if (used > 0) return ok_status();
         return corruption(*segment, reader);
       }
       position = reader.position();
@@ -366,12 +382,12 @@ Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
     position = 0;
   }
 
-  if (!out.empty()) {
+  if (used > 0) {
     std::lock_guard lock(mu_);
-    cursors_[next_cursor_] = Cursor{segment->id, out.back().offset + 1, position};
+    cursors_[next_cursor_] = Cursor{segment->id, out[used - 1].offset + 1, position};
     next_cursor_ = (next_cursor_ + 1) % kCursors;
   }
-  return out;
+  return ok_status();
 }
 
 std::int64_t PartitionLog::end_offset() const {

@@ -63,6 +63,8 @@ class PartitionLog {
 
   // Records with offset >= from_offset, in order, at most max_records.
   Result<std::vector<StoredRecord>> read(std::int64_t from_offset, std::size_t max_records);
+  // The same into `out` (replacing its records), reusing their storage.
+  Status read_into(std::int64_t from_offset, std::size_t max_records, std::vector<StoredRecord>& out);
 
   std::int64_t end_offset() const;
 

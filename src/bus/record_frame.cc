@@ -150,21 +150,26 @@ FrameParse parse_frame(std::string_view bytes, FrameView* frame, const char** wh
 
 StoredRecord to_stored_record(const FrameView& frame, std::int32_t partition) {
   StoredRecord out;
+  assign_stored_record(frame, partition, out);
+  return out;
+}
+
+void assign_stored_record(const FrameView& frame, std::int32_t partition, StoredRecord& out) {
   out.partition = partition;
   out.offset = frame.offset;
   out.timestamp_ms = frame.timestamp_ms;
   out.key.assign(frame.key);
   out.value.assign(frame.value);
-  out.headers.reserve(frame.header_count);
+  out.headers.resize(frame.header_count);
   PayloadReader in(frame.headers);
-  for (std::uint32_t i = 0; i < frame.header_count; ++i) {
+  for (Header& h : out.headers) {
     std::string_view name;
     std::string_view value;
     const bool well_formed = in.bytes(&name) && in.bytes(&value);
     SETTLE_ASSERT(well_formed, "headers not checked by parse_frame");
-    out.headers.push_back(Header{std::string(name), std::string(value)});
+    h.key.assign(name);
+    h.value.assign(value);
   }
-  return out;
 }
 
 }  // namespace settle::bus

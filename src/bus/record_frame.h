@@ -60,5 +60,7 @@ FrameParse parse_frame(std::string_view bytes, FrameView* frame, const char** wh
 
 // Copies a parsed frame into a record that owns its bytes.
 StoredRecord to_stored_record(const FrameView& frame, std::int32_t partition);
+// The same, into `out`, reusing the storage its strings and headers have.
+void assign_stored_record(const FrameView& frame, std::int32_t partition, StoredRecord& out);
 
 }  // namespace settle::bus

@@ -167,8 +167,8 @@ Date StreamProcessor::settle_date_for_late(PartitionState& st, const model::Merc
 Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   if (!broken_.ok()) return broken_.error();
   PartitionState& st = state(partition);
-  SETTLE_ASSIGN_OR_RETURN(auto records,
-                          bus_.read(kEventsTopic, partition, st.next_offset, options_.chunk_records));
+  SETTLE_TRY(bus_.read_into(kEventsTopic, partition, st.next_offset, options_.chunk_records, records_));
+  const std::vector<bus::StoredRecord>& records = records_;
   if (records.empty()) {
     SETTLE_TRY(flush());
     return std::size_t{0};

@@ -200,6 +200,8 @@ class StreamProcessor {
   MerchantDirectory& merchants_;
   ProcessorOptions options_;
   model::EventParser parser_;
+  // poll()'s input, kept between polls so that the bus can reuse its storage.
+  std::vector<bus::StoredRecord> records_;
   std::map<std::int32_t, PartitionState> partitions_;
   std::unique_ptr<PendingPost> pending_;
   Status broken_ = ok_status();

@@ -205,6 +205,49 @@ TEST_P(BusContractTest, RecordsComeBackWithKeyValueHeadersAndTimestamp) {
   EXPECT_EQ((*records)[0].header("missing"), "");
 }
 
+TEST_P(BusContractTest, ReadIntoReplacesEveryRecordOfTheVectorItIsGiven) {
+  const std::string topic = make_topic("reuse", 2);
+  const std::vector<Record> first = {
+      make_record("a", std::string(300, 'x'), {{"traceparent", "t0"}, {"source", "s0"}, {"extra", "e0"}}, 7),
+      make_record("b", "short", {{"source", "s1"}}, 8),
+      make_record("c", "third", {{"source", "s2"}, {"extra", "e2"}}, 9),
+  };
+  const std::vector<Record> second = {
+      make_record("d", "v", {}, 11),
+      make_record("e", std::string(40, 'y'), {{"source", "s4"}}, 12),
+  };
+  ASSERT_TRUE(bus().append_to(topic, 0, first).ok());
+  ASSERT_TRUE(bus().append_to(topic, 1, second).ok());
+
+  std::vector<StoredRecord> records;
+  Status read = bus().read_into(topic, 0, 0, 100, records);
+  ASSERT_TRUE(read.ok()) << read.error().to_string();
+  ASSERT_EQ(records.size(), first.size());
+  EXPECT_EQ(records[2].value, "third");
+
+  // Fewer records, with fewer headers, from another partition: nothing of
+  // the records the vector held before may show through.
+  read = bus().read_into(topic, 1, 0, 100, records);
+  ASSERT_TRUE(read.ok()) << read.error().to_string();
+  ASSERT_EQ(records.size(), second.size());
+  for (std::size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(records[i].partition, 1);
+    EXPECT_EQ(records[i].offset, static_cast<std::int64_t>(i));
+    EXPECT_EQ(records[i].key, second[i].key);
+    EXPECT_EQ(records[i].value, second[i].value);
+    EXPECT_EQ(records[i].headers, second[i].headers);
+    EXPECT_EQ(records[i].timestamp_ms, second[i].timestamp_ms);
+  }
+
+  // From the end: no records. From an unknown topic: an error, and no records.
+  read = bus().read_into(topic, 1, 2, 100, records);
+  ASSERT_TRUE(read.ok()) << read.error().to_string();
+  EXPECT_THAT(records, IsEmpty());
+  ASSERT_TRUE(bus().read_into(topic, 0, 0, 100, records).ok());
+  EXPECT_FALSE(bus().read_into(name("no-such-topic"), 0, 0, 100, records).ok());
+  EXPECT_THAT(records, IsEmpty());
+}
+
 TEST_P(BusContractTest, ReadFromMiddleOffset) {
   const std::string topic = make_topic("ledger", 1);
   std::vector<Record> batch;
