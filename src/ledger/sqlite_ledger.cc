@@ -9,6 +9,7 @@
 #include <array>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -146,12 +147,26 @@ constexpr std::size_t kDateLen = 10;  // "YYYY-MM-DD"
 
 // Years 0001-9999 only (validate_journal() checks it).
 void put_date(char* out, Date d) {
-  const CivilDate c = civil_from_date(d);
-  put_digits(out, c.year, 4);
-  out[4] = '-';
-  put_digits(out + 5, c.month, 2);
-  out[7] = '-';
-  put_digits(out + 8, c.day, 2);
+  // A call's rows share a few dozen dates, three per row: the text of the
+  // latest date per slot is kept, which spares the calendar arithmetic.
+  struct Slot {
+    bool set = false;
+    std::int32_t days = 0;
+    char text[kDateLen];
+  };
+  thread_local std::array<Slot, 64> recent;
+  Slot& slot = recent[static_cast<std::uint32_t>(d.days) % recent.size()];
+  if (!slot.set || slot.days != d.days) {
+    const CivilDate c = civil_from_date(d);
+    put_digits(slot.text, c.year, 4);
+    slot.text[4] = '-';
+    put_digits(slot.text + 5, c.month, 2);
+    slot.text[7] = '-';
+    put_digits(slot.text + 8, c.day, 2);
+    slot.set = true;
+    slot.days = d.days;
+  }
+  std::memcpy(out, slot.text, kDateLen);
 }
 
 constexpr std::size_t kTimestampLenMax = 30;  // "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"
