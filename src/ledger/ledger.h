@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -118,6 +119,19 @@ class Ledger {
   // Returns one outcome per journal, in order.
   virtual Result<std::vector<PostOutcome>> post(std::span<const model::Journal> journals,
                                                 std::span<const Checkpoint> checkpoints) = 0;
+  // post(), which also calls `committed` (on its own thread) once the
+  // transaction has committed: later calls see it and commit after it, though
+  // it may not be durable yet. The call still returns only once it is
+  // durable, so a caller that starts its next post() on `committed` overlaps
+  // that call's work with this one's wait for the disk. Not called when the
+  // call fails before its commit. By default: post(), then `committed`.
+  virtual Result<std::vector<PostOutcome>> post_pipelined(std::span<const model::Journal> journals,
+                                                          std::span<const Checkpoint> checkpoints,
+                                                          const std::function<void()>& committed) {
+    auto out = post(journals, checkpoints);
+    if (out.ok()) committed();
+    return out;
+  }
   virtual Result<std::optional<Checkpoint>> checkpoint(std::string_view consumer,
                                                        std::int32_t partition) = 0;
 

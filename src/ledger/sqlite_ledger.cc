@@ -2,14 +2,19 @@
 
 #include "ledger/checks.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -406,8 +411,21 @@ constexpr int kBatchColumnCount = 25;
 struct SqliteLedger::Impl {
   std::string path;  // for messages
   sqlite3* db = nullptr;
-  std::mutex mu;  // guards everything below
   bool sync_full = true;  // options.synchronous == kFull
+
+  // Durability of post_pipelined()'s commits, which are not fsynced by
+  // SQLite: `commits` counts them (each counted once its frames are written
+  // to the WAL), `synced` is the count the last fdatasync of the WAL covered.
+  // A failed fdatasync leaves the file's state unknown, so it breaks the
+  // ledger: every later write is refused until it is reopened.
+  std::atomic<std::uint64_t> commits{0};
+  std::mutex sync_mu;  // guards the three below
+  std::uint64_t synced = 0;
+  int wal_fd = -1;  // the WAL, opened by the first sync
+  Status broken = ok_status();
+  std::atomic<bool> is_broken{false};
+
+  std::mutex mu;  // guards everything below
 
   Stmt begin, commit, rollback;
   Stmt insert_journal, insert_journals, find_journal, max_journal_id;
@@ -432,6 +450,7 @@ struct SqliteLedger::Impl {
   std::array<RowText, kInsertChunk> texts;
 
   ~Impl() {
+    if (wal_fd >= 0) ::close(wal_fd);
     // close_v2: the connection goes away once the cached statements (members,
     // finalized after this body) are.
     if (db != nullptr) sqlite3_close_v2(db);
@@ -474,6 +493,54 @@ struct SqliteLedger::Impl {
   }
 
   // --- plumbing -------------------------------------------------------------
+
+  // Makes the first `commit_no` commits of post_pipelined() durable: one
+  // fdatasync of the WAL covers every commit whose frames were written before
+  // it, so a call that another call's fsync covered returns at once. (Frames
+  // that a checkpoint copied into the database before the WAL was rewritten
+  // were fsynced there by the checkpoint.) Any descriptor of the file will
+  // do: the WAL keeps its inode while the connection is open.
+  Status sync_wal(std::uint64_t commit_no, std::string_view what) {
+    std::lock_guard lock(sync_mu);
+    if (!broken.ok()) return broken;
+    if (synced >= commit_no) return ok_status();
+    const std::uint64_t covered = commits.load(std::memory_order_acquire);
+    if (wal_fd < 0) {
+      const std::string wal = sqlite3_filename_wal(sqlite3_db_filename(db, "main"));
+      const int fd = ::open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        return fail(ErrorCode::kIo, what, fmt::format("cannot open {} to fsync it: {}", wal, std::strerror(errno)));
+      }
+      // The WAL may be new: its directory entry must be durable too (SQLite
+      // syncs the directory on its first sync of a new WAL the same way).
+      const std::string dir = std::filesystem::path(wal).parent_path().string();
+      const int dir_fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      const bool dir_synced = dir_fd >= 0 && ::fsync(dir_fd) == 0;
+      const int dir_errno = errno;
+      if (dir_fd >= 0) ::close(dir_fd);
+      if (!dir_synced) {
+        ::close(fd);
+        return fail(ErrorCode::kIo, what, fmt::format("cannot fsync the directory of {}: {}", wal, std::strerror(dir_errno)));
+      }
+      wal_fd = fd;
+    }
+    if (::fdatasync(wal_fd) != 0) {
+      broken = fail(ErrorCode::kIo, what,
+                    fmt::format("fdatasync of the WAL failed ({}); the ledger refuses writes until reopened",
+                                std::strerror(errno)));
+      is_broken.store(true, std::memory_order_release);
+      return broken;
+    }
+    synced = covered;
+    return ok_status();
+  }
+
+  // kIo once a sync_wal() failed.
+  Status check_not_broken() {
+    if (!is_broken.load(std::memory_order_acquire)) return ok_status();
+    std::lock_guard lock(sync_mu);
+    return broken;
+  }
 
   // Whether each commit fsyncs the WAL (FULL) or leaves that to a later
   // commit or checkpoint (NORMAL). Set outside a transaction only.
@@ -1122,6 +1189,10 @@ struct SqliteLedger::Impl {
                              std::span<const Journal> journals, std::int64_t token,
                              const std::string& what);
 
+  // post()'s transaction, under mu.
+  Status post_locked(std::span<const Journal> journals, std::span<const Checkpoint> checkpoints,
+                     std::vector<PostOutcome>& out, std::string_view what);
+
   // Reads journals, not the postings view: SQLite materializes the view
   // (three scans of journals and a sort) before it filters, while journals
   // in journal_id order can be read until `limit` postings are found. The
@@ -1356,6 +1427,12 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const SqliteLedgerOptio
 
 Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> journals,
                                                     std::span<const Checkpoint> checkpoints) {
+  return post_pipelined(journals, checkpoints, [] {});
+}
+
+Result<std::vector<PostOutcome>> SqliteLedger::post_pipelined(std::span<const Journal> journals,
+                                                              std::span<const Checkpoint> checkpoints,
+                                                              const std::function<void()>& committed) {
   Impl& d = *impl_;
   constexpr std::string_view kWhat = "post";
   for (const Journal& j : journals) {
@@ -1372,13 +1449,37 @@ Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> jou
     return d.fail(ErrorCode::kInvalidArgument, kWhat, "too many journals in one call");
   }
   std::vector<PostOutcome> out(journals.size(), PostOutcome::kPosted);
-  if (journals.empty() && checkpoints.empty()) return out;
+  if (journals.empty() && checkpoints.empty()) {
+    committed();
+    return out;
+  }
+  SETTLE_TRY(d.check_not_broken());
 
-  std::lock_guard lock(d.mu);
+  // The commit is not fsynced by SQLite (synchronous = NORMAL for this
+  // transaction); the WAL is fsynced below, once the connection is free for
+  // the next call.
+  std::uint64_t commit_no = 0;
+  {
+    std::lock_guard lock(d.mu);
+    if (d.sync_full) SETTLE_TRY(d.set_synchronous(false, kWhat));
+    Status written = d.post_locked(journals, checkpoints, out, kWhat);
+    if (d.sync_full) SETTLE_TRY(d.set_synchronous(true, kWhat));
+    SETTLE_TRY(written);
+    commit_no = d.commits.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
+  committed();
+  if (d.sync_full) SETTLE_TRY(d.sync_wal(commit_no, kWhat));
+  return out;
+}
+
+Status SqliteLedger::Impl::post_locked(std::span<const Journal> journals,
+                                       std::span<const Checkpoint> checkpoints,
+                                       std::vector<PostOutcome>& out, std::string_view what) {
+  Impl& d = *this;
   Impl::Txn txn(d);
-  SETTLE_TRY(txn.begin(kWhat));
-  SETTLE_TRY(d.insert_all(journals, out, kWhat));
-  SETTLE_TRY(d.apply_deltas(kWhat));
+  SETTLE_TRY(txn.begin(what));
+  SETTLE_TRY(d.insert_all(journals, out, what));
+  SETTLE_TRY(d.apply_deltas(what));
   for (const Checkpoint& c : checkpoints) {
     // The successor of the stored version: an update of version - 1, or the
     // first write (version 1) of a checkpoint none has written.
@@ -1393,7 +1494,7 @@ Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> jou
       r.int64(5, c.version);
       const int rc = r.step();
       if (rc != SQLITE_DONE) {
-        return d.sql_fail(rc, fmt::format("{}: checkpoint {}/{}", kWhat, c.consumer, c.partition));
+        return d.sql_fail(rc, fmt::format("{}: checkpoint {}/{}", what, c.consumer, c.partition));
       }
       if (sqlite3_changes(d.db) == 1) {
         written = true;
@@ -1402,8 +1503,7 @@ Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> jou
     }
     if (!written) return checks::checkpoint_fenced(c);
   }
-  SETTLE_TRY(txn.commit(kWhat));
-  return out;
+  return txn.commit(what);
 }
 
 Result<std::optional<Checkpoint>> SqliteLedger::checkpoint(std::string_view consumer,
@@ -1496,6 +1596,7 @@ Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
   }
   const auto signed_token = static_cast<std::int64_t>(token);
   const std::string date = format_date(key.batch_date);
+  SETTLE_TRY(d.check_not_broken());
   std::lock_guard lock(d.mu);
   // The registration's commit is not fsynced on its own: it only matters to
   // the close that follows it, and the WAL is appended in order, so the
@@ -1530,6 +1631,7 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
   if (auto s = checks::validate_close(summary, released, journals, fencing_token); !s.ok()) {
     return d.fail(ErrorCode::kInvalidArgument, what, s.error().message);
   }
+  SETTLE_TRY(d.check_not_broken());
   std::lock_guard lock(d.mu);
   return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
 }

@@ -257,28 +257,40 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     }
   }
 
-  // One chunk in flight: the previous chunk's outcome is awaited before this
-  // one is handed to the ledger, so chunks commit in order; its verdicts are
-  // applied (statuses emitted) while this one is being posted.
+  // At most two chunks in flight. This one goes to the ledger once the
+  // previous one has committed, so chunks commit in order, and it is posted
+  // while the previous one is made durable; then the previous one's verdicts
+  // are awaited and applied (statuses emitted). If the previous one turns
+  // out refused, this one may still commit: each partition's checkpoint
+  // commits with its postings, so recovery finds every partition consistent.
   if (!broken_.ok()) return broken_.error();
   std::unique_ptr<PendingPost> previous = std::move(pending_);
-  std::vector<ledger::PostOutcome> previous_outcomes;
-  if (previous) {
-    SETTLE_ASSIGN_OR_RETURN(previous_outcomes, outcome_of(*previous));
-  }
+  if (previous) previous->committed.wait();
   PendingPost* p = chunk.get();
   if (options_.pipelined) {
     p->outcome = std::async(std::launch::async, [this, p] {
       pthread_setname_np(pthread_self(), "ledger-post");  // for top -H and profilers
-      return ledger_.post(p->journals, std::span(&p->checkpoint, 1));
+      bool signalled = false;
+      const auto signal = [&] {
+        if (signalled) return;
+        signalled = true;
+        p->committed_signal.set_value();
+      };
+      auto outcome = ledger_.post_pipelined(p->journals, std::span(&p->checkpoint, 1), signal);
+      signal();  // a call that failed before its commit
+      return outcome;
     });
   } else {
     std::promise<Result<std::vector<ledger::PostOutcome>>> done;
     done.set_value(ledger_.post(p->journals, std::span(&p->checkpoint, 1)));
+    p->committed_signal.set_value();
     p->outcome = done.get_future();
   }
   pending_ = std::move(chunk);
-  if (previous) SETTLE_TRY(apply_verdicts(*previous, previous_outcomes));
+  if (previous) {
+    SETTLE_ASSIGN_OR_RETURN(const std::vector<ledger::PostOutcome> previous_outcomes, outcome_of(*previous));
+    SETTLE_TRY(apply_verdicts(*previous, previous_outcomes));
+  }
   if (!options_.pipelined) SETTLE_TRY(flush());
   return records.size();
 }

@@ -179,6 +179,11 @@ class StreamProcessor {
     std::vector<bus::Record> dead_letters;  // appended before the chunk is posted
     ledger::Checkpoint checkpoint;
     std::future<Result<std::vector<ledger::PostOutcome>>> outcome;
+    // Set once the chunk's transaction has committed (or its post failed):
+    // the next chunk may go to the ledger then, while this one's is made
+    // durable.
+    std::promise<void> committed_signal;
+    std::future<void> committed = committed_signal.get_future();
   };
   // Waits for p's verdicts; a refusal breaks the processor.
   Result<std::vector<ledger::PostOutcome>> outcome_of(PendingPost& p);

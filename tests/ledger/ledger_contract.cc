@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -465,6 +466,69 @@ TEST_P(LedgerContract, ACheckpointThatDoesNotFollowTheStoredVersionIsFencedAndNo
   post(ledger(), {}, {next});
   reopen();
   EXPECT_EQ(must(ledger().checkpoint("processor", 5)), next);
+}
+
+TEST_P(LedgerContract, PostPipelinedSignalsItsCommitOnceAndTheCommitIsVisibleWhenSignalled) {
+  const Merchant m = merchant("m1");
+  const Checkpoint cp{"processor", 2, 40, "state", 1};
+  int signals = 0;
+  std::optional<Checkpoint> seen;
+  std::int64_t clearing_seen = 0;
+  // The hook may call the ledger: the next post of a pipelined caller does.
+  const auto out = ledger().post_pipelined(
+      std::vector<Journal>{capture(m, "pay_1", 10000, day(2)), capture(m, "pay_2", 2500, day(2))},
+      std::vector<Checkpoint>{cp}, [&] {
+        ++signals;
+        seen = must(ledger().checkpoint("processor", 2));
+        clearing_seen = balance(ledger(), "platform:clearing");
+      });
+  ASSERT_TRUE(out.ok()) << out.error().to_string();
+  EXPECT_EQ(*out, (std::vector<PostOutcome>{PostOutcome::kPosted, PostOutcome::kPosted}));
+  EXPECT_EQ(signals, 1);
+  EXPECT_EQ(seen, cp) << "the checkpoint is committed when the hook runs";
+  EXPECT_EQ(clearing_seen, 12500) << "and so are the postings";
+
+  // A refused call does not signal, and writes nothing.
+  signals = 0;
+  const auto stale = ledger().post_pipelined(std::vector<Journal>{capture(m, "pay_3", 700, day(2))},
+                                             std::vector<Checkpoint>{{"processor", 2, 41, "stale", 1}},
+                                             [&] { ++signals; });
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, ErrorCode::kFenced);
+  EXPECT_EQ(signals, 0);
+  EXPECT_EQ(balance(ledger(), "platform:clearing"), 12500);
+
+  // What a pipelined post committed is durable once it returned.
+  reopen();
+  EXPECT_EQ(must(ledger().checkpoint("processor", 2)), cp);
+  EXPECT_EQ(balance(ledger(), "platform:clearing"), 12500);
+}
+
+TEST_P(LedgerContract, PipelinedPostsStartedOnEachOthersCommitAreAllAppliedInOrder) {
+  // A caller's pattern: the next call starts on another thread once the
+  // previous one has committed, while the previous one is made durable.
+  const Merchant m = merchant("m1");
+  constexpr int kCalls = 12;
+  std::vector<std::thread> threads;
+  std::vector<Result<std::vector<PostOutcome>>> results(kCalls, make_error(ErrorCode::kUnavailable, "not run"));
+  std::vector<std::promise<void>> committed(kCalls);
+  for (int i = 0; i < kCalls; ++i) {
+    if (i > 0) committed[static_cast<std::size_t>(i - 1)].get_future().wait();
+    threads.emplace_back([&, i] {
+      const Checkpoint cp{"processor", 7, 100 + i, "s" + std::to_string(i), i + 1};
+      results[static_cast<std::size_t>(i)] = ledger().post_pipelined(
+          std::vector<Journal>{capture(m, "pay_p" + std::to_string(i), 100, day(2))}, std::vector<Checkpoint>{cp},
+          [&committed, i] { committed[static_cast<std::size_t>(i)].set_value(); });
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kCalls; ++i) {
+    ASSERT_TRUE(results[static_cast<std::size_t>(i)].ok()) << i << ": " << results[static_cast<std::size_t>(i)].error().to_string();
+  }
+  reopen();
+  EXPECT_EQ(must(ledger().checkpoint("processor", 7)),
+            (Checkpoint{"processor", 7, 100 + kCalls - 1, "s" + std::to_string(kCalls - 1), kCalls}));
+  EXPECT_EQ(balance(ledger(), "platform:clearing"), 100 * kCalls);
 }
 
 // --- settling totals ------------------------------------------------------------
