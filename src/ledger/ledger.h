@@ -150,6 +150,19 @@ class Ledger {
                                            std::span<const Date> released,
                                            std::span<const model::Journal> journals,
                                            std::uint64_t fencing_token) = 0;
+  // close_batch(), whose commit may become durable only at the next sync():
+  // for a caller that closes several batches before it tells anyone, with
+  // one wait for the disk for all of them. Later calls see it at once. By
+  // default: close_batch().
+  virtual Result<CloseOutcome> close_batch_deferred(const model::BatchSummary& summary,
+                                                    std::span<const Date> released,
+                                                    std::span<const model::Journal> journals,
+                                                    std::uint64_t fencing_token) {
+    return close_batch(summary, released, journals, fencing_token);
+  }
+  // Makes every commit so far durable (those of close_batch_deferred()). By
+  // default there are none to wait for.
+  virtual Status sync() { return ok_status(); }
 
   // Closed batches sorted by merchant_id, currency, batch_date.
   virtual Result<std::vector<model::BatchSummary>> closed_batches(const BatchQuery& query) = 0;

@@ -413,8 +413,8 @@ struct SqliteLedger::Impl {
   sqlite3* db = nullptr;
   bool sync_full = true;  // options.synchronous == kFull
 
-  // Durability of post_pipelined()'s commits, which are not fsynced by
-  // SQLite: `commits` counts them (each counted once its frames are written
+  // Durability of the commits of post_pipelined() and close_batch_deferred(),
+  // which SQLite does not fsync: `commits` counts them (each counted once its frames are written
   // to the WAL), `synced` is the count the last fdatasync of the WAL covered.
   // A failed fdatasync leaves the file's state unknown, so it breaks the
   // ledger: every later write is refused until it is reopened.
@@ -1623,6 +1623,26 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
                                                std::span<const Date> released,
                                                std::span<const Journal> journals,
                                                std::uint64_t fencing_token) {
+  return close_batch_with(summary, released, journals, fencing_token, false);
+}
+
+Result<CloseOutcome> SqliteLedger::close_batch_deferred(const BatchSummary& summary,
+                                                        std::span<const Date> released,
+                                                        std::span<const Journal> journals,
+                                                        std::uint64_t fencing_token) {
+  return close_batch_with(summary, released, journals, fencing_token, true);
+}
+
+Status SqliteLedger::sync() {
+  Impl& d = *impl_;
+  if (!d.sync_full) return ok_status();
+  return d.sync_wal(d.commits.load(std::memory_order_acquire), "sync");
+}
+
+Result<CloseOutcome> SqliteLedger::close_batch_with(const BatchSummary& summary,
+                                                    std::span<const Date> released,
+                                                    std::span<const Journal> journals,
+                                                    std::uint64_t fencing_token, bool deferred) {
   Impl& d = *impl_;
   if (auto s = check_key(summary.key); !s.ok()) {
     return d.fail(ErrorCode::kInvalidArgument, "close batch", s.error().message);
@@ -1633,7 +1653,15 @@ Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
   }
   SETTLE_TRY(d.check_not_broken());
   std::lock_guard lock(d.mu);
-  return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
+  if (!deferred || !d.sync_full) {
+    return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
+  }
+  // Counted like post_pipelined()'s commits, which sync() waits for.
+  SETTLE_TRY(d.set_synchronous(false, what));
+  auto closed = d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
+  SETTLE_TRY(d.set_synchronous(true, what));
+  if (closed.ok()) d.commits.fetch_add(1, std::memory_order_acq_rel);
+  return closed;
 }
 
 Result<std::vector<BatchSummary>> SqliteLedger::closed_batches(const BatchQuery& query) {

@@ -81,6 +81,13 @@ class SqliteLedger final : public Ledger {
                                    std::span<const Date> released,
                                    std::span<const model::Journal> journals,
                                    std::uint64_t fencing_token) override;
+  // With Synchronous::kFull: committed without an fsync; sync() fsyncs the
+  // WAL once for every such commit before it.
+  Result<CloseOutcome> close_batch_deferred(const model::BatchSummary& summary,
+                                            std::span<const Date> released,
+                                            std::span<const model::Journal> journals,
+                                            std::uint64_t fencing_token) override;
+  Status sync() override;
   Result<std::vector<model::BatchSummary>> closed_batches(const BatchQuery& query) override;
   Result<std::vector<Balance>> balances(std::optional<std::string_view> merchant_id) override;
   Result<std::vector<TrialBalance>> trial_balance() override;
@@ -89,6 +96,9 @@ class SqliteLedger final : public Ledger {
  private:
   struct Impl;  // keeps sqlite3.h out of this header
   explicit SqliteLedger(std::unique_ptr<Impl> impl);
+  Result<CloseOutcome> close_batch_with(const model::BatchSummary& summary, std::span<const Date> released,
+                                        std::span<const model::Journal> journals, std::uint64_t fencing_token,
+                                        bool deferred);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -66,10 +66,15 @@ Result<std::size_t> SettlementWorker::poll(std::int32_t partition) {
     next = rec.offset + 1;
     ++handled;
   }
-  // Statuses, then the offset, once per poll and only after the ledger
-  // transactions of the tasks they cover: a crash before the commit
-  // redelivers those tasks, which find their batches closed and publish
-  // their statuses again.
+  // The poll's closes are made durable together, before anything tells of
+  // them; their batches stay leased until then. Statuses, then the offset,
+  // once per poll and only after the ledger transactions of the tasks they
+  // cover: a crash before the commit redelivers those tasks, which find
+  // their batches closed and publish their statuses again.
+  const Status synced = ledger_.sync();
+  for (const idempotency::Lease& lease : held_leases_) (void)store_.unlock(lease);
+  held_leases_.clear();
+  SETTLE_TRY(synced);
   SETTLE_TRY(flush_statuses());
   SETTLE_TRY(flush_dead_letters());
   if (next != from) {
@@ -84,11 +89,19 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
   const model::BatchKey& key = task.key;
   SETTLE_ASSIGN_OR_RETURN(auto lease, store_.try_lock("batch:" + key.to_string(), options_.lease_ttl));
   if (!lease) return Handled::kRetryLater;
-  // Released on every path out; a crash leaves it to expire.
+  // Released on every path out, but one that closed the batch: that lease
+  // is held until the poll's closes are durable. A crash leaves it to expire.
   struct Release {
     idempotency::Store& store;
     const idempotency::Lease& lease;
-    ~Release() { (void)store.unlock(lease); }
+    std::vector<idempotency::Lease>* hold_in = nullptr;
+    ~Release() {
+      if (hold_in != nullptr) {
+        hold_in->push_back(lease);
+      } else {
+        (void)store.unlock(lease);
+      }
+    }
   } release{store_, *lease};
 
   if (auto st = ledger_.register_fence(key, lease->token); !st.ok()) {
@@ -132,7 +145,7 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
     return Handled::kDone;
   }
   const auto journals = rules::batch_journals(outcome->summary);
-  auto closed = ledger_.close_batch(outcome->summary, outcome->released, journals, lease->token);
+  auto closed = ledger_.close_batch_deferred(outcome->summary, outcome->released, journals, lease->token);
   if (!closed.ok()) {
     if (closed.error().code == ErrorCode::kFenced) return Handled::kRetryLater;
     if (closed.error().code == ErrorCode::kIo || closed.error().code == ErrorCode::kUnavailable) {
@@ -141,6 +154,7 @@ Result<SettlementWorker::Handled> SettlementWorker::handle(const model::Settleme
     fail(task, "ledger_refused", closed.error().message);
     return Handled::kDone;
   }
+  release.hold_in = &held_leases_;
   if (*closed == ledger::CloseOutcome::kAlreadyClosed) {
     ++stats_.already_closed;
   } else {

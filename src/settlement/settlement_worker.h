@@ -6,8 +6,11 @@
 // control totals (a mismatch fails the task visibly and leaves the batch
 // open), settles it per SETTLEMENT_RULES §5 from the ledger's history of the
 // merchant's earlier batches, writes the batch's journals and summary in one
-// ledger transaction and publishes a status update. Its consumer-group offset
-// is committed (once per poll) only after the ledger transactions it covers,
+// ledger transaction and publishes a status update. The closes of one poll
+// are made durable together (Ledger::close_batch_deferred(), then sync()),
+// before their statuses are published and while their leases are still
+// held. Its consumer-group offset is committed (once per poll) only after
+// the ledger transactions it covers,
 // so a crash redelivers the tasks, and a redelivered task of a closed batch
 // only republishes its status. A task it cannot read goes to the
 // `dead-letters` topic (before the offset passes it) and does not block the
@@ -88,6 +91,9 @@ class SettlementWorker {
   std::vector<std::string> failures_;
   std::vector<bus::Record> pending_statuses_;
   std::vector<bus::Record> pending_dead_letters_;
+  // Leases of the batches this poll closed, released once the closes are
+  // durable (Ledger::sync()).
+  std::vector<idempotency::Lease> held_leases_;
   std::int64_t task_appended_ms_ = 0;  // the record timestamp of the task in hand
 };
 

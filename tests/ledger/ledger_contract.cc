@@ -628,6 +628,38 @@ TEST_P(LedgerContract, CloseBatchWritesSummaryAndJournalsAndBalancesFollowTheRul
   EXPECT_EQ(reserve[0].amount, -1500);
 }
 
+TEST_P(LedgerContract, DeferredClosesAreVisibleAtOnceFollowEachOtherAndSurviveAReopenAfterSync) {
+  const Merchant m = merchant("m1", 1000, 1);  // a reserve held one day
+  post(ledger(), {capture(m, "c1", 10000, day(2)), capture(m, "c2", 20000, day(3))});
+  std::vector<rules::BatchOutcome> closed;
+  for (const Date d : {day(2), day(3)}) {
+    // Each close reads the history the previous deferred close left.
+    const BatchKey key{m.id, d, "USD"};
+    const BatchHistory history = must(ledger().batch_history(m.id.view(), "USD"));
+    std::vector<rules::HeldReserve> holds;
+    for (const auto& h : history.unreleased) holds.push_back({h.batch_date, h.amount});
+    const rules::BatchOutcome out =
+        must(rules::settle_batch(m, key, must(ledger().settling_totals(key)), history.carry_out, holds));
+    EXPECT_EQ(must(ledger().close_batch_deferred(out.summary, out.released, rules::batch_journals(out.summary), 1)),
+              CloseOutcome::kClosed);
+    closed.push_back(out);
+  }
+  EXPECT_EQ(closed[1].summary.reserve_released, closed[0].summary.reserve_held)
+      << "the second close saw the first one's hold";
+  EXPECT_EQ(must(ledger().closed_batches(BatchQuery{})).size(), 2U);
+  ASSERT_TRUE(ledger().sync().ok());
+  reopen();
+  const auto after = must(ledger().closed_batches(BatchQuery{}));
+  ASSERT_EQ(after.size(), 2U);
+  EXPECT_EQ(after[0], closed[0].summary);
+  EXPECT_EQ(after[1], closed[1].summary);
+  // Closing again is the same as with close_batch().
+  EXPECT_EQ(must(ledger().close_batch_deferred(closed[1].summary, closed[1].released,
+                                               rules::batch_journals(closed[1].summary), 2)),
+            CloseOutcome::kAlreadyClosed);
+  EXPECT_TRUE(ledger().sync().ok());
+}
+
 TEST_P(LedgerContract, ClosingAgainWithTheSameSummaryIsAlreadyClosed) {
   const Merchant m = merchant("m1", 1000, 1);
   post(ledger(), {capture(m, "c1", 10000, day(2))});

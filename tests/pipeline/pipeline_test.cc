@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <thread>
@@ -684,6 +685,100 @@ TEST_F(Worker, AStaleWorkerIsFencedOutAndRetriesLater) {
   EXPECT_EQ(run_worker(w), 0u);
   EXPECT_TRUE(rt_.ledger->closed_batches({})->empty());
   EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 0);
+}
+
+// Forwards to a ledger and, at each sync(), records what the rest of the
+// system could see of the closes it makes durable.
+class SyncWatchingLedger final : public ledger::Ledger {
+ public:
+  SyncWatchingLedger(ledger::Ledger& inner, std::function<void()> at_sync) : inner_(inner), at_sync_(std::move(at_sync)) {}
+  int deferred_closes = 0;
+  int syncs = 0;
+
+  Result<std::vector<ledger::PostOutcome>> post(std::span<const model::Journal> j,
+                                                std::span<const ledger::Checkpoint> c) override {
+    return inner_.post(j, c);
+  }
+  Result<std::optional<ledger::Checkpoint>> checkpoint(std::string_view consumer, std::int32_t p) override {
+    return inner_.checkpoint(consumer, p);
+  }
+  Result<model::ControlTotals> settling_totals(const model::BatchKey& key) override {
+    return inner_.settling_totals(key);
+  }
+  Result<ledger::BatchHistory> batch_history(std::string_view m, std::string_view c) override {
+    return inner_.batch_history(m, c);
+  }
+  Status register_fence(const model::BatchKey& key, std::uint64_t token) override {
+    return inner_.register_fence(key, token);
+  }
+  Result<ledger::CloseOutcome> close_batch(const model::BatchSummary& s, std::span<const Date> r,
+                                           std::span<const model::Journal> j, std::uint64_t t) override {
+    return inner_.close_batch(s, r, j, t);
+  }
+  Result<ledger::CloseOutcome> close_batch_deferred(const model::BatchSummary& s, std::span<const Date> r,
+                                                    std::span<const model::Journal> j, std::uint64_t t) override {
+    ++deferred_closes;
+    return inner_.close_batch_deferred(s, r, j, t);
+  }
+  Status sync() override {
+    ++syncs;
+    at_sync_();
+    return inner_.sync();
+  }
+  Result<std::vector<model::BatchSummary>> closed_batches(const ledger::BatchQuery& q) override {
+    return inner_.closed_batches(q);
+  }
+  Result<std::vector<ledger::Balance>> balances(std::optional<std::string_view> m) override {
+    return inner_.balances(m);
+  }
+  Result<std::vector<ledger::TrialBalance>> trial_balance() override { return inner_.trial_balance(); }
+  Result<std::vector<ledger::PostingRow>> postings(const ledger::PostingQuery& q) override {
+    return inner_.postings(q);
+  }
+
+ private:
+  ledger::Ledger& inner_;
+  std::function<void()> at_sync_;
+};
+
+TEST_F(Worker, ClosesAreMadeDurableBeforeTheirStatusesAndOffsetAndWhileTheirBatchesAreLeased) {
+  prepare();
+  const auto t = tasks();
+  ASSERT_EQ(t.size(), 2u);
+  int closed_statuses_at_sync = -1;
+  bool leases_held_at_sync = true;
+  std::int64_t committed_at_sync = -1;
+  SyncWatchingLedger watching(*rt_.ledger, [&] {
+    closed_statuses_at_sync = 0;
+    for (const auto& s : statuses()) closed_statuses_at_sync += s.kind == model::StatusKind::kBatchClosed ? 1 : 0;
+    for (const auto& task : t) {
+      auto lease = rt_.store->try_lock("batch:" + task.key.to_string(), std::chrono::seconds(1));
+      ASSERT_TRUE(lease.ok());
+      if (lease->has_value()) {
+        leases_held_at_sync = false;
+        (void)rt_.store->unlock(**lease);
+      }
+    }
+    committed_at_sync = *rt_.bus->committed("settlement-worker", kTasksTopic, 0);
+  });
+  settlement::SettlementWorker w(*rt_.bus, watching, *rt_.store, {});
+  EXPECT_EQ(run_worker(w), 2u);
+  EXPECT_EQ(watching.deferred_closes, 2);
+  EXPECT_GE(watching.syncs, 1);
+  EXPECT_EQ(closed_statuses_at_sync, 0) << "a status told of a close before it was durable";
+  EXPECT_EQ(committed_at_sync, 0) << "the offset passed a task before its close was durable";
+  EXPECT_TRUE(leases_held_at_sync) << "a batch was released before its close was durable";
+  // Afterwards: both closed, published, committed, and released.
+  EXPECT_EQ(rt_.ledger->closed_batches({})->size(), 2u);
+  int closed_statuses = 0;
+  for (const auto& s : statuses()) closed_statuses += s.kind == model::StatusKind::kBatchClosed ? 1 : 0;
+  EXPECT_EQ(closed_statuses, 2);
+  EXPECT_EQ(*rt_.bus->committed("settlement-worker", kTasksTopic, 0), 2);
+  for (const auto& task : t) {
+    auto lease = rt_.store->try_lock("batch:" + task.key.to_string(), std::chrono::seconds(1));
+    ASSERT_TRUE(lease.ok());
+    EXPECT_TRUE(lease->has_value()) << task.key.to_string() << " is still leased";
+  }
 }
 
 }  // namespace
