@@ -414,8 +414,9 @@ struct SqliteLedger::Impl {
   bool sync_full = true;  // options.synchronous == kFull
 
   // Durability of the commits of post_pipelined() and close_batch_deferred(),
-  // which SQLite does not fsync: `commits` counts them (each counted once its frames are written
-  // to the WAL), `synced` is the count the last fdatasync of the WAL covered.
+  // which SQLite does not fsync: `commits` counts them (each once its frames
+  // are written to the WAL), `synced` is the count the last fdatasync of the
+  // WAL covered.
   // A failed fdatasync leaves the file's state unknown, so it breaks the
   // ledger: every later write is refused until it is reopened.
   std::atomic<std::uint64_t> commits{0};
@@ -494,7 +495,7 @@ struct SqliteLedger::Impl {
 
   // --- plumbing -------------------------------------------------------------
 
-  // Makes the first `commit_no` commits of post_pipelined() durable: one
+  // Makes the first `commit_no` counted commits durable: one
   // fdatasync of the WAL covers every commit whose frames were written before
   // it, so a call that another call's fsync covered returns at once. (Frames
   // that a checkpoint copied into the database before the WAL was rewritten
@@ -1599,9 +1600,10 @@ Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
   SETTLE_TRY(d.check_not_broken());
   std::lock_guard lock(d.mu);
   // The registration's commit is not fsynced on its own: it only matters to
-  // the close that follows it, and the WAL is appended in order, so the
-  // close's fsynced commit makes it durable too. A power loss before that
-  // loses a registration that no close relied on. One fsync less per batch.
+  // the close that follows it, and the WAL is appended in order, so whatever
+  // makes that close durable (its own fsync, or sync() after a deferred one)
+  // makes the registration durable too. A power loss before that loses a
+  // registration that no close relied on. One fsync less per batch.
   if (d.sync_full) SETTLE_TRY(d.set_synchronous(false, what));
   Status registered = [&]() -> Status {
     Impl::Txn txn(d);

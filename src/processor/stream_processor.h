@@ -23,8 +23,8 @@
 // merchant before its events.)
 //
 // Memory: state is per open batch and per (merchant, currency), never per event.
-// Thread safety: one thread per StreamProcessor (in pipelined mode it uses a
-// second one internally for the ledger writes).
+// Thread safety: one thread per StreamProcessor (in pipelined mode it uses
+// others internally for the ledger writes, one per chunk in flight).
 #pragma once
 
 #include <cstdint>
@@ -61,8 +61,10 @@ struct ProcessorOptions {
   // (minus grace) drive its watermark, so a quiet merchant's batch still closes.
   std::int64_t idle_ms = 60 * 1000;
   // Overlap the ledger's write of one chunk with the reading and enrichment
-  // of the next (on a second thread). poll() may then return before its chunk
-  // is committed; flush() waits for it. Off: poll() returns committed.
+  // of the next (on a second thread), and the next chunk's insert with the
+  // previous one's fsync (Ledger::post_pipelined(); chunks commit in order).
+  // poll() may then return before its chunk is committed; flush() waits for
+  // it. Off: poll() returns committed.
   bool pipelined = false;
   // Called for every newly posted journal with the milliseconds from its
   // record's append to the bus to the ledger commit (metrics); may be empty.
