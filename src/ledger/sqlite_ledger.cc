@@ -549,6 +549,18 @@ struct SqliteLedger::Impl {
     return exec(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", what);
   }
 
+  // Runs `write` (whole transactions, under mu) with commits that SQLite does
+  // not fsync; the caller sees to their durability (sync_wal(), or a later
+  // fsynced commit). With Synchronous::kNormal, just runs it.
+  template <typename Write>
+  auto unsynced(std::string_view what, Write&& write) -> decltype(write()) {
+    if (!sync_full) return write();
+    SETTLE_TRY(set_synchronous(false, what));
+    auto result = write();
+    SETTLE_TRY(set_synchronous(true, what));
+    return result;
+  }
+
   Status exec(const char* sql, std::string_view what) {
     const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return sql_fail(rc, what);
@@ -1462,10 +1474,7 @@ Result<std::vector<PostOutcome>> SqliteLedger::post_pipelined(std::span<const Jo
   std::uint64_t commit_no = 0;
   {
     std::lock_guard lock(d.mu);
-    if (d.sync_full) SETTLE_TRY(d.set_synchronous(false, kWhat));
-    Status written = d.post_locked(journals, checkpoints, out, kWhat);
-    if (d.sync_full) SETTLE_TRY(d.set_synchronous(true, kWhat));
-    SETTLE_TRY(written);
+    SETTLE_TRY(d.unsynced(kWhat, [&] { return d.post_locked(journals, checkpoints, out, kWhat); }));
     commit_no = d.commits.fetch_add(1, std::memory_order_acq_rel) + 1;
   }
   committed();
@@ -1604,8 +1613,7 @@ Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
   // makes that close durable (its own fsync, or sync() after a deferred one)
   // makes the registration durable too. A power loss before that loses a
   // registration that no close relied on. One fsync less per batch.
-  if (d.sync_full) SETTLE_TRY(d.set_synchronous(false, what));
-  Status registered = [&]() -> Status {
+  return d.unsynced(what, [&]() -> Status {
     Impl::Txn txn(d);
     SETTLE_TRY(txn.begin(what));
     SETTLE_ASSIGN_OR_RETURN(const auto fence,
@@ -1616,9 +1624,7 @@ Status SqliteLedger::register_fence(const BatchKey& key, std::uint64_t token) {
     }
     SETTLE_TRY(d.raise_fence(key.merchant_id.str(), key.currency, date, signed_token, what));
     return txn.commit(what);
-  }();
-  if (d.sync_full) SETTLE_TRY(d.set_synchronous(true, what));
-  return registered;
+  });
 }
 
 Result<CloseOutcome> SqliteLedger::close_batch(const BatchSummary& summary,
@@ -1655,13 +1661,12 @@ Result<CloseOutcome> SqliteLedger::close_batch_with(const BatchSummary& summary,
   }
   SETTLE_TRY(d.check_not_broken());
   std::lock_guard lock(d.mu);
-  if (!deferred || !d.sync_full) {
+  const auto close = [&] {
     return d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
-  }
+  };
+  if (!deferred) return close();
   // Counted like post_pipelined()'s commits, which sync() waits for.
-  SETTLE_TRY(d.set_synchronous(false, what));
-  auto closed = d.close(summary, released, journals, static_cast<std::int64_t>(fencing_token), what);
-  SETTLE_TRY(d.set_synchronous(true, what));
+  auto closed = d.unsynced(what, close);
   if (closed.ok()) d.commits.fetch_add(1, std::memory_order_acq_rel);
   return closed;
 }
