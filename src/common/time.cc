@@ -2,7 +2,11 @@
 
 #include <date/date.h>
 
+#include <array>
 #include <cstdio>
+#include <cstring>
+
+#include "common/assert.h"
 
 namespace settle {
 namespace {
@@ -69,19 +73,39 @@ Result<Date> parse_date(std::string_view text) {
   return date_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d));
 }
 
+void put_date(char* out, Date date) {
+  // Callers format a few dozen distinct dates many times over (three per
+  // ledger row, one per event's canonical form): the text of the latest date
+  // per slot is kept, which spares the calendar arithmetic.
+  struct Slot {
+    bool set = false;
+    std::int32_t days = 0;
+    char text[kDateTextLen];
+  };
+  thread_local std::array<Slot, 64> recent;
+  Slot& slot = recent[static_cast<std::uint32_t>(date.days) % recent.size()];
+  if (!slot.set || slot.days != date.days) {
+    const CivilDate c = civil_from_date(date);
+    // Years are 1678..2261 for instants we parse; dates from plus_days() stay
+    // four-digit in any realistic use, and are asserted so.
+    SETTLE_ASSERT(c.year >= 0 && c.year <= 9999, "date outside years 0000-9999");
+    put_digits(slot.text, 4, static_cast<unsigned>(c.year));
+    slot.text[4] = '-';
+    put_digits(slot.text + 5, 2, c.month);
+    slot.text[7] = '-';
+    put_digits(slot.text + 8, 2, c.day);
+    slot.set = true;
+    slot.days = date.days;
+  }
+  std::memcpy(out, slot.text, kDateTextLen);
+}
+
 std::string format_date(Date date) {
-  const CivilDate c = civil_from_date(date);
-  // Years are 1678..2261 for instants we parse; dates from plus_days() stay
-  // four-digit in any realistic use, and are asserted so.
-  SETTLE_ASSERT(c.year >= 0 && c.year <= 9999, "date outside years 0000-9999");
-  char buf[10];
-  put_digits(buf, 4, static_cast<unsigned>(c.year));
-  buf[4] = '-';
-  put_digits(buf + 5, 2, c.month);
-  buf[7] = '-';
-  put_digits(buf + 8, 2, c.day);
+  char buf[kDateTextLen];
+  put_date(buf, date);
   return std::string(buf, sizeof buf);
 }
+
 Result<Timestamp> parse_rfc3339(std::string_view s) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
   if (!digits(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, &mo) ||
@@ -140,45 +164,45 @@ Result<Timestamp> parse_rfc3339(std::string_view s) {
   return Timestamp{seconds * kNsPerSecond + frac_ns};
 }
 
-std::string format_rfc3339(Timestamp ts) {
+std::size_t put_rfc3339(char* out, Timestamp ts) {
   std::int64_t days = ts.ns / kNsPerDay;
   std::int64_t rem = ts.ns % kNsPerDay;
   if (rem < 0) {
     rem += kNsPerDay;
     days -= 1;
   }
-  const std::int64_t secs = rem / kNsPerSecond;
-  const std::int64_t frac = rem % kNsPerSecond;
-  // Hand-formatted: this runs once per event on the hot path, where
-  // snprintf's format parsing showed up in profiles.
-  std::string out = format_date(Date{static_cast<std::int32_t>(days)});
-  char buf[20];
-  std::size_t n = 0;
-  buf[n++] = 'T';
-  put_digits(buf + n, 2, static_cast<unsigned>(secs / 3600));
-  n += 2;
-  buf[n++] = ':';
-  put_digits(buf + n, 2, static_cast<unsigned>(secs / 60 % 60));
-  n += 2;
-  buf[n++] = ':';
-  put_digits(buf + n, 2, static_cast<unsigned>(secs % 60));
-  n += 2;
+  // Hand-formatted: this runs once per event on the hot paths, where
+  // snprintf's format parsing and a string per call showed up in profiles.
+  put_date(out, Date{static_cast<std::int32_t>(days)});
+  const auto secs = static_cast<unsigned>(rem / kNsPerSecond);
+  const auto frac = static_cast<unsigned>(rem % kNsPerSecond);
+  out[10] = 'T';
+  put_digits(out + 11, 2, secs / 3600);
+  out[13] = ':';
+  put_digits(out + 14, 2, secs / 60 % 60);
+  out[16] = ':';
+  put_digits(out + 17, 2, secs % 60);
+  std::size_t n = 19;
   if (frac != 0) {
-    buf[n++] = '.';
+    out[n++] = '.';
     if (frac % 1'000'000 == 0) {
-      put_digits(buf + n, 3, static_cast<unsigned>(frac / 1'000'000));
+      put_digits(out + n, 3, frac / 1'000'000);
       n += 3;
     } else if (frac % 1000 == 0) {
-      put_digits(buf + n, 6, static_cast<unsigned>(frac / 1000));
+      put_digits(out + n, 6, frac / 1000);
       n += 6;
     } else {
-      put_digits(buf + n, 9, static_cast<unsigned>(frac));
+      put_digits(out + n, 9, frac);
       n += 9;
     }
   }
-  buf[n++] = 'Z';
-  out.append(buf, n);
-  return out;
+  out[n++] = 'Z';
+  return n;
+}
+
+std::string format_rfc3339(Timestamp ts) {
+  char buf[kRfc3339TextMax];
+  return std::string(buf, put_rfc3339(buf, ts));
 }
 
 Result<int> parse_hh_mm(std::string_view text) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -40,6 +41,10 @@ CivilDate civil_from_date(Date date);
 // "YYYY-MM-DD"; errors name the text and what is wrong with it.
 Result<Date> parse_date(std::string_view text);
 std::string format_date(Date date);
+// The same text written at `out` (kDateTextLen characters), for hot paths that
+// must not allocate. Asserts a four-digit year, as format_date() does.
+inline constexpr std::size_t kDateTextLen = 10;
+void put_date(char* out, Date date);
 
 // RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM). The
 // fraction has 1 to 9 digits; 'T' and 'Z' may be lower case. Leap seconds
@@ -48,6 +53,10 @@ std::string format_date(Date date);
 Result<Timestamp> parse_rfc3339(std::string_view text);
 // UTC, with as many fraction digits as needed (none, 3, 6 or 9) and 'Z'.
 std::string format_rfc3339(Timestamp ts);
+// The same text written at `out` (at most kRfc3339TextMax characters); returns
+// its length.
+inline constexpr std::size_t kRfc3339TextMax = 30;  // "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"
+std::size_t put_rfc3339(char* out, Timestamp ts);
 
 // "HH:MM", 00:00..23:59, as minutes after midnight.
 Result<int> parse_hh_mm(std::string_view text);

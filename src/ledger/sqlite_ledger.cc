@@ -134,82 +134,6 @@ std::string now_rfc3339() {
   return format_rfc3339(Timestamp{static_cast<std::int64_t>(ns)});
 }
 
-
-// ---------------------------------------------------------------------------
-// Text columns of an inserted journal, written into fixed buffers: three
-// std::string results per journal were a measurable part of post(). The
-// output is exactly that of format_date() and format_rfc3339() (tests/ledger
-// checks it).
-
-void put_digits(char* out, std::int64_t value, int width) {
-  for (int i = width - 1; i >= 0; --i) {
-    out[i] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  }
-}
-
-constexpr std::size_t kDateLen = 10;  // "YYYY-MM-DD"
-
-// Years 0001-9999 only (validate_journal() checks it).
-void put_date(char* out, Date d) {
-  // A call's rows share a few dozen dates, three per row: the text of the
-  // latest date per slot is kept, which spares the calendar arithmetic.
-  struct Slot {
-    bool set = false;
-    std::int32_t days = 0;
-    char text[kDateLen];
-  };
-  thread_local std::array<Slot, 64> recent;
-  Slot& slot = recent[static_cast<std::uint32_t>(d.days) % recent.size()];
-  if (!slot.set || slot.days != d.days) {
-    const CivilDate c = civil_from_date(d);
-    put_digits(slot.text, c.year, 4);
-    slot.text[4] = '-';
-    put_digits(slot.text + 5, c.month, 2);
-    slot.text[7] = '-';
-    put_digits(slot.text + 8, c.day, 2);
-    slot.set = true;
-    slot.days = d.days;
-  }
-  std::memcpy(out, slot.text, kDateLen);
-}
-
-constexpr std::size_t kTimestampLenMax = 30;  // "YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"
-
-std::size_t put_rfc3339(char* out, Timestamp ts) {
-  std::int64_t days = ts.ns / kNsPerDay;
-  std::int64_t rem = ts.ns % kNsPerDay;
-  if (rem < 0) {
-    rem += kNsPerDay;
-    days -= 1;
-  }
-  put_date(out, Date{static_cast<std::int32_t>(days)});
-  const std::int64_t secs = rem / kNsPerSecond;
-  const std::int64_t frac = rem % kNsPerSecond;
-  out[10] = 'T';
-  put_digits(out + 11, secs / 3600, 2);
-  out[13] = ':';
-  put_digits(out + 14, secs / 60 % 60, 2);
-  out[16] = ':';
-  put_digits(out + 17, secs % 60, 2);
-  std::size_t n = 19;
-  if (frac != 0) {
-    out[n++] = '.';
-    if (frac % 1'000'000 == 0) {
-      put_digits(out + n, frac / 1'000'000, 3);
-      n += 3;
-    } else if (frac % 1000 == 0) {
-      put_digits(out + n, frac / 1000, 6);
-      n += 6;
-    } else {
-      put_digits(out + n, frac, 9);
-      n += 9;
-    }
-  }
-  out[n++] = 'Z';
-  return n;
-}
-
 // The dates the ledger stores: four-digit years, as 'YYYY-MM-DD' needs (and
 // as format_date() asserts).
 const Date kFirstDate = checks::first_date();
@@ -279,11 +203,13 @@ AccountKeyView account_key(const Journal& j, const model::Posting& p) {
 }
 
 // A journal's columns that need formatting, kept alive until its INSERT ran
-// (bound without a copy).
+// (bound without a copy). Written with put_date() and put_rfc3339() into fixed
+// buffers: three std::string results per journal were a measurable part of
+// post().
 struct RowText {
-  char batch_date[kDateLen];
-  char settle_date[kDateLen];
-  char occurred_at[kTimestampLenMax];
+  char batch_date[kDateTextLen];
+  char settle_date[kDateTextLen];
+  char occurred_at[kRfc3339TextMax];
   std::size_t occurred_len = 0;  // 0: NULL, a batch journal
 };
 
@@ -894,12 +820,12 @@ struct SqliteLedger::Impl {
                                 format_date(k.settle_date), k.currency, overflow,
                                 model::journal_kind_name(k.kind)));
       }
-      char date[kDateLen];
+      char date[kDateTextLen];
       put_date(date, k.settle_date);
       Run r(upsert_settling);
       r.text(1, k.merchant);
       r.text(2, k.currency);
-      r.text(3, {date, kDateLen});
+      r.text(3, {date, kDateTextLen});
       r.text(4, model::journal_kind_name(k.kind));
       r.int64(5, d.count);
       r.int64(6, static_cast<std::int64_t>(d.amount));
@@ -987,8 +913,8 @@ struct SqliteLedger::Impl {
     r.text(base + 2, j.ref);
     r.text(base + 3, model::journal_kind_name(j.kind));
     r.text(base + 4, j.currency);
-    r.text(base + 5, {t.batch_date, kDateLen});
-    r.text(base + 6, {t.settle_date, kDateLen});
+    r.text(base + 5, {t.batch_date, kDateTextLen});
+    r.text(base + 6, {t.settle_date, kDateTextLen});
     r.int64(base + 7, j.late ? 1 : 0);
     if (t.occurred_len != 0) {
       r.text(base + 8, {t.occurred_at, t.occurred_len});

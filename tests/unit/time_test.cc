@@ -1,10 +1,13 @@
 // RFC 3339 instants, civil dates and "HH:MM" (SETTLEMENT_RULES §2 occurred_at,
 // §5 payout_date, §7 dates). Nanosecond counts below are worked out by hand:
 // days since 1970-01-01 x 86400 + seconds of day, x 10^9, + fraction.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "common/time.h"
 
@@ -237,6 +240,35 @@ TEST(FormatDate, DaysFormatAsYyyyMmDd) {
   EXPECT_EQ(format_date(Date{0}), "1970-01-01");
   EXPECT_EQ(format_date(Date{-1}), "1969-12-31");
   EXPECT_EQ(format_date(Date{19782}), "2024-02-29");
+}
+
+TEST(FormatDate, DatesThatShareACacheSlotEachKeepTheirOwnText) {
+  // put_date() keeps the text of recent dates in 64 slots by day number:
+  // alternate dates that fall in one slot, and the negative days too.
+  for (int round = 0; round < 3; ++round) {
+    for (std::int32_t days : {20780, 20780 + 64, 20780 - 64 * 300, -1, 63, -65}) {
+      const CivilDate c = civil_from_date(Date{days});
+      char text[kDateTextLen];
+      put_date(text, Date{days});
+      EXPECT_EQ(std::string(text, kDateTextLen),
+                fmt::format("{:04}-{:02}-{:02}", c.year, c.month, c.day)) << days;
+    }
+  }
+}
+
+TEST(FormatRfc3339, PutWritesTheTextInPlaceAndReturnsItsLength) {
+  const std::pair<std::int64_t, std::string_view> cases[] = {
+      {0, "1970-01-01T00:00:00Z"},
+      {-1, "1969-12-31T23:59:59.999999999Z"},
+      {1'795'392'000'123'000'000, "2026-11-23T00:00:00.123Z"},
+      {1'795'392'000'000'001'000, "2026-11-23T00:00:00.000001Z"},
+  };
+  for (const auto& [ns, expected] : cases) {
+    char text[kRfc3339TextMax + 1];
+    text[kRfc3339TextMax] = '#';
+    EXPECT_EQ(std::string_view(text, put_rfc3339(text, Timestamp{ns})), expected) << ns;
+    EXPECT_EQ(text[kRfc3339TextMax], '#') << "wrote past kRfc3339TextMax";
+  }
 }
 
 TEST(Date, PlusDaysCrossesMonthAndYearEnds) {
