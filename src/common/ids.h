@@ -16,6 +16,8 @@ class NamedId {
  public:
   NamedId() = default;
   explicit NamedId(std::string value) : value_(std::move(value)) {}
+  // Replaces the value, reusing the buffer (for holders reused on hot paths).
+  void assign(std::string_view value) { value_.assign(value); }
   const std::string& str() const { return value_; }
   std::string_view view() const { return value_; }
   bool empty() const { return value_.empty(); }

@@ -51,6 +51,12 @@ EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
 EventParser::~EventParser() = default;
 
 Result<Event> EventParser::parse(std::string_view json) {
+  Event ev;
+  SETTLE_TRY(parse_into(json, ev));
+  return ev;
+}
+
+Status EventParser::parse_into(std::string_view json, Event& ev) {
   using namespace simdjson;
   std::string& buf = impl_->buffer;
   buf.assign(json);
@@ -67,7 +73,11 @@ Result<Event> EventParser::parse(std::string_view json) {
                       array ? "not a JSON object (an array)" : "not valid JSON (expected an object)");
   }
 
-  Event ev;
+  ev.type = EventType::kCapture;
+  ev.amount = 0;
+  ev.currency.clear();
+  ev.occurred_at = Timestamp{};
+  ev.metadata.clear();
   unsigned seen = 0;
   enum : unsigned { kId = 1, kMerchant = 2, kType = 4, kAmount = 8, kCurrency = 16, kAt = 32, kMeta = 64 };
   auto once = [&seen](unsigned bit, std::string_view field) -> Status {
@@ -93,12 +103,12 @@ Result<Event> EventParser::parse(std::string_view json) {
       for (char c : s) {
         if (c < 0x20 || c > 0x7E) return field_error(key, "must be printable ASCII");
       }
-      ev.event_id = EventId(std::string(s));
+      ev.event_id.assign(s);
     } else if (key == "merchant_id") {
       SETTLE_TRY(once(kMerchant, key));
       SETTLE_ASSIGN_OR_RETURN(std::string_view s, get_string(v, key));
       SETTLE_TRY(validate_merchant_id(s));
-      ev.merchant_id = MerchantId(std::string(s));
+      ev.merchant_id.assign(s);
     } else if (key == "type") {
       SETTLE_TRY(once(kType, key));
       SETTLE_ASSIGN_OR_RETURN(std::string_view s, get_string(v, key));
@@ -131,7 +141,7 @@ Result<Event> EventParser::parse(std::string_view json) {
       SETTLE_ASSIGN_OR_RETURN(std::string_view s, get_string(v, key));
       auto c = find_currency(s);
       if (!c.ok()) return field_error(key, c.error().message);
-      ev.currency = std::string(s);
+      ev.currency.assign(s);
     } else if (key == "occurred_at") {
       SETTLE_TRY(once(kAt, key));
       SETTLE_ASSIGN_OR_RETURN(std::string_view s, get_string(v, key));
@@ -189,7 +199,7 @@ Result<Event> EventParser::parse(std::string_view json) {
   } else if (ev.amount <= 0) {
     return field_error("amount", fmt::format("must be > 0 for a {}", event_type_name(ev.type)));
   }
-  return ev;
+  return ok_status();
 }
 
 void append_json_escaped(std::string& out, std::string_view s) {
@@ -220,9 +230,10 @@ void append_json_escaped(std::string& out, std::string_view s) {
   out.append(s.data() + run, s.size() - run);
 }
 
-std::string metadata_json(const Event& event) {
-  if (event.metadata.empty()) return {};
-  std::string out = "{";
+namespace {
+
+void append_metadata_json(std::string& out, const Event& event) {
+  out += '{';
   for (std::size_t i = 0; i < event.metadata.size(); ++i) {
     if (i) out += ',';
     out += '"';
@@ -232,7 +243,19 @@ std::string metadata_json(const Event& event) {
     out += '"';
   }
   out += '}';
+}
+
+}  // namespace
+
+std::string metadata_json(const Event& event) {
+  std::string out;
+  assign_metadata_json(out, event);
   return out;
+}
+
+void assign_metadata_json(std::string& out, const Event& event) {
+  out.clear();
+  if (!event.metadata.empty()) append_metadata_json(out, event);
 }
 
 std::string canonical_event_json(const Event& ev) {
@@ -256,13 +279,20 @@ void assign_canonical_event_json(std::string& out, const Event& ev) {
   out += ",\"currency\":\"";
   out += ev.currency;
   out += "\",\"occurred_at\":\"";
-  out += format_rfc3339(ev.occurred_at);
+  char at[kRfc3339TextMax];
+  out.append(at, put_rfc3339(at, ev.occurred_at));
   out += '"';
   if (!ev.metadata.empty()) {
     out += ",\"metadata\":";
-    out += metadata_json(ev);
+    append_metadata_json(out, ev);
   }
   out += '}';
+}
+
+Digest canonical_digest(const Event& event) {
+  thread_local std::string canonical;
+  assign_canonical_event_json(canonical, event);
+  return digest_of(canonical);
 }
 
 Digest digest_of(std::string_view bytes) {

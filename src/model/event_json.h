@@ -25,6 +25,9 @@ class EventParser {
   // Parses one JSON object. Errors are kInvalidArgument with a message of the
   // form "field 'amount': must be > 0".
   Result<Event> parse(std::string_view json);
+  // The same, into `event`, reusing its strings' buffers (for a caller that
+  // parses many events). On an error `event` holds a part of the JSON.
+  Status parse_into(std::string_view json, Event& event);
 
  private:
   struct Impl;
@@ -36,6 +39,10 @@ std::string canonical_event_json(const Event& event);
 void assign_canonical_event_json(std::string& out, const Event& event);
 Digest digest_of(std::string_view bytes);
 std::string metadata_json(const Event& event);  // "" when there is none
+// The same, written into `out` (replacing its content, reusing its buffer).
+void assign_metadata_json(std::string& out, const Event& event);
+// digest_of(canonical_event_json(event)), without a string per call.
+Digest canonical_digest(const Event& event);
 
 // Checks a merchant id: 1-64 characters of [A-Za-z0-9_-].
 Status validate_merchant_id(std::string_view id);

@@ -29,8 +29,8 @@ std::int64_t wall_ms() {
 }
 
 // The trace id of a W3C traceparent "00-<32 hex trace id>-<16 hex span>-<flags>".
-std::string trace_id_of(std::string_view traceparent) {
-  if (traceparent.size() >= 35 && traceparent[2] == '-') return std::string(traceparent.substr(3, 32));
+std::string_view trace_id_of(std::string_view traceparent) {
+  if (traceparent.size() >= 35 && traceparent[2] == '-') return traceparent.substr(3, 32);
   return {};
 }
 
@@ -180,11 +180,12 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   st.last_input_ms = wall_ms();
   merchants_.input_read();
 
-  auto chunk = std::make_unique<PendingPost>();
+  std::unique_ptr<PendingPost> chunk = spare_ ? std::move(spare_) : std::make_unique<PendingPost>();
   chunk->partition = partition;
   chunk->now_ms = st.last_input_ms;
   chunk->journals.reserve(records.size());
   chunk->sources.reserve(records.size());
+  chunk->appended_ms.reserve(records.size());
   const std::int64_t now_ms = chunk->now_ms;
 
   auto reject = [&](const bus::StoredRecord& rec, std::string merchant, std::string event_id, std::string why) {
@@ -194,18 +195,17 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     chunk->updates.push_back(StatusUpdate{StatusKind::kEventRejected, std::move(merchant), std::move(event_id),
                                           std::string(rec.header(kSourceHeader)), std::nullopt, 0, 0,
                                           std::move(why), now_ms, std::nullopt, std::nullopt});
-    chunk->updates.back().trace_id = trace_id_of(rec.header(kTraceparentHeader));
+    chunk->updates.back().trace_id.assign(trace_id_of(rec.header(kTraceparentHeader)));
   };
 
   for (const bus::StoredRecord& rec : records) {
     ++stats_.events;
-    auto parsed = parser_.parse(rec.value);
-    if (!parsed.ok()) {
+    model::Event& ev = event_;
+    if (Status parsed = parser_.parse_into(rec.value, ev); !parsed.ok()) {
       reject(rec, rec.key, "", fmt::format("{}/{} offset {}: {}", kEventsTopic, partition, rec.offset,
                                            parsed.error().message));
       continue;
     }
-    model::Event& ev = *parsed;
     const model::Merchant* merchant = merchants_.find(ev.merchant_id.view());
     if (merchant == nullptr) {
       reject(rec, ev.merchant_id.str(), ev.event_id.str(),
@@ -220,9 +220,10 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
       late = true;
       settle_date = settle_date_for_late(st, *merchant, ev.currency, closed->second, rec.timestamp_ms);
     }
-    auto journal = rules::event_journal(ev, *merchant, batch_date, settle_date, late);
-    if (!journal.ok()) {
-      reject(rec, ev.merchant_id.str(), ev.event_id.str(), journal.error().message);
+    model::Journal& journal = chunk->next_journal();
+    if (Status made = rules::assign_event_journal(journal, ev, *merchant, batch_date, settle_date, late);
+        !made.ok()) {
+      reject(rec, ev.merchant_id.str(), ev.event_id.str(), made.error().message);
       continue;
     }
     // Count it tentatively; duplicates and conflicts are taken back when the
@@ -232,17 +233,15 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
       open = st.open.emplace(BatchKey{ev.merchant_id, settle_date, ev.currency}, ControlTotals{}).first;
     }
     ControlTotals tentative = open->second;
-    if (auto added = rules::add_to_totals(tentative, ev.type, journal->amount, journal->fee); !added.ok()) {
+    if (auto added = rules::add_to_totals(tentative, ev.type, journal.amount, journal.fee); !added.ok()) {
       reject(rec, ev.merchant_id.str(), ev.event_id.str(),
              fmt::format("batch {}: {}", open->first.to_string(), added.error().message));
       continue;
     }
     open->second = tentative;
-    journal->trace_id = trace_id_of(rec.header(kTraceparentHeader));
+    journal.trace_id.assign(trace_id_of(rec.header(kTraceparentHeader)));
     st.max_event_ns = std::max(st.max_event_ns, ev.occurred_at.ns);
-    chunk->journals.push_back(std::move(journal).value());
-    chunk->sources.emplace_back(rec.header(kSourceHeader));
-    chunk->appended_ms.push_back(rec.timestamp_ms);
+    chunk->add(rec.header(kSourceHeader), rec.timestamp_ms);
   }
   // The chunk's version is taken now: chunks commit in order, and a refused
   // one breaks the processor (recovered from the checkpoint it then reads).
@@ -276,13 +275,13 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
         signalled = true;
         p->committed_signal.set_value();
       };
-      auto outcome = ledger_.post_pipelined(p->journals, std::span(&p->checkpoint, 1), signal);
+      auto outcome = ledger_.post_pipelined(p->chunk(), std::span(&p->checkpoint, 1), signal);
       signal();  // a call that failed before its commit
       return outcome;
     });
   } else {
     std::promise<Result<std::vector<ledger::PostOutcome>>> done;
-    done.set_value(ledger_.post(p->journals, std::span(&p->checkpoint, 1)));
+    done.set_value(ledger_.post(p->chunk(), std::span(&p->checkpoint, 1)));
     p->committed_signal.set_value();
     p->outcome = done.get_future();
   }
@@ -290,6 +289,8 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   if (previous) {
     SETTLE_ASSIGN_OR_RETURN(const std::vector<ledger::PostOutcome> previous_outcomes, outcome_of(*previous));
     SETTLE_TRY(apply_verdicts(*previous, previous_outcomes));
+    previous->reset();
+    spare_ = std::move(previous);
   }
   if (!options_.pipelined) SETTLE_TRY(flush());
   return records.size();
@@ -309,15 +310,16 @@ Result<std::vector<ledger::PostOutcome>> StreamProcessor::outcome_of(PendingPost
     broken_ = outcomes.error();
     return broken_.error();
   }
-  SETTLE_ASSERT(outcomes->size() == p.journals.size(), "one outcome per journal");
+  SETTLE_ASSERT(outcomes->size() == p.size, "one outcome per journal");
   return std::move(outcomes).value();
 }
 
 Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger::PostOutcome>& outcomes) {
   PartitionState& st = state(p.partition);
   const std::int64_t committed_ms = options_.observe_posted ? wall_ms() : 0;
-  for (std::size_t i = 0; i < p.journals.size(); ++i) {
-    const model::Journal& j = p.journals[i];
+  const std::span<const model::Journal> journals = p.chunk();
+  for (std::size_t i = 0; i < journals.size(); ++i) {
+    const model::Journal& j = journals[i];
     auto settle_batch = [&]() -> ControlTotals& {
       auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
       SETTLE_ASSERT(it != st.open.end(), "a posted journal's batch stays open until flushed");
@@ -362,9 +364,9 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
   // (none if that event's record had no traceparent), like batch_open.
   {
     std::map<std::string_view, std::size_t> by_merchant;  // -> index in p.updates
-    for (std::size_t i = 0; i < p.journals.size(); ++i) {
+    for (std::size_t i = 0; i < journals.size(); ++i) {
       if (outcomes[i] != ledger::PostOutcome::kPosted) continue;
-      const model::Journal& j = p.journals[i];
+      const model::Journal& j = journals[i];
       auto [it, fresh] = by_merchant.emplace(j.merchant_id.view(), p.updates.size());
       if (fresh) {
         StatusUpdate u{StatusKind::kEventPosted, j.merchant_id.str(), "", "", std::nullopt, 0, 0, "",
@@ -384,8 +386,8 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
   // not per event, so the hot path stays cheap. It carries the trace of the
   // batch's last event in the chunk (ties keep the chunk's order).
   std::vector<const model::Journal*> touched;
-  for (std::size_t i = 0; i < p.journals.size(); ++i) {
-    if (outcomes[i] == ledger::PostOutcome::kPosted) touched.push_back(&p.journals[i]);
+  for (std::size_t i = 0; i < journals.size(); ++i) {
+    if (outcomes[i] == ledger::PostOutcome::kPosted) touched.push_back(&journals[i]);
   }
   std::sort(touched.begin(), touched.end(), [](const model::Journal* a, const model::Journal* b) {
     return std::tie(a->merchant_id, a->settle_date, a->currency, a) < std::tie(b->merchant_id, b->settle_date, b->currency, b);
@@ -405,6 +407,16 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.
   return emit_statuses(p.updates);
+}
+
+void StreamProcessor::PendingPost::reset() {
+  size = 0;
+  appended_ms.clear();
+  updates.clear();
+  dead_letters.clear();
+  outcome = {};
+  committed_signal = std::promise<void>();
+  committed = committed_signal.get_future();
 }
 
 void StreamProcessor::begin_close(PartitionState& st, std::vector<BatchKey> keys) {

@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -170,12 +171,15 @@ class StreamProcessor {
   void begin_close(PartitionState& st, std::vector<model::BatchKey> keys);
   // Checkpoints `next` (no journals), makes it current and emits its tasks.
   Status commit_closes(std::int32_t partition, PartitionState next);
-  // A chunk handed to the ledger, and what its verdicts need.
+  // A chunk handed to the ledger, and what its verdicts need. Reused from
+  // chunk to chunk (see spare_): its journals and sources are written over,
+  // so that their strings keep their buffers.
   struct PendingPost {
     std::int32_t partition = 0;
     std::int64_t now_ms = 0;
-    std::vector<model::Journal> journals;
-    std::vector<std::string> sources;  // each journal's source header
+    std::size_t size = 0;  // the chunk's journals are journals[0, size)
+    std::vector<model::Journal> journals;  // more than size: kept for reuse
+    std::vector<std::string> sources;  // each journal's source header (same)
     std::vector<std::int64_t> appended_ms;  // each journal's record timestamp
     std::vector<model::StatusUpdate> updates;
     std::vector<bus::Record> dead_letters;  // appended before the chunk is posted
@@ -186,6 +190,21 @@ class StreamProcessor {
     // durable.
     std::promise<void> committed_signal;
     std::future<void> committed = committed_signal.get_future();
+
+    std::span<const model::Journal> chunk() const { return {journals.data(), size}; }
+    // The slot of the next journal: written over, then kept with add().
+    model::Journal& next_journal() {
+      if (journals.size() == size) journals.emplace_back();
+      return journals[size];
+    }
+    void add(std::string_view source, std::int64_t appended) {
+      if (sources.size() == size) sources.emplace_back();
+      sources[size].assign(source);
+      appended_ms.push_back(appended);
+      ++size;
+    }
+    // Empties it for the next chunk, keeping the journals and sources.
+    void reset();
   };
   // Waits for p's verdicts; a refusal breaks the processor.
   Result<std::vector<ledger::PostOutcome>> outcome_of(PendingPost& p);
@@ -211,6 +230,9 @@ class StreamProcessor {
   std::vector<bus::StoredRecord> records_;
   std::map<std::int32_t, PartitionState> partitions_;
   std::unique_ptr<PendingPost> pending_;
+  // A chunk whose verdicts were applied, for the next poll() to reuse.
+  std::unique_ptr<PendingPost> spare_;
+  model::Event event_;  // poll()'s parsed record, reused
   Status broken_ = ok_status();
   ProcessorStats stats_;
 };

@@ -30,20 +30,29 @@ Result<Minor> event_fee(const Merchant& merchant, EventType type, Minor amount) 
 
 Result<Journal> event_journal(const Event& ev, const Merchant& merchant, Date batch_date,
                               Date settle_date, bool late) {
-  SETTLE_ASSIGN_OR_RETURN(const Minor fee, event_fee(merchant, ev.type, ev.amount));
   Journal j;
-  j.merchant_id = ev.merchant_id;
-  j.ref = ev.event_id.str();
+  SETTLE_TRY(assign_event_journal(j, ev, merchant, batch_date, settle_date, late));
+  return j;
+}
+
+Status assign_event_journal(Journal& j, const Event& ev, const Merchant& merchant, Date batch_date,
+                            Date settle_date, bool late) {
+  SETTLE_ASSIGN_OR_RETURN(const Minor fee, event_fee(merchant, ev.type, ev.amount));
+  j.merchant_id.assign(ev.merchant_id.view());
+  j.ref.assign(ev.event_id.view());
   j.kind = model::journal_kind_of(ev.type);
-  j.currency = ev.currency;
+  j.currency.assign(ev.currency);
   j.batch_date = batch_date;
   j.settle_date = settle_date;
   j.late = late;
   j.occurred_at = ev.occurred_at;
   j.amount = ev.amount;
   j.fee = fee;
-  j.digest = model::digest_of(model::canonical_event_json(ev));
-  j.metadata_json = model::metadata_json(ev);
+  j.digest = model::canonical_digest(ev);
+  model::assign_metadata_json(j.metadata_json, ev);
+  j.trace_id.clear();
+  j.legs = {};
+  j.leg_count = 0;
   const Minor a = ev.amount;
   switch (ev.type) {
     case EventType::kCapture:
@@ -71,7 +80,7 @@ Result<Journal> event_journal(const Event& ev, const Merchant& merchant, Date ba
     }
   }
   SETTLE_ASSERT(j.leg_sum() == 0, "an event journal must balance");
-  return j;
+  return ok_status();
 }
 
 Status add_to_totals(ControlTotals& totals, EventType type, Minor amount, Minor fee) {

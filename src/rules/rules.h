@@ -37,6 +37,10 @@ Result<Minor> event_fee(const Merchant& merchant, EventType type, Minor amount);
 // its canonical content and legs. The legs always sum to zero.
 Result<Journal> event_journal(const Event& event, const Merchant& merchant, Date batch_date,
                               Date settle_date, bool late);
+// The same, written over `journal` (every field; its trace_id is cleared),
+// reusing its strings' buffers. On an error `journal` is partly written.
+Status assign_event_journal(Journal& journal, const Event& event, const Merchant& merchant,
+                            Date batch_date, Date settle_date, bool late);
 
 // Adds one event's amount and fee to a batch's control totals; kOverflow if a
 // sum leaves int64.

@@ -102,6 +102,35 @@ TEST(EventJson, ValidEventParsesEveryField) {
   EXPECT_EQ(e.metadata[1], (std::pair<std::string, std::string>{"order", "42"}));
 }
 
+TEST(EventJson, ParseIntoAReusedEventLeavesNothingOfThePreviousOne) {
+  EventParser parser;
+  Event e;
+  Fields first;
+  first.event_id = quoted("a-rather-long-event-id-that-needs-the-heap");
+  first.type = R"("refund")";
+  first.metadata = R"({"order":"42"})";
+  ASSERT_TRUE(parser.parse_into(first.json(), e).ok());
+  ASSERT_EQ(e.metadata.size(), 1u);
+
+  Fields second;
+  second.currency = R"("EUR")";
+  second.occurred_at = R"("2026-11-23T18:00:00Z")";
+  ASSERT_TRUE(parser.parse_into(second.json(), e).ok());
+  EXPECT_EQ(e.event_id, EventId("evt-1"));
+  EXPECT_EQ(e.type, EventType::kCapture);
+  EXPECT_EQ(e.currency, "EUR");
+  EXPECT_TRUE(e.metadata.empty()) << "the first event's metadata leaked into the second";
+  EXPECT_EQ(canonical_event_json(e), canonical_event_json(parse_ok(second.json())));
+
+  // A failed parse into it reports the error; a good one after it is whole.
+  Fields missing;
+  missing.type.clear();
+  EXPECT_FALSE(parser.parse_into(missing.json(), e).ok());
+  ASSERT_TRUE(parser.parse_into(first.json(), e).ok());
+  EXPECT_EQ(canonical_event_json(e), canonical_event_json(parse_ok(first.json())));
+  EXPECT_EQ(canonical_digest(e), digest_of(canonical_event_json(e)));
+}
+
 TEST(EventJson, EveryTypeNameParses) {
   const std::pair<const char*, EventType> types[] = {
       {"capture", EventType::kCapture},

@@ -78,6 +78,37 @@ TEST(EventJournal, CaptureDebitsClearingAndCreditsPayableNetAndFees) {
   EXPECT_EQ(j.kind, JournalKind::kCapture);
 }
 
+TEST(EventJournal, AssignedOverAnEarlierJournalItEqualsAFreshOne) {
+  // A capture with three legs, metadata and a trace, then an adjustment
+  // (two legs, no metadata) written over it: nothing of the first remains.
+  Event capture = event(EventType::kCapture, 10000, "an-event-id-long-enough-for-the-heap");
+  capture.metadata = {{"order", "42"}};
+  Journal reused = journal_ok(capture, merchant_with_fees());
+  reused.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  ASSERT_EQ(reused.leg_count, 3);
+
+  const Event adjustment = event(EventType::kAdjustment, -500, "e2");
+  ASSERT_TRUE(assign_event_journal(reused, adjustment, merchant_with_fees(), Date{k20261123 + 1},
+                                   Date{k20261123 + 2}, true)
+                  .ok());
+  const Result<Journal> fresh =
+      event_journal(adjustment, merchant_with_fees(), Date{k20261123 + 1}, Date{k20261123 + 2}, true);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(reused.ref, fresh->ref);
+  EXPECT_EQ(reused.kind, JournalKind::kAdjustment);
+  EXPECT_EQ(reused.batch_date, fresh->batch_date);
+  EXPECT_EQ(reused.settle_date, fresh->settle_date);
+  EXPECT_TRUE(reused.late);
+  EXPECT_EQ(reused.amount, -500);
+  EXPECT_EQ(reused.fee, fresh->fee);
+  EXPECT_EQ(reused.digest, fresh->digest);
+  EXPECT_EQ(reused.metadata_json, "");
+  EXPECT_EQ(reused.trace_id, "");
+  EXPECT_EQ(reused.leg_count, 2);
+  EXPECT_EQ(legs_of(reused), legs_of(*fresh));
+  EXPECT_EQ(sum_of(reused), 0);
+}
+
 TEST(EventJournal, RefundCreditsClearingAndDebitsPayableAmountPlusFee) {
   // A = 5000, F = 25: clearing -5000, payable +(5000 + 25), fees -25.
   const Journal j = journal_ok(event(EventType::kRefund, 5000), merchant_with_fees());
