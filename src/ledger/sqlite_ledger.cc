@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,11 +14,13 @@
 #include <cerrno>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -308,8 +311,8 @@ struct SettlingDelta {
   __int128 fees = 0;
 };
 
-// The WAL size at which a commit checkpoints (see open()).
-constexpr std::int64_t kCheckpointWalBytes = std::int64_t{256} << 20;
+// The checkpointer thread's nice value (see start_checkpointer()).
+constexpr int kCheckpointerNice = 10;
 
 // Rows per multi-row INSERT. One statement per row costs about a quarter
 // more per journal (statement start, cursors opened and closed).
@@ -376,7 +379,131 @@ struct SqliteLedger::Impl {
   std::vector<std::uint32_t> to_insert;
   std::array<RowText, kInsertChunk> texts;
 
+  // Checkpoints (see start_checkpointer()).
+  struct Checkpointer {
+    sqlite3* db = nullptr;  // the thread's own connection
+    std::thread thread;
+    std::mutex m;  // guards stop and wanted
+    std::condition_variable cv;
+    bool stop = false;
+    bool wanted = false;
+    // WAL lengths in frames: the writer's own checkpoint, and a growth that
+    // wakes the thread. Written by open(), then read by the WAL hook.
+    int writer_frames = 0;
+    int background_frames = 0;
+    int woken_at = 0;  // WAL length at the last wake-up (the hook's, under mu)
+    std::atomic<std::uint64_t> runs{0};  // background checkpoints that completed
+  } ckpt;
+
+  // Checkpointing. A commit appends the pages it changed to the WAL; a
+  // checkpoint copies the latest version of each back into the database
+  // (and fsyncs it). Random event ids touch pages all over the journals'
+  // unique index, so one commit of 20,000 journals into a large ledger
+  // writes tens of megabytes, most of them pages that the next commits write
+  // again. SQLite's default, a checkpoint by the writer whenever the WAL
+  // passes 1000 pages, copied every commit's pages and took as long as the
+  // inserts. Here:
+  // - a thread with its own connection copies what has been committed
+  //   whenever the WAL has grown by options.background_checkpoint_bytes.
+  //   Its checkpoints are PASSIVE: the writer never waits for them, and they
+  //   copy only frames no reader still needs.
+  // - the writer checkpoints itself after a commit that leaves the WAL
+  //   longer than options.checkpoint_wal_bytes (what SQLite's autocheckpoint
+  //   does), copying what the thread has not yet. Its next transaction then
+  //   writes the WAL from its beginning again, which bounds the file's size:
+  //   a WAL of hundreds of megabytes took 0.1-0.2 s to delete when the ledger
+  //   closed, and stays in the page cache meanwhile.
+  // Either may find the other checkpointing and skip its turn (SQLITE_BUSY);
+  // a later commit tries again. The last connection to close copies the rest.
+  Status start_checkpointer(const SqliteLedgerOptions& options) {
+    std::int64_t page_size = 0;
+    {
+      Stmt q;
+      SETTLE_TRY(prepare(q, "PRAGMA page_size"));
+      Run r(q);
+      const int rc = r.step();
+      if (rc != SQLITE_ROW) return sql_fail(rc, "open: read page size");
+      page_size = std::max<std::int64_t>(r.int64_at(0), 512);
+    }
+    const auto frames = [&](std::int64_t bytes) {
+      return static_cast<int>(std::clamp<std::int64_t>(bytes / page_size, 1, INT_MAX));
+    };
+    ckpt.writer_frames = frames(options.checkpoint_wal_bytes);
+    ckpt.background_frames = frames(options.background_checkpoint_bytes);
+
+    const std::string file = sqlite3_db_filename(db, "main");
+    const int rc = sqlite3_open_v2(file.c_str(), &ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      return fail(ErrorCode::kIo, "open", fmt::format("checkpointer connection: sqlite: {}",
+                                                      ckpt.db != nullptr ? sqlite3_errmsg(ckpt.db) : sqlite3_errstr(rc)));
+    }
+    // A connection learns that the file is in WAL mode on its first read.
+    if (sqlite3_exec(ckpt.db, "SELECT count(*) FROM sqlite_schema", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return fail(ErrorCode::kIo, "open", fmt::format("checkpointer connection: sqlite: {}", sqlite3_errmsg(ckpt.db)));
+    }
+    // Replaces SQLite's autocheckpoint hook.
+    sqlite3_wal_hook(db, &Impl::on_wal_commit, this);
+    ckpt.thread = std::thread([this] { run_checkpointer(); });
+    return ok_status();
+  }
+
+  // After each commit of the writer's connection (under mu), with the WAL's
+  // length in frames.
+  static int on_wal_commit(void* arg, sqlite3* writer, const char* schema, int frames) {
+    Checkpointer& c = static_cast<Impl*>(arg)->ckpt;
+    if (frames < c.woken_at) c.woken_at = 0;  // the WAL started over
+    if (frames >= c.writer_frames) {
+      // Errors are the next commit's to retry, as with SQLite's own hook.
+      (void)sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      c.woken_at = 0;
+    } else if (frames - c.woken_at >= c.background_frames) {
+      c.woken_at = frames;
+      {
+        std::lock_guard lock(c.m);
+        c.wanted = true;
+      }
+      c.cv.notify_one();
+    }
+    return SQLITE_OK;
+  }
+
+  void run_checkpointer() {
+    pthread_setname_np(pthread_self(), "ledger-ckpt");
+    // Its copies can wait; the writer (the critical path of a settle) cannot.
+    // Best effort, like the ingest thread's (no privilege needed to lower).
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kCheckpointerNice);
+    std::unique_lock lock(ckpt.m);
+    for (;;) {
+      ckpt.cv.wait(lock, [&] { return ckpt.stop || ckpt.wanted; });
+      if (ckpt.stop) return;
+      ckpt.wanted = false;
+      lock.unlock();
+      // Failures (SQLITE_BUSY while the writer checkpoints) are left to the
+      // next wake-up or to the writer's own checkpoint.
+      if (sqlite3_wal_checkpoint_v2(ckpt.db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr) == SQLITE_OK) {
+        ckpt.runs.fetch_add(1, std::memory_order_relaxed);
+      }
+      lock.lock();
+    }
+  }
+
+  void stop_checkpointer() {
+    if (ckpt.thread.joinable()) {
+      {
+        std::lock_guard lock(ckpt.m);
+        ckpt.stop = true;
+      }
+      ckpt.cv.notify_one();
+      ckpt.thread.join();
+    }
+    // Before the writer's connection: the last to close checkpoints the rest
+    // and deletes the WAL.
+    if (ckpt.db != nullptr) sqlite3_close_v2(ckpt.db);
+    ckpt.db = nullptr;
+  }
+
   ~Impl() {
+    stop_checkpointer();
     if (wal_fd >= 0) ::close(wal_fd);
     // close_v2: the connection goes away once the cached statements (members,
     // finalized after this body) are.
@@ -1298,6 +1425,11 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const SqliteLedgerOptio
     return make_error(ErrorCode::kInvalidArgument,
                       fmt::format("ledger {}: cache_kib must be > 0", path));
   }
+  if (options.background_checkpoint_bytes <= 0 || options.checkpoint_wal_bytes < options.background_checkpoint_bytes) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("ledger {}: checkpoint sizes must be > 0, background_checkpoint_bytes "
+                                  "at most checkpoint_wal_bytes", path));
+  }
   // Memory statistics (sqlite3_memory_used()) take a global mutex on every
   // allocation SQLite makes, several per inserted row; the ledger does not
   // read them. This must precede SQLite's initialization: when another part
@@ -1343,25 +1475,12 @@ Result<std::unique_ptr<SqliteLedger>> SqliteLedger::open(const SqliteLedgerOptio
   SETTLE_TRY(impl->exec("PRAGMA temp_store = MEMORY", "open"));
   SETTLE_TRY(impl->ensure_schema());
   SETTLE_TRY(impl->prepare_all());
-  // A commit appends the pages it changed to the WAL; a checkpoint copies the
-  // latest version of each back into the database and fsyncs both files.
-  // Random event ids touch pages all over the journals' unique index, so one
-  // commit of 20,000 journals into a large ledger writes tens of megabytes,
-  // most of them pages that the next commits write again. SQLite's default,
-  // a checkpoint whenever the WAL passes 1000 pages, copied (and fsynced)
-  // every commit's pages and took as long as the inserts; checkpointing every
-  // kCheckpointWalBytes copies each page once per checkpoint instead. The WAL
-  // grows to about that size (and goes when the last connection closes).
-  {
-    Stmt q;
-    SETTLE_TRY(impl->prepare(q, "PRAGMA page_size"));
-    Run r(q);
-    const int step = r.step();
-    if (step != SQLITE_ROW) return impl->sql_fail(step, "open: read page size");
-    const std::int64_t pages = kCheckpointWalBytes / std::max<std::int64_t>(r.int64_at(0), 512);
-    SETTLE_TRY(impl->exec(fmt::format("PRAGMA wal_autocheckpoint = {}", pages).c_str(), "open"));
-  }
+  SETTLE_TRY(impl->start_checkpointer(options));
   return std::unique_ptr<SqliteLedger>(new SqliteLedger(std::move(impl)));
+}
+
+std::uint64_t SqliteLedger::background_checkpoints() const {
+  return impl_->ckpt.runs.load(std::memory_order_relaxed);
 }
 
 Result<std::vector<PostOutcome>> SqliteLedger::post(std::span<const Journal> journals,

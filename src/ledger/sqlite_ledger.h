@@ -34,13 +34,21 @@ enum class Synchronous : std::uint8_t {
 
 struct SqliteLedgerOptions {
   // The database file; created, with its schema, when absent. Its directory
-  // must exist. SQLite keeps "-wal" (up to about 256 MiB between checkpoints)
+  // must exist. SQLite keeps "-wal" (about checkpoint_wal_bytes, see below)
   // and "-shm" files beside it.
   std::filesystem::path path;
   Synchronous synchronous = Synchronous::kFull;
   // Page cache of the connection. The journals' unique index is written in
   // random key order; keeping it in cache is what keeps ingest fast.
   std::int64_t cache_kib = 262144;
+  // Checkpoints (copies of the WAL into the database): a thread of the ledger
+  // runs one, on its own connection and without blocking writes, whenever the
+  // WAL has grown by background_checkpoint_bytes; a commit that leaves the
+  // WAL longer than checkpoint_wal_bytes runs one itself, after which the WAL
+  // is written from its beginning again. 24 and 64 MiB against a single
+  // checkpoint per 256 MiB: 6% less time for a 1M-event settle.
+  std::int64_t background_checkpoint_bytes = std::int64_t{24} << 20;
+  std::int64_t checkpoint_wal_bytes = std::int64_t{64} << 20;
 };
 
 class SqliteLedger final : public Ledger {
@@ -58,6 +66,9 @@ class SqliteLedger final : public Ledger {
 
   // The schema, exactly as in src/ledger/schema_sqlite.sql.
   static std::string_view schema_sql();
+
+  // Checkpoints the ledger's thread has completed (see SqliteLedgerOptions).
+  std::uint64_t background_checkpoints() const;
 
   ~SqliteLedger() override;
   SqliteLedger(const SqliteLedger&) = delete;

@@ -3,11 +3,14 @@
 // sees, its in-memory caches surviving a failed transaction).
 #include "ledger/sqlite_ledger.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +20,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ledger_contract.h"
@@ -305,6 +309,11 @@ TEST_F(SqliteLedgerTest, AMissingDirectoryIsAnIoErrorAndBadOptionsAreRefused) {
   options_.path = dir_ / "ledger.db";
   options_.cache_kib = 0;
   EXPECT_EQ(SqliteLedger::open(options_).error().code, ErrorCode::kInvalidArgument);
+  options_.cache_kib = 1024;
+  options_.background_checkpoint_bytes = options_.checkpoint_wal_bytes + 1;
+  EXPECT_EQ(SqliteLedger::open(options_).error().code, ErrorCode::kInvalidArgument);
+  options_.background_checkpoint_bytes = 0;
+  EXPECT_EQ(SqliteLedger::open(options_).error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST_F(SqliteLedgerTest, SqlUsersSeeOnePostingPerLegAndBalancesThatMatchThem) {
@@ -412,6 +421,42 @@ TEST_F(SqliteLedgerTest, TwoLedgersOnOneFileSeeEachOthersCommits) {
   EXPECT_EQ(tb->at(0).debits, 200);
 }
 
+// Without the writer's own checkpoint the WAL would only grow while commits
+// follow each other (the thread's checkpoints never catch up with them); with
+// it the file stays near checkpoint_wal_bytes. The thread copies meanwhile.
+TEST_F(SqliteLedgerTest, TheWalStaysNearItsCheckpointSizeAndTheThreadCheckpointsMeanwhile) {
+  options_.checkpoint_wal_bytes = std::int64_t{1} << 20;
+  options_.background_checkpoint_bytes = std::int64_t{256} << 10;
+  const fs::path wal = options_.path.string() + "-wal";
+  std::uintmax_t largest = 0;
+  std::uintmax_t written = 0;
+  {
+    auto ledger = open();
+    for (int call = 0; call < 40; ++call) {
+      std::vector<model::Journal> journals;
+      for (int i = 0; i < 500; ++i) journals.push_back(capture("m1", fmt::format("c{}-{}", call, i), 100 + i));
+      const auto before = fs::file_size(wal);
+      ASSERT_TRUE(ledger->post(journals, {}).ok());
+      const auto after = fs::file_size(wal);
+      written += after > before ? after - before : after;
+      largest = std::max(largest, after);
+    }
+    // The thread runs at a lower priority: give it time on a busy machine.
+    for (int i = 0; i < 1000 && ledger->background_checkpoints() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_GT(ledger->background_checkpoints(), 0u);
+  }
+  EXPECT_GT(written, std::uintmax_t{8} << 20) << "the test must write well past the bound it checks";
+  EXPECT_LT(largest, std::uintmax_t{4} << 20);
+  EXPECT_FALSE(fs::exists(wal)) << "the last connection to close checkpoints and deletes the WAL";
+  auto reopened = open();
+  const auto tb = must(reopened->trial_balance());
+  ASSERT_EQ(tb.size(), 1U);
+  std::int64_t expected = 0;
+  for (int i = 0; i < 500; ++i) expected += 100 + i;
+  EXPECT_EQ(tb.at(0).debits, 40 * expected);
+}
 
 TEST_F(SqliteLedgerTest, AFailureInALargeCallNamesTheJournalAndWritesNothing) {
   auto ledger = open();
