@@ -4,6 +4,7 @@
 #include "gateway/server.h"
 
 #include "gateway/bulk.h"
+#include "gateway/listener.h"
 #include "gateway/stream.h"
 
 #include <fmt/format.h>
@@ -583,9 +584,8 @@ struct Server::Impl {
   std::optional<ssl::context> tls;
   asio::io_context ioc;
   std::optional<asio::thread_pool> handlers;
-  std::optional<tcp::acceptor> acceptor;
+  Listener listener{ioc};
   std::vector<std::thread> threads;
-  std::uint16_t port = 0;
   bool running = false;
 
   Impl(bus::Bus& b, ledger::Ledger& l, idempotency::Store& s, ServerOptions o)
@@ -593,20 +593,14 @@ struct Server::Impl {
     shared.options = std::move(o);
   }
 
-  void accept() {
-    acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) {
-        const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
-        const Opening opening = over ? Opening::kOverCapacity : Opening::kServe;
-        if (shared.tls != nullptr) {
-          std::make_shared<TlsDetector>(shared, opening, std::move(socket))->run();
-        } else {
-          std::make_shared<Session<PlainStream>>(shared, opening, beast::flat_buffer{}, std::move(socket))->run();
-        }
-      }
-      accept();
-    });
+  void serve(tcp::socket socket) {
+    const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
+    const Opening opening = over ? Opening::kOverCapacity : Opening::kServe;
+    if (shared.tls != nullptr) {
+      std::make_shared<TlsDetector>(shared, opening, std::move(socket))->run();
+    } else {
+      std::make_shared<Session<PlainStream>>(shared, opening, beast::flat_buffer{}, std::move(socket))->run();
+    }
   }
 };
 
@@ -638,26 +632,10 @@ Status Server::start() {
   }
   SETTLE_ASSIGN_OR_RETURN(d.api, Api::open(d.bus, d.ledger, d.store, d.shared.options.api));
   d.shared.api = d.api.get();
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(d.shared.options.host, ec);
-  if (ec) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("gateway: '{}' is not an IP address", d.shared.options.host));
-  }
-  const tcp::endpoint endpoint(address, d.shared.options.port);
-  d.acceptor.emplace(d.ioc);
-  auto bind_error = [&](std::string_view what) {
-    return make_error(ErrorCode::kUnavailable, fmt::format("gateway: cannot {} {}:{}: {}", what,
-                                                           d.shared.options.host, d.shared.options.port, ec.message()));
-  };
-  if (d.acceptor->open(endpoint.protocol(), ec); ec) return bind_error("open a socket for");
-  if (d.acceptor->set_option(asio::socket_base::reuse_address(true), ec); ec) return bind_error("configure");
-  if (d.acceptor->bind(endpoint, ec); ec) return bind_error("bind");
-  if (d.acceptor->listen(asio::socket_base::max_listen_connections, ec); ec) return bind_error("listen on");
-  d.port = d.acceptor->local_endpoint().port();
+  SETTLE_TRY(d.listener.listen("gateway", d.shared.options.host, d.shared.options.port));
   d.handlers.emplace(static_cast<std::size_t>(std::max(1, d.shared.options.handler_threads)));
   d.shared.handlers = &*d.handlers;
-  d.accept();
+  d.listener.accept([&d](tcp::socket socket) { d.serve(std::move(socket)); });
   for (int i = 0; i < std::max(1, d.shared.options.io_threads); ++i) {
     d.threads.emplace_back([&d] { d.ioc.run(); });
   }
@@ -669,10 +647,7 @@ void Server::stop() {
   Impl& d = *impl_;
   if (!d.running) return;
   d.running = false;
-  asio::post(d.ioc, [&d] {
-    beast::error_code ec;
-    d.acceptor->close(ec);
-  });
+  d.listener.close();
   // Let handlers finish what they started and the appends they queued
   // complete (their answers are posted to the loop), then stop the loop;
   // connections close when the io_context goes away.
@@ -683,7 +658,7 @@ void Server::stop() {
   d.threads.clear();
 }
 
-std::uint16_t Server::port() const { return impl_->port; }
+std::uint16_t Server::port() const { return impl_->listener.port(); }
 
 Api& Server::api() {
   SETTLE_ASSERT(impl_->api != nullptr, "Server::api() before start()");

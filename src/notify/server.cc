@@ -22,6 +22,7 @@
 #include "common/assert.h"
 #include "common/time.h"
 #include "gateway/keys.h"
+#include "gateway/listener.h"
 #include "notify/dashboard.h"
 #include "notify/feed.h"
 #include "notify/tokens.h"
@@ -602,25 +603,16 @@ struct NotifyServer::Impl {
   Shared shared;
   asio::io_context ioc;
   std::optional<asio::thread_pool> handlers;
-  std::optional<tcp::acceptor> acceptor;
+  gateway::Listener listener{ioc};
   std::vector<std::thread> threads;
   std::thread feed_thread;
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
   Status failure = ok_status();
-  std::uint16_t port = 0;
   bool running = false;
 
   explicit Impl(NotifyOptions o) : ioc(std::max(1, o.io_threads)) { shared.options = std::move(o); }
-
-  void accept() {
-    acceptor->async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
-      if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
-      if (!ec) std::make_shared<Session>(std::move(socket), shared)->run();
-      accept();
-    });
-  }
 
   void run_feed() {
     pthread_setname_np(pthread_self(), "notify-feed");
@@ -662,23 +654,10 @@ Status NotifyServer::start() {
   SETTLE_ASSERT(!d.running, "NotifyServer::start() twice");
   SETTLE_ASSIGN_OR_RETURN(d.shared.keys, gateway::KeyRing::open(*d.shared.bus));
   d.shared.token_secret = d.shared.options.token_secret.empty() ? random_token_secret() : d.shared.options.token_secret;
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(d.shared.options.host, ec);
-  if (ec) return make_error(ErrorCode::kInvalidArgument, fmt::format("notify: '{}' is not an IP address", d.shared.options.host));
-  d.acceptor.emplace(d.ioc);
-  const tcp::endpoint endpoint(address, d.shared.options.port);
-  auto bind_error = [&](std::string_view what) {
-    return make_error(ErrorCode::kUnavailable, fmt::format("notify: cannot {} {}:{}: {}", what, d.shared.options.host,
-                                                           d.shared.options.port, ec.message()));
-  };
-  if (d.acceptor->open(endpoint.protocol(), ec); ec) return bind_error("open a socket for");
-  if (d.acceptor->set_option(asio::socket_base::reuse_address(true), ec); ec) return bind_error("configure");
-  if (d.acceptor->bind(endpoint, ec); ec) return bind_error("bind");
-  if (d.acceptor->listen(asio::socket_base::max_listen_connections, ec); ec) return bind_error("listen on");
-  d.port = d.acceptor->local_endpoint().port();
+  SETTLE_TRY(d.listener.listen("notify", d.shared.options.host, d.shared.options.port));
   d.handlers.emplace(static_cast<std::size_t>(std::max(1, d.shared.options.handler_threads)));
   d.shared.handlers = &*d.handlers;
-  d.accept();
+  d.listener.accept([&d](tcp::socket socket) { std::make_shared<Session>(std::move(socket), d.shared)->run(); });
   for (int i = 0; i < std::max(1, d.shared.options.io_threads); ++i) d.threads.emplace_back([&d] { d.ioc.run(); });
   d.feed_thread = std::thread([&d] { d.run_feed(); });
   d.running = true;
@@ -695,17 +674,14 @@ void NotifyServer::stop() {
   }
   d.cv.notify_all();
   d.feed_thread.join();
-  asio::post(d.ioc, [&d] {
-    beast::error_code ec;
-    d.acceptor->close(ec);
-  });
+  d.listener.close();
   d.handlers->join();
   d.ioc.stop();
   for (auto& t : d.threads) t.join();
   d.threads.clear();
 }
 
-std::uint16_t NotifyServer::port() const { return impl_->port; }
+std::uint16_t NotifyServer::port() const { return impl_->listener.port(); }
 
 Status NotifyServer::failure() const {
   std::lock_guard lock(impl_->mu);
