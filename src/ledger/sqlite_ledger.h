@@ -10,8 +10,9 @@
 // Dates are stored as 'YYYY-MM-DD', so the ledger refuses (kInvalidArgument)
 // journals and batches dated outside the years 0001-9999.
 //
-// Thread safety: one connection, guarded by a mutex; every method may be
-// called from any thread. Several processes may open the same file (SQLite's
+// Thread safety: one connection for reads and writes, guarded by a mutex;
+// every method may be called from any thread. A second connection only
+// checkpoints, on a thread of the ledger's own (SqliteLedgerOptions). Several processes may open the same file (SQLite's
 // locking serializes their writes; a writer waits up to 5 s, then kUnavailable).
 #pragma once
 
