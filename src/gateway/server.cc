@@ -33,8 +33,12 @@ namespace websocket = beast::websocket;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 namespace ssl = asio::ssl;
-using PlainStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// Each I/O thread runs an io_context of its own, and a connection lives on
+// one of them: its handlers never run concurrently, so it needs no strand,
+// and its stream's executor is a concrete type rather than a type-erased one.
+using IoExecutor = asio::io_context::executor_type;
+using PlainStream = beast::basic_stream<tcp, IoExecutor>;
+using TlsStream = beast::ssl_stream<PlainStream>;
 
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
 // A bulk body is read and handed to the parser in pieces of this size.
@@ -546,7 +550,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 // HTTP, then hands the connection (and those bytes) to the right session.
 class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
  public:
-  TlsDetector(Shared& shared, Opening opening, tcp::socket&& socket)
+  TlsDetector(Shared& shared, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
       : stream_(std::move(socket)), shared_(shared), opening_(opening) {}
 
   void run() {
@@ -567,7 +571,7 @@ class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
   }
 
  private:
-  beast::tcp_stream stream_;
+  PlainStream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
   Opening opening_;
@@ -582,20 +586,38 @@ struct Server::Impl {
   Shared shared;
   std::unique_ptr<Api> api;
   std::optional<ssl::context> tls;
-  asio::io_context ioc;
+  // One per I/O thread; the listener accepts on the first, and connections
+  // are spread over all of them in turn.
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  // Keep each io_context's run() going while it has no connection yet.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_ioc = 0;  // touched by the listener's handler only
   std::optional<asio::thread_pool> handlers;
-  Listener listener{ioc};
+  std::optional<Listener> listener;
   std::vector<std::thread> threads;
   bool running = false;
 
   Impl(bus::Bus& b, ledger::Ledger& l, idempotency::Store& s, ServerOptions o)
-      : bus(b), ledger(l), store(s), ioc(std::max(1, o.io_threads)) {
+      : bus(b), ledger(l), store(s) {
     shared.options = std::move(o);
+    for (int i = 0; i < std::max(1, shared.options.io_threads); ++i) {
+      iocs.push_back(std::make_unique<asio::io_context>(1));  // 1: run by one thread
+      keep_running.push_back(asio::make_work_guard(*iocs.back()));
+    }
+    listener.emplace(*iocs.front());
   }
 
-  void serve(tcp::socket socket) {
+  void serve(tcp::socket accepted) {
     const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
     const Opening opening = over ? Opening::kOverCapacity : Opening::kServe;
+    // Move the connection to the next I/O thread's io_context.
+    asio::io_context& ioc = *iocs[next_ioc++ % iocs.size()];
+    beast::error_code ec;
+    const auto protocol = accepted.local_endpoint(ec).protocol();
+    if (ec) return;  // already gone
+    const auto handle = accepted.release(ec);
+    if (ec) return;
+    tcp::socket::rebind_executor<IoExecutor>::other socket(ioc, protocol, handle);
     if (shared.tls != nullptr) {
       std::make_shared<TlsDetector>(shared, opening, std::move(socket))->run();
     } else {
@@ -632,12 +654,12 @@ Status Server::start() {
   }
   SETTLE_ASSIGN_OR_RETURN(d.api, Api::open(d.bus, d.ledger, d.store, d.shared.options.api));
   d.shared.api = d.api.get();
-  SETTLE_TRY(d.listener.listen("gateway", d.shared.options.host, d.shared.options.port));
+  SETTLE_TRY(d.listener->listen("gateway", d.shared.options.host, d.shared.options.port));
   d.handlers.emplace(static_cast<std::size_t>(std::max(1, d.shared.options.handler_threads)));
   d.shared.handlers = &*d.handlers;
-  d.listener.accept([&d](tcp::socket socket) { d.serve(std::move(socket)); });
-  for (int i = 0; i < std::max(1, d.shared.options.io_threads); ++i) {
-    d.threads.emplace_back([&d] { d.ioc.run(); });
+  d.listener->accept([&d](tcp::socket socket) { d.serve(std::move(socket)); });
+  for (auto& ioc : d.iocs) {
+    d.threads.emplace_back([&ioc = *ioc] { ioc.run(); });
   }
   d.running = true;
   return ok_status();
@@ -647,18 +669,18 @@ void Server::stop() {
   Impl& d = *impl_;
   if (!d.running) return;
   d.running = false;
-  d.listener.close();
+  d.listener->close();
   // Let handlers finish what they started and the appends they queued
   // complete (their answers are posted to the loop), then stop the loop;
   // connections close when the io_context goes away.
   d.handlers->join();
   d.api->drain_appends();
-  d.ioc.stop();
+  for (auto& ioc : d.iocs) ioc->stop();
   for (auto& t : d.threads) t.join();
   d.threads.clear();
 }
 
-std::uint16_t Server::port() const { return impl_->listener.port(); }
+std::uint16_t Server::port() const { return impl_->listener->port(); }
 
 Api& Server::api() {
   SETTLE_ASSERT(impl_->api != nullptr, "Server::api() before start()");

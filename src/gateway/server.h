@@ -25,7 +25,8 @@ namespace settle::gateway {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;  // 0: any free port (see Server::port())
-  // Threads that run Asio's event loop (socket reads and writes).
+  // Threads that run Asio's event loop (socket reads and writes). Each runs
+  // an io_context of its own; connections are spread over them in turn.
   int io_threads = 2;
   // Threads that run request handlers (bus appends, ledger queries). More lets
   // more single-event requests wait on their fsync at once.
