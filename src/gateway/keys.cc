@@ -66,9 +66,14 @@ Result<KeyInfo> parse_record(std::string_view hash, std::string_view json) {
 std::string_view scope_name(Scope scope) { return scope == Scope::kAdmin ? "admin" : "merchant"; }
 
 std::string sha256_hex(std::string_view bytes) {
+  // Fetched once: with EVP_sha256() OpenSSL 3 looks the implementation up in
+  // its provider store (a lock and a search) on every digest, which cost more
+  // than hashing the key of every request.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  SETTLE_ASSERT(sha256 != nullptr, "EVP_MD_fetch(SHA256) failed");
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  const int rc = EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  const int rc = EVP_Digest(bytes.data(), bytes.size(), digest, &len, sha256, nullptr);
   SETTLE_ASSERT(rc == 1, "EVP_Digest(sha256) failed");
   return hex(digest, len);
 }
