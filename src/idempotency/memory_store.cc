@@ -6,21 +6,24 @@
 namespace settle::idempotency {
 namespace {
 
-// Sweep pacing. A sweep step looks at kSweepBuckets buckets of each of a
-// shard's tables. While steps find expired entries, a step runs every
-// kSweepEveryOpsMin operations on the shard: four buckets an operation, so
-// with the maps' load factor at most 1 a full pass over a shard takes fewer
-// operations than it has entries, and what expired is gone within a bounded
-// number of inserts. A step that finds nothing doubles the interval, up to
-// kSweepEveryOpsMax, so a shard of live entries pays almost nothing (the step
-// costs a cache miss per entry it looks at); sparse garbage, below about one
-// entry in kSweepBuckets, is what may linger, a small fraction of the shard.
+// Sweep pacing. A sweep step looks at kSweepSlots slots of each of a shard's
+// tables. While steps find expired entries, a step runs every
+// kSweepEveryOpsMin operations on the shard: four slots an operation, so with
+// the tables' load factor above 1/4 (FlatTable doubles at 7/10) a full pass
+// over a shard takes fewer operations than it has entries, and what expired
+// is gone within a bounded number of inserts. A step that finds nothing
+// doubles the interval, up to kSweepEveryOpsMax, so a shard of live entries
+// pays almost nothing (the step costs a cache miss per entry it looks at);
+// sparse garbage, below about one entry in kSweepSlots, is what may linger, a
+// small fraction of the shard.
 constexpr std::uint32_t kSweepEveryOpsMin = 16;
 constexpr std::uint32_t kSweepEveryOpsMax = 1024;
-constexpr std::size_t kSweepBuckets = 64;
+constexpr std::size_t kSweepSlots = 64;
 // When the store is full, an insert first sweeps this much of its shard, so a
 // full store of expired keys frees room without waiting for the paced sweep.
-constexpr std::size_t kFullSweepBuckets = 4096;
+constexpr std::size_t kFullSweepSlots = 4096;
+
+std::uint64_t hash_of(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
 // Longer ttls are clamped so that now + ttl cannot overflow the clock's
 // nanosecond range (about 292 years); nobody needs a dedup key for a century.
@@ -50,17 +53,17 @@ MemoryStore::MemoryStore(MemoryStoreOptions options)
   for (Shard& shard : shards_) shard.sweep_every_ops = kSweepEveryOpsMin;
 }
 
-MemoryStore::Shard& MemoryStore::shard_for(std::string_view key) {
-  // The high half picks the shard, so that the choice of shard and the map's
-  // choice of bucket (the whole hash modulo a prime) stay independent.
-  const std::size_t h = KeyHash{}(key);
-  return shards_[(h >> 32) % shards_.size()];
+MemoryStore::Shard& MemoryStore::shard_for(std::uint64_t hash) {
+  // The high half picks the shard, so that the choice of shard and the
+  // table's choice of slot (the low bits) stay independent.
+  return shards_[(hash >> 32) % shards_.size()];
 }
 
 Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_view value,
                                               std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "put_if_absent"));
-  Shard& shard = shard_for(key);
+  const std::uint64_t h = hash_of(key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   // Read under the lock so that time only moves forward in the order the
   // shard serializes operations.
@@ -68,142 +71,143 @@ Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_
   pay_sweep_share(shard, now);
 
   auto& map = shard.values.map;
-  if (auto it = map.find(key); it != map.end()) {
-    if (it->second.expires_at > now) return PutOutcome{false, it->second.value};
+  if (const std::size_t at = map.find(key, h); at != map.npos) {
+    ValueEntry& e = map.at(at);
+    if (e.expires_at > now) return PutOutcome{false, e.value};
     // Expired: reuse the node; the number of entries does not change.
-    it->second.value.assign(value);
-    it->second.expires_at = deadline(now, ttl);
+    e.value.assign(value);
+    e.expires_at = deadline(now, ttl);
     return PutOutcome{true, {}};
   }
   SETTLE_TRY(reserve_entry(shard, now));
-  map.emplace(std::string(key), ValueEntry{std::string(value), deadline(now, ttl)});
+  map.insert(key, h, ValueEntry{std::string(value), deadline(now, ttl)});
   return PutOutcome{true, {}};
 }
 
 Result<std::optional<std::string>> MemoryStore::get(std::string_view key) {
-  Shard& shard = shard_for(key);
+  const std::uint64_t h = hash_of(key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
 
   auto& map = shard.values.map;
-  auto it = map.find(key);
-  if (it == map.end()) return std::optional<std::string>();
-  if (it->second.expires_at <= now) {
-    erase_entry(shard.values, it);
+  const std::size_t at = map.find(key, h);
+  if (at == map.npos) return std::optional<std::string>();
+  if (map.at(at).expires_at <= now) {
+    erase_entry(shard.values, at);
     return std::optional<std::string>();
   }
-  return std::optional<std::string>(it->second.value);
+  return std::optional<std::string>(map.at(at).value);
 }
 
 Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view expected) {
-  Shard& shard = shard_for(key);
+  const std::uint64_t h = hash_of(key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
 
   auto& map = shard.values.map;
-  auto it = map.find(key);
-  if (it == map.end()) return false;
-  const bool live = it->second.expires_at > now;
-  const bool equal = live && it->second.value == expected;
-  if (!live || equal) erase_entry(shard.values, it);
+  const std::size_t at = map.find(key, h);
+  if (at == map.npos) return false;
+  const bool live = map.at(at).expires_at > now;
+  const bool equal = live && map.at(at).value == expected;
+  if (!live || equal) erase_entry(shard.values, at);
   return equal;
 }
 
 Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
                                                    std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "try_lock"));
-  Shard& shard = shard_for(key);
+  const std::uint64_t h = hash_of(key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
 
   auto& map = shard.leases.map;
-  auto it = map.find(key);
-  if (it != map.end() && it->second.expires_at > now) return std::optional<Lease>();
-  if (it == map.end()) {
+  std::size_t at = map.find(key, h);
+  if (at != map.npos && map.at(at).expires_at > now) return std::optional<Lease>();
+  if (at == map.npos) {
     SETTLE_TRY(reserve_entry(shard, now));
-    it = map.emplace(std::string(key), LeaseEntry{}).first;
+    at = map.insert(key, h, LeaseEntry{});
   }
   // Drawn under the shard lock: grants of one key are ordered by the lock, and
   // grants of different keys by the counter itself.
   const std::uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
-  it->second = LeaseEntry{token, deadline(now, ttl)};
+  map.at(at) = LeaseEntry{token, deadline(now, ttl)};
   return std::optional<Lease>(Lease{std::string(key), token});
 }
 
 Result<bool> MemoryStore::extend(const Lease& lease, std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "extend"));
-  Shard& shard = shard_for(lease.key);
+  const std::uint64_t h = hash_of(lease.key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
 
   auto& map = shard.leases.map;
-  auto it = map.find(lease.key);
-  if (it == map.end()) return false;
-  if (it->second.expires_at <= now) {
+  const std::size_t at = map.find(lease.key, h);
+  if (at == map.npos) return false;
+  if (map.at(at).expires_at <= now) {
     // Lapsed: the holder lost it even if nobody took it since.
-    erase_entry(shard.leases, it);
+    erase_entry(shard.leases, at);
     return false;
   }
-  if (it->second.token != lease.token) return false;
-  it->second.expires_at = deadline(now, ttl);
+  if (map.at(at).token != lease.token) return false;
+  map.at(at).expires_at = deadline(now, ttl);
   return true;
 }
 
 Result<bool> MemoryStore::unlock(const Lease& lease) {
-  Shard& shard = shard_for(lease.key);
+  const std::uint64_t h = hash_of(lease.key);
+  Shard& shard = shard_for(h);
   std::lock_guard lock(shard.mu);
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
 
   auto& map = shard.leases.map;
-  auto it = map.find(lease.key);
-  if (it == map.end()) return false;
-  const bool live = it->second.expires_at > now;
-  const bool held = live && it->second.token == lease.token;
-  if (!live || held) erase_entry(shard.leases, it);
+  const std::size_t at = map.find(lease.key, h);
+  if (at == map.npos) return false;
+  const bool live = map.at(at).expires_at > now;
+  const bool held = live && map.at(at).token == lease.token;
+  if (!live || held) erase_entry(shard.leases, at);
   return held;
 }
 
 void MemoryStore::pay_sweep_share(Shard& shard, TimePoint now) {
   if (++shard.ops_since_sweep < shard.sweep_every_ops) return;
   shard.ops_since_sweep = 0;
-  const bool found = sweep(shard, now, kSweepBuckets) > 0;
+  const bool found = sweep(shard, now, kSweepSlots) > 0;
   shard.sweep_every_ops =
       found ? kSweepEveryOpsMin : std::min(shard.sweep_every_ops * 2, kSweepEveryOpsMax);
 }
 
-std::size_t MemoryStore::sweep(Shard& shard, TimePoint now, std::size_t buckets) {
-  return sweep_table(shard.values, now, buckets) + sweep_table(shard.leases, now, buckets);
+std::size_t MemoryStore::sweep(Shard& shard, TimePoint now, std::size_t slots) {
+  return sweep_table(shard.values, now, slots) + sweep_table(shard.leases, now, slots);
 }
 
 template <typename Entry>
-std::size_t MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::size_t buckets) {
+std::size_t MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::size_t slots) {
   auto& map = table.map;
-  if (map.empty()) return 0;
-  // The cursor is a bucket index, not an iterator, so it survives rehashing;
-  // after a rehash a pass may miss some entries, which the next pass finds.
-  const std::size_t bucket_count = map.bucket_count();
-  const std::size_t steps = std::min(buckets, bucket_count);
+  if (map.size() == 0) return 0;
+  // The cursor is a slot index, so it survives growth; after the table grows
+  // or entries shift back past the cursor a pass may miss some entries, which
+  // the next pass finds.
+  const std::size_t capacity = map.capacity();
+  const std::size_t steps = std::min(slots, capacity);
   std::size_t erased = 0;
   for (std::size_t i = 0; i < steps; ++i) {
-    const std::size_t b = table.sweep_cursor % bucket_count;
-    table.sweep_cursor = b + 1;
-    for (auto lit = map.begin(b); lit != map.end(b);) {
-      if (lit->second.expires_at > now) {
-        ++lit;
-        continue;
-      }
-      // A local iterator cannot be erased through; find the node's iterator.
-      // Erasing it leaves iterators to other nodes, lit included, valid.
-      auto victim = map.find(lit->first);
-      ++lit;
-      erase_entry(table, victim);
+    const std::size_t at = table.sweep_cursor % capacity;
+    if (map.occupied(at) && map.at(at).expires_at <= now) {
+      // The entry that shifts into this slot is looked at next.
+      erase_entry(table, at);
       ++erased;
+      continue;
     }
+    table.sweep_cursor = at + 1;
   }
   return erased;
 }
@@ -213,7 +217,7 @@ Status MemoryStore::reserve_entry(Shard& shard, TimePoint now) {
   // holds exactly without a store-wide lock.
   if (entries_.fetch_add(1, std::memory_order_relaxed) < max_entries_) return ok_status();
   entries_.fetch_sub(1, std::memory_order_relaxed);
-  sweep(shard, now, kFullSweepBuckets);
+  sweep(shard, now, kFullSweepSlots);
   if (entries_.fetch_add(1, std::memory_order_relaxed) < max_entries_) return ok_status();
   entries_.fetch_sub(1, std::memory_order_relaxed);
   return make_error(ErrorCode::kUnavailable,
@@ -222,9 +226,9 @@ Status MemoryStore::reserve_entry(Shard& shard, TimePoint now) {
                         " entries; retry after keys expire or are deleted");
 }
 
-template <typename Entry, typename It>
-void MemoryStore::erase_entry(Table<Entry>& table, It it) {
-  table.map.erase(it);
+template <typename Entry>
+void MemoryStore::erase_entry(Table<Entry>& table, std::size_t slot) {
+  table.map.erase(slot);
   entries_.fetch_sub(1, std::memory_order_relaxed);
 }
 

@@ -26,10 +26,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "idempotency/clock.h"
+#include "idempotency/flat_table.h"
 #include "idempotency/store.h"
 
 namespace settle::idempotency {
@@ -76,18 +76,6 @@ class MemoryStore final : public Store {
  private:
   using TimePoint = std::chrono::steady_clock::time_point;
 
-  // Hashes std::string and std::string_view alike, so lookups by string_view
-  // do not allocate. Deliberately not noexcept: libstdc++ then keeps each
-  // key's hash in its node, and the sweep's bucket walk (and rehashing) reads
-  // it instead of rehashing every key it steps over, which measured twice as
-  // slow overall.
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view key) const {
-      return std::hash<std::string_view>{}(key);
-    }
-  };
-
   struct ValueEntry {
     std::string value;
     TimePoint expires_at;
@@ -99,8 +87,8 @@ class MemoryStore final : public Store {
 
   template <typename Entry>
   struct Table {
-    std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> map;
-    std::size_t sweep_cursor = 0;  // the next bucket the sweep looks at
+    FlatTable<Entry> map;
+    std::size_t sweep_cursor = 0;  // the next slot the sweep looks at
   };
 
   // Cache-line aligned so that threads working on neighbouring shards do not
@@ -113,20 +101,21 @@ class MemoryStore final : public Store {
     std::uint32_t sweep_every_ops;  // adapts to how much the last step found
   };
 
-  Shard& shard_for(std::string_view key);
+  // The shard of a key with hash `hash`.
+  Shard& shard_for(std::uint64_t hash);
 
   // Runs a sweep step every few operations; called with the shard locked.
   void pay_sweep_share(Shard& shard, TimePoint now);
-  // Drops the expired entries of up to `buckets` buckets of each table and
+  // Drops the expired entries of up to `slots` slots of each table and
   // returns how many it dropped.
-  std::size_t sweep(Shard& shard, TimePoint now, std::size_t buckets);
+  std::size_t sweep(Shard& shard, TimePoint now, std::size_t slots);
   template <typename Entry>
-  std::size_t sweep_table(Table<Entry>& table, TimePoint now, std::size_t buckets);
+  std::size_t sweep_table(Table<Entry>& table, TimePoint now, std::size_t slots);
 
   // Claims room for one new entry, or explains why there is none.
   Status reserve_entry(Shard& shard, TimePoint now);
-  template <typename Entry, typename It>
-  void erase_entry(Table<Entry>& table, It it);
+  template <typename Entry>
+  void erase_entry(Table<Entry>& table, std::size_t slot);
 
   std::vector<Shard> shards_;
   std::size_t max_entries_;

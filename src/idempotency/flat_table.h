@@ -1,0 +1,112 @@
+// FlatTable: the in-process store's hash table, from string keys to entries.
+//
+// Open addressing with linear probing over an array of slots, each holding a
+// key's full hash and a pointer to its node (key and entry). A lookup reads
+// the slots, which sit side by side, and touches a node only when the hash
+// matches; growing moves slots without touching a node. std::unordered_map
+// walks a linked list instead (bucket, previous node, node, key) and rehashes
+// by visiting every node: on this store's millions of keys each of those is a
+// cache miss, and they were most of the gateway's time in the store.
+//
+// Erasing shifts the entries that follow back (no tombstones), so a slot's
+// entry may move when another is erased. Slots are addressed by index:
+// find() and insert() return one; it stays valid until the next insert or
+// erase. Not thread safe: the store locks around it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/assert.h"
+
+namespace settle::idempotency {
+
+template <typename Entry>
+class FlatTable {
+ public:
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  // The slot holding `key` (whose hash is `hash`), or npos.
+  std::size_t find(std::string_view key, std::uint64_t hash) const {
+    if (slots_.empty()) return npos;
+    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (!s.node) return npos;
+      if (s.hash == hash && s.node->key == key) return i;
+    }
+  }
+
+  // Adds `key`, which must be absent; returns its slot.
+  std::size_t insert(std::string_view key, std::uint64_t hash, Entry entry) {
+    if ((size_ + 1) * kLoadDen > slots_.size() * kLoadNum) grow();
+    std::size_t i = hash & mask_;
+    while (slots_[i].node) i = (i + 1) & mask_;
+    slots_[i].hash = hash;
+    slots_[i].node.reset(new Node{std::string(key), std::move(entry)});
+    ++size_;
+    return i;
+  }
+
+  // Removes the entry in `slot`. Entries that probed past it move back so
+  // that every entry stays reachable from its home slot.
+  void erase(std::size_t slot) {
+    SETTLE_ASSERT(occupied(slot), "FlatTable::erase of an empty slot");
+    slots_[slot].node.reset();
+    --size_;
+    std::size_t hole = slot;
+    for (std::size_t j = (hole + 1) & mask_; slots_[j].node; j = (j + 1) & mask_) {
+      const std::size_t home = slots_[j].hash & mask_;
+      // The entry at j may fill the hole unless its home lies cyclically in
+      // (hole, j]: then it would sit before its home and not be found.
+      const bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+      if (stays) continue;
+      slots_[hole] = std::move(slots_[j]);
+      hole = j;
+    }
+  }
+
+  bool occupied(std::size_t slot) const { return static_cast<bool>(slots_[slot].node); }
+  const std::string& key_at(std::size_t slot) const { return slots_[slot].node->key; }
+  Entry& at(std::size_t slot) { return slots_[slot].node->entry; }
+  const Entry& at(std::size_t slot) const { return slots_[slot].node->entry; }
+  std::size_t size() const { return size_; }
+  // Slots, occupied or not (a power of two, or 0 before the first insert).
+  std::size_t capacity() const { return slots_.size(); }
+
+ private:
+  struct Node {
+    std::string key;
+    Entry entry;
+  };
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::unique_ptr<Node> node;  // null: empty
+  };
+  // At most 7 entries per 10 slots: probes stay short while the slots cost
+  // 23-46 bytes an entry.
+  static constexpr std::size_t kLoadNum = 7;
+  static constexpr std::size_t kLoadDen = 10;
+  static constexpr std::size_t kMinSlots = 16;
+
+  void grow() {
+    std::vector<Slot> old = std::exchange(slots_, std::vector<Slot>(slots_.empty() ? kMinSlots : slots_.size() * 2));
+    mask_ = slots_.size() - 1;
+    for (Slot& s : old) {
+      if (!s.node) continue;
+      std::size_t i = s.hash & mask_;
+      while (slots_[i].node) i = (i + 1) & mask_;
+      slots_[i] = std::move(s);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace settle::idempotency
