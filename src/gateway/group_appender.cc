@@ -5,11 +5,13 @@
 
 namespace settle::gateway {
 
-GroupAppender::GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max, AfterGroup after_group)
+GroupAppender::GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max, AfterGroup after_group,
+                             std::chrono::milliseconds linger)
     : bus_(bus),
       topic_(std::move(topic)),
       records_max_(records_max),
       after_group_(std::move(after_group)),
+      linger_(linger),
       committer_([this] { run(); }) {}
 
 GroupAppender::~GroupAppender() {
@@ -43,14 +45,22 @@ Status GroupAppender::append(std::vector<bus::Record>& records) {
 
 void GroupAppender::drain() {
   std::unique_lock lock(mu_);
+  ++draining_;
+  work_cv_.notify_all();  // a lingering committer appends at once
   idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+  --draining_;
 }
 
 void GroupAppender::run() {
   std::unique_lock lock(mu_);
+  auto last_start = std::chrono::steady_clock::now() - linger_;
   for (;;) {
     work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
+    if (linger_.count() > 0) {
+      work_cv_.wait_until(lock, last_start + linger_, [this] { return stop_ || draining_ > 0; });
+      last_start = std::chrono::steady_clock::now();
+    }
     // Take the queue (up to records_max_ records) as one group.
     std::vector<Pending> group;
     std::size_t n = 0;

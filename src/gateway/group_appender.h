@@ -15,8 +15,14 @@
 // The `after_group` hook, when given, runs there too, after the completions
 // of each group (appended or not): what the completions noted about the
 // group can be handled there once per group.
+//
+// With a `linger`, the committer starts an append at most once per linger:
+// what arrives meanwhile waits and joins the next group. Fewer, larger
+// appends (fewer fsyncs) for records whose callers can wait that long; a stop
+// or drain() does not wait for it.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -38,7 +44,8 @@ class GroupAppender {
 
   // One bus append carries at most `records_max` records (more when a single
   // caller brings more).
-  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384, AfterGroup after_group = {});
+  GroupAppender(bus::Bus& bus, std::string topic, std::size_t records_max = 16384, AfterGroup after_group = {},
+                std::chrono::milliseconds linger = std::chrono::milliseconds(0));
   // Appends what is queued (completions run), then stops the committer.
   ~GroupAppender();
   GroupAppender(const GroupAppender&) = delete;
@@ -64,12 +71,14 @@ class GroupAppender {
   const std::string topic_;
   const std::size_t records_max_;
   const AfterGroup after_group_;
+  const std::chrono::milliseconds linger_;
   std::mutex mu_;
   std::condition_variable work_cv_;  // the committer: something queued, or stop
   std::condition_variable idle_cv_;  // drain(): the queue ran empty
   std::deque<Pending> queue_;
   bool busy_ = false;
   bool stop_ = false;
+  int draining_ = 0;  // drain() calls waiting: the linger is skipped
   std::thread committer_;
 };
 

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "bus/file_log_bus.h"
@@ -172,6 +173,39 @@ TEST_F(GroupAppenderTest, AFailedAppendIsEveryCallersInItsGroup) {
   for (const Status& st : done.results) EXPECT_FALSE(st.ok());
   std::vector<bus::Record> more = records(1, "w");
   EXPECT_FALSE(appender.append(more).ok());  // the blocking form says the same
+}
+
+TEST_F(GroupAppenderTest, WithALingerWhatArrivesWithinItJoinsOneAppend) {
+  using namespace std::chrono_literals;
+  const auto linger = 300ms;
+  GroupAppender appender(*bus_, "events", 16384, {}, linger);
+  Completions done;
+  const auto start = std::chrono::steady_clock::now();
+  appender.append_async(records(1, "first"), done.add());
+  done.wait_for(1);  // the first append does not wait: none came before it
+  EXPECT_LT(std::chrono::steady_clock::now() - start, linger);
+  for (int i = 0; i < 5; ++i) {
+    appender.append_async(records(1, "l" + std::to_string(i)), done.add());
+    std::this_thread::sleep_for(10ms);
+  }
+  done.wait_for(6);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, linger) << "the second append waited for the linger";
+  EXPECT_EQ(bus_->appends(), 2) << "the five callers within the linger shared one append";
+  EXPECT_EQ(on_bus(), 6);
+}
+
+TEST_F(GroupAppenderTest, DrainDoesNotWaitForTheLinger) {
+  using namespace std::chrono_literals;
+  GroupAppender appender(*bus_, "events", 16384, {}, std::chrono::milliseconds(60'000));
+  Completions done;
+  appender.append_async(records(1, "a"), done.add());
+  done.wait_for(1);
+  appender.append_async(records(1, "b"), done.add());  // would wait a minute
+  const auto start = std::chrono::steady_clock::now();
+  appender.drain();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_EQ(done.count(), 2u);
+  EXPECT_EQ(on_bus(), 2);
 }
 
 }  // namespace
