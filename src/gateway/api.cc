@@ -106,7 +106,13 @@ bool is_json(std::string_view content_type) {
 
 std::string digest_hex(std::string_view bytes) {
   const model::Digest d = model::digest_of(bytes);
-  return fmt::format("{:016x}{:016x}", d.hi, d.lo);
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = kDigits[(d.hi >> (4 * (15 - i))) & 0xf];
+    out[static_cast<std::size_t>(16 + i)] = kDigits[(d.lo >> (4 * (15 - i))) & 0xf];
+  }
+  return out;
 }
 
 // Splits a JSON array into the text of its elements, without parsing them
@@ -965,6 +971,7 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
 void Api::claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
                                  std::string_view traceparent, Decided done) {
   const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
+  SETTLE_ASSERT(trace.size() == 55, "claim_and_append takes a traceparent from continue_or_start() (or none)");
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
   std::vector<std::string> canon(events.size());
   std::vector<std::string> digests(events.size());
@@ -1000,7 +1007,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         verdicts[i] = Verdict::kConflict;
         continue;
       }
-      if (in_call.contains(keys[i])) {  // twice in one call: once on the bus
+      if (events.size() > 1 && in_call.contains(keys[i])) {  // twice in one call: once on the bus
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
@@ -1016,7 +1023,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
     } else {
       claimed.push_back(i);
     }
-    in_call.insert(keys[i]);
+    if (events.size() > 1) in_call.insert(keys[i]);
     mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
     accepted.emplace_back(events[i].merchant_id.str(), events[i].event_id.str());
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
@@ -1037,7 +1044,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   events_appender_.append_async(
       std::move(records), [this, verdicts = std::move(verdicts), releases = std::move(releases),
                            mark_keys = std::move(mark_keys), accepted = std::move(accepted),
-                           trace_id = observability::trace_id_of(trace),
+                           trace_id = trace.substr(3, 32),
                            done = std::move(done)](const Status& status) mutable {
         if (!status.ok()) {
           for (const auto& [key, digest] : releases) (void)store_.delete_if_equal(key, digest);

@@ -204,7 +204,8 @@ class Api {
 
   // Claims each event's (merchant, event id) with its content digest and
   // appends the new ones to the bus in one call; the verdict per event.
-  // Every record carries `traceparent` (W3C); empty: a new trace per call.
+  // Every record carries `traceparent` (W3C), one continue_or_start() made
+  // (a client's header is not taken as is); empty: a new trace per call.
   Result<std::vector<Verdict>> claim_and_append(const std::vector<model::Event>& events, std::string_view source,
                                                 std::string_view traceparent = {});
   // The same without waiting for the bus: the claims are made (and the

@@ -35,24 +35,36 @@ std::uint64_t random64() {
 
 }  // namespace
 
-Result<TraceContext> parse_traceparent(std::string_view h) {
-  auto bad = [&](std::string_view why) {
-    return make_error(ErrorCode::kInvalidArgument, fmt::format("traceparent '{}': {}", h, why));
-  };
+namespace {
+
+// Why `h` is not a traceparent header we can continue, or null.
+const char* traceparent_problem(std::string_view h) {
   // version(2) - trace id(32) - span id(16) - flags(2)
-  if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return bad("expected 00-<32 hex>-<16 hex>-<2 hex>");
+  if (h.size() < 55 || h[2] != '-' || h[35] != '-' || h[52] != '-') return "expected 00-<32 hex>-<16 hex>-<2 hex>";
   const auto version = h.substr(0, 2);
-  if (!lower_hex(version) || version == "ff") return bad("invalid version");
-  if (version == "00" && h.size() != 55) return bad("version 00 has exactly four fields");
-  if (version != "00" && h.size() > 55 && h[55] != '-') return bad("expected '-' after the flags");
+  if (!lower_hex(version) || version == "ff") return "invalid version";
+  if (version == "00" && h.size() != 55) return "version 00 has exactly four fields";
+  if (version != "00" && h.size() > 55 && h[55] != '-') return "expected '-' after the flags";
+  const auto trace_id = h.substr(3, 32);
+  const auto span_id = h.substr(36, 16);
+  if (!lower_hex(trace_id) || all_zero(trace_id)) return "the trace id must be 32 lowercase hex digits, not all zero";
+  if (!lower_hex(span_id) || all_zero(span_id)) return "the parent id must be 16 lowercase hex digits, not all zero";
+  if (!lower_hex(h.substr(53, 2))) return "the flags must be 2 lowercase hex digits";
+  return nullptr;
+}
+
+int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
+
+}  // namespace
+
+Result<TraceContext> parse_traceparent(std::string_view h) {
+  if (const char* why = traceparent_problem(h)) {
+    return make_error(ErrorCode::kInvalidArgument, fmt::format("traceparent '{}': {}", h, why));
+  }
   TraceContext c;
   c.trace_id = std::string(h.substr(3, 32));
   c.span_id = std::string(h.substr(36, 16));
-  const auto flags = h.substr(53, 2);
-  if (!lower_hex(c.trace_id) || all_zero(c.trace_id)) return bad("the trace id must be 32 lowercase hex digits, not all zero");
-  if (!lower_hex(c.span_id) || all_zero(c.span_id)) return bad("the parent id must be 16 lowercase hex digits, not all zero");
-  if (!lower_hex(flags)) return bad("the flags must be 2 lowercase hex digits");
-  c.flags = static_cast<std::uint8_t>(std::stoi(std::string(flags), nullptr, 16));
+  c.flags = static_cast<std::uint8_t>(hex_value(h[53]) * 16 + hex_value(h[54]));
   return c;
 }
 
@@ -85,10 +97,18 @@ TraceContext child_of(const TraceContext& parent) {
 }
 
 std::string continue_or_start(std::string_view incoming) {
-  if (!incoming.empty()) {
-    if (auto parent = parse_traceparent(incoming); parent.ok()) return format_traceparent(child_of(*parent));
+  std::string out;
+  if (incoming.empty() || traceparent_problem(incoming) != nullptr) {
+    assign_new_traceparent(out);
+    return out;
   }
-  return format_traceparent(new_trace());
+  // A child span of the caller's: its trace id and flags, a new span id.
+  out.assign("00-");
+  out.append(incoming.substr(3, 32));
+  out.append("-################-");
+  put_hex64(out.data() + 36, random64() | 1);
+  out.append(incoming.substr(53, 2));
+  return out;
 }
 
 }  // namespace settle::observability

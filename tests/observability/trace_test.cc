@@ -74,6 +74,17 @@ TEST(TraceContext, ContinuesAValidTraceWithANewSpanAndStartsOneOtherwise) {
   const std::string child = observability::continue_or_start(kParent);
   EXPECT_THAT(child, StartsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
   EXPECT_NE(child, kParent);
+  auto parsed = observability::parse_traceparent(child);
+  ASSERT_TRUE(parsed.ok()) << child;
+  EXPECT_EQ(parsed->flags, 1) << "the caller's flags carry over";
+  EXPECT_EQ(observability::continue_or_start("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").substr(52),
+            "-00");
+  // A later version continues as version 00 with its first four fields.
+  const std::string from_v1 =
+      observability::continue_or_start("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more");
+  EXPECT_EQ(from_v1.size(), 55u);
+  EXPECT_THAT(from_v1, StartsWith("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+  EXPECT_TRUE(observability::parse_traceparent(from_v1).ok()) << from_v1;
   const std::string fresh = observability::continue_or_start("garbage");
   ASSERT_TRUE(observability::parse_traceparent(fresh).ok()) << fresh;
   EXPECT_NE(fresh.substr(3, 32), observability::continue_or_start("").substr(3, 32));
