@@ -926,7 +926,9 @@ void Api::post_events_async(Call& call, Respond respond) {
         out += "{\"results\":[";
         for (std::size_t i = 0; i < ids.size(); ++i) {
           if (i) out += ',';
-          out += fmt::format("{{\"index\":{},\"event_id\":\"", i);
+          out += "{\"index\":";
+          out += fmt::format_int(i).c_str();
+          out += ",\"event_id\":\"";
           model::append_json_escaped(out, ids[i]);
           out += "\",\"status\":";
           switch (verdicts[i]) {
@@ -946,7 +948,13 @@ void Api::post_events_async(Call& call, Respond respond) {
               break;
           }
         }
-        out += fmt::format("],\"accepted\":{},\"duplicates\":{},\"rejected\":{}}}", accepted, duplicates, rejected);
+        out += "],\"accepted\":";
+        out += fmt::format_int(accepted).c_str();
+        out += ",\"duplicates\":";
+        out += fmt::format_int(duplicates).c_str();
+        out += ",\"rejected\":";
+        out += fmt::format_int(rejected).c_str();
+        out += '}';
         respond(Response{202, std::move(out), {{"traceparent", traceparent}}});
       });
 }
