@@ -8,10 +8,11 @@ namespace {
 
 // Sweep pacing. A sweep step looks at kSweepSlots slots of each of a shard's
 // tables. While steps find expired entries, a step runs every
-// kSweepEveryOpsMin operations on the shard: four slots an operation, so with
-// the tables' load factor above 1/4 (FlatTable doubles at 7/10) a full pass
-// over a shard takes fewer operations than it has entries, and what expired
-// is gone within a bounded number of inserts. A step that finds nothing
+// kSweepEveryOpsMin operations on the shard: four slots an operation, so
+// while a table's load factor is above 1/4 (it is at least 0.35 after each
+// growth, until erasures thin it; FlatTable never shrinks) a full pass over a
+// shard takes fewer operations than it has entries, and what expired is gone
+// within a bounded number of inserts. A step that finds nothing
 // doubles the interval, up to kSweepEveryOpsMax, so a shard of live entries
 // pays almost nothing (the step costs a cache miss per entry it looks at);
 // sparse garbage, below about one entry in kSweepSlots, is what may linger, a
