@@ -14,7 +14,7 @@ namespace {
 // shard takes fewer operations than it has entries, and what expired is gone
 // within a bounded number of inserts. A step that finds nothing
 // doubles the interval, up to kSweepEveryOpsMax, so a shard of live entries
-// pays almost nothing (the step costs a cache miss per entry it looks at);
+// pays almost nothing (the step reads slots only, side by side);
 // sparse garbage, below about one entry in kSweepSlots, is what may linger, a
 // small fraction of the shard.
 constexpr std::uint32_t kSweepEveryOpsMin = 16;
@@ -30,9 +30,14 @@ std::uint64_t hash_of(std::string_view key) { return std::hash<std::string_view>
 // nanosecond range (about 292 years); nobody needs a dedup key for a century.
 constexpr std::chrono::milliseconds kTtlMax = std::chrono::hours(24 * 365 * 100);
 
-std::chrono::steady_clock::time_point deadline(std::chrono::steady_clock::time_point now,
-                                               std::chrono::milliseconds ttl) {
-  return now + std::min(ttl, kTtlMax);
+// A time as the tables keep it: nanoseconds on the steady clock (a slot's
+// stamp).
+std::int64_t ns(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::int64_t deadline(std::chrono::steady_clock::time_point now, std::chrono::milliseconds ttl) {
+  return ns(now + std::min(ttl, kTtlMax));
 }
 
 Status check_ttl(std::chrono::milliseconds ttl, const char* op) {
@@ -74,14 +79,14 @@ Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_
   auto& map = shard.values.map;
   if (const std::size_t at = map.find(key, h); at != map.npos) {
     ValueEntry& e = map.at(at);
-    if (e.expires_at > now) return PutOutcome{false, e.value};
+    if (map.stamp(at) > ns(now)) return PutOutcome{false, e.value};
     // Expired: reuse the node; the number of entries does not change.
     e.value.assign(value);
-    e.expires_at = deadline(now, ttl);
+    map.set_stamp(at, deadline(now, ttl));
     return PutOutcome{true, {}};
   }
   SETTLE_TRY(reserve_entry(shard, now));
-  map.insert(key, h, ValueEntry{std::string(value), deadline(now, ttl)});
+  map.insert(key, h, ValueEntry{std::string(value)}, deadline(now, ttl));
   return PutOutcome{true, {}};
 }
 
@@ -95,7 +100,7 @@ Result<std::optional<std::string>> MemoryStore::get(std::string_view key) {
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
   if (at == map.npos) return std::optional<std::string>();
-  if (map.at(at).expires_at <= now) {
+  if (map.stamp(at) <= ns(now)) {
     erase_entry(shard.values, at);
     return std::optional<std::string>();
   }
@@ -112,7 +117,7 @@ Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
   if (at == map.npos) return false;
-  const bool live = map.at(at).expires_at > now;
+  const bool live = map.stamp(at) > ns(now);
   const bool equal = live && map.at(at).value == expected;
   if (!live || equal) erase_entry(shard.values, at);
   return equal;
@@ -129,7 +134,7 @@ Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
 
   auto& map = shard.leases.map;
   std::size_t at = map.find(key, h);
-  if (at != map.npos && map.at(at).expires_at > now) return std::optional<Lease>();
+  if (at != map.npos && map.stamp(at) > ns(now)) return std::optional<Lease>();
   if (at == map.npos) {
     SETTLE_TRY(reserve_entry(shard, now));
     at = map.insert(key, h, LeaseEntry{});
@@ -137,7 +142,8 @@ Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
   // Drawn under the shard lock: grants of one key are ordered by the lock, and
   // grants of different keys by the counter itself.
   const std::uint64_t token = next_token_.fetch_add(1, std::memory_order_relaxed);
-  map.at(at) = LeaseEntry{token, deadline(now, ttl)};
+  map.at(at) = LeaseEntry{token};
+  map.set_stamp(at, deadline(now, ttl));
   return std::optional<Lease>(Lease{std::string(key), token});
 }
 
@@ -152,13 +158,13 @@ Result<bool> MemoryStore::extend(const Lease& lease, std::chrono::milliseconds t
   auto& map = shard.leases.map;
   const std::size_t at = map.find(lease.key, h);
   if (at == map.npos) return false;
-  if (map.at(at).expires_at <= now) {
+  if (map.stamp(at) <= ns(now)) {
     // Lapsed: the holder lost it even if nobody took it since.
     erase_entry(shard.leases, at);
     return false;
   }
   if (map.at(at).token != lease.token) return false;
-  map.at(at).expires_at = deadline(now, ttl);
+  map.set_stamp(at, deadline(now, ttl));
   return true;
 }
 
@@ -172,7 +178,7 @@ Result<bool> MemoryStore::unlock(const Lease& lease) {
   auto& map = shard.leases.map;
   const std::size_t at = map.find(lease.key, h);
   if (at == map.npos) return false;
-  const bool live = map.at(at).expires_at > now;
+  const bool live = map.stamp(at) > ns(now);
   const bool held = live && map.at(at).token == lease.token;
   if (!live || held) erase_entry(shard.leases, at);
   return held;
@@ -202,7 +208,7 @@ std::size_t MemoryStore::sweep_table(Table<Entry>& table, TimePoint now, std::si
   std::size_t erased = 0;
   for (std::size_t i = 0; i < steps; ++i) {
     const std::size_t at = table.sweep_cursor % capacity;
-    if (map.occupied(at) && map.at(at).expires_at <= now) {
+    if (map.occupied(at) && map.stamp(at) <= ns(now)) {
       // The entry that shifts into this slot is looked at next.
       erase_entry(table, at);
       ++erased;

@@ -1,5 +1,6 @@
-// FlatTable: lookups, growth, and erasure by shifting back, checked against a
-// std::map model under random operations with hashes forced to collide.
+// FlatTable: lookups, growth, and erasure by shifting back (stamps moving with
+// their entries), checked against a std::map model under random operations
+// with hashes forced to collide; and the huge-page allocator of its slots.
 #include "idempotency/flat_table.h"
 
 #include <gtest/gtest.h>
@@ -65,6 +66,7 @@ TEST(FlatTable, AgreesWithAMapUnderRandomOperations) {
   std::map<std::string, std::uint64_t> model;
   std::mt19937_64 rng(42);
   auto hash_of = [](const std::string& key) { return std::hash<std::string>{}(key) % 97; };
+  auto stamp_of = [](std::uint64_t v) { return static_cast<std::int64_t>(v >> 1) ^ 0x5a5a; };
   for (int op = 0; op < 200000; ++op) {
     const std::string key = "key-" + std::to_string(rng() % 3000);
     const std::uint64_t h = hash_of(key);
@@ -74,6 +76,7 @@ TEST(FlatTable, AgreesWithAMapUnderRandomOperations) {
     if (at != t.npos) {
       ASSERT_EQ(t.at(at), it->second);
       ASSERT_EQ(t.key_at(at), key);
+      ASSERT_EQ(t.stamp(at), stamp_of(it->second)) << "a stamp moves with its entry";
     }
     if (rng() % 3 == 0) {
       if (at != t.npos) {
@@ -82,7 +85,7 @@ TEST(FlatTable, AgreesWithAMapUnderRandomOperations) {
       }
     } else if (at == t.npos) {
       const std::uint64_t v = rng();
-      t.insert(key, h, v);
+      t.insert(key, h, v, stamp_of(v));
       model.emplace(key, v);
     }
     ASSERT_EQ(t.size(), model.size());
@@ -92,7 +95,40 @@ TEST(FlatTable, AgreesWithAMapUnderRandomOperations) {
     const std::size_t at = t.find(key, hash_of(key));
     ASSERT_NE(at, t.npos) << key;
     EXPECT_EQ(t.at(at), v);
+    EXPECT_EQ(t.stamp(at), stamp_of(v));
   }
+}
+
+TEST(FlatTable, SetStampChangesOnlyThatSlot) {
+  FlatTable<int> t;
+  const std::size_t a = t.insert("a", 1, 10, 100);
+  const std::size_t b = t.insert("b", 2, 20, 200);
+  t.set_stamp(a, 150);
+  EXPECT_EQ(t.stamp(a), 150);
+  EXPECT_EQ(t.stamp(b), 200);
+  EXPECT_EQ(t.at(a), 10) << "the entry is untouched";
+}
+
+TEST(HugePageAllocator, LargeArraysAreAlignedToHugePagesAndUsable) {
+  HugePageAllocator<std::uint64_t> alloc;
+  constexpr std::size_t kHuge = std::size_t{2} << 20;
+  // 3 MiB and a little: rounded up to two huge pages.
+  const std::size_t n = (3 * (std::size_t{1} << 20) + 8) / sizeof(std::uint64_t);
+  std::uint64_t* p = alloc.allocate(n);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(p) % kHuge, 0u) << "a huge page can only back an aligned range";
+  for (std::size_t i = 0; i < n; i += 512) p[i] = i;  // every page is writable
+  p[n - 1] = 7;
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < n; i += 512) sum += p[i];
+  EXPECT_GT(sum, 0u);
+  EXPECT_EQ(p[n - 1], 7u);
+  alloc.deallocate(p, n);
+
+  std::uint64_t* small = alloc.allocate(16);  // from operator new
+  small[15] = 1;
+  EXPECT_EQ(small[15], 1u);
+  alloc.deallocate(small, 16);
 }
 
 }  // namespace
