@@ -28,11 +28,17 @@ void GroupAppender::append_async(std::vector<bus::Record> records, Done done) {
     done(ok_status());
     return;
   }
+  bool first = false;
   {
     std::lock_guard lock(mu_);
+    first = queue_.empty();
     queue_.push_back(Pending{std::move(records), std::move(done)});
   }
-  work_cv_.notify_one();
+  // The committer waits for work only while the queue is empty; with a
+  // queue it is appending or lingering, and it takes the queue when that
+  // ends. Waking it for every caller would cost a context switch each while
+  // it lingers, for nothing.
+  if (first) work_cv_.notify_one();
 }
 
 Status GroupAppender::append(std::vector<bus::Record>& records) {
