@@ -75,6 +75,7 @@ Status PartitionLog::recover() {
   active_ = segments_.back();
   SETTLE_TRY(recover_last_segment(*active_));
   active_bytes_ = active_->size;
+  file_bytes_ = active_bytes_;  // recovery cut off whatever followed the last record
   if (!active_->index.empty()) last_index_position_ = active_->index.back().position;
   visible_end_ = next_offset_;
   return ok_status();
@@ -122,6 +123,15 @@ Result<std::shared_ptr<Segment>> PartitionLog::new_segment(std::int64_t base_off
 }
 
 Status PartitionLog::roll() {
+  // A closed segment holds records only: zeros written ahead are cut off.
+  if (file_bytes_ > active_bytes_) {
+    Status cut = truncate_file(active_->fd.get(), active_bytes_, active_->path);
+    if (!cut.ok()) {
+      failed_ = cut.error();
+      return cut;
+    }
+    file_bytes_ = active_bytes_;
+  }
   // The closing segment is synced whatever the policy, so that after a power
   // loss only the last segment can have a torn tail (which recovery cuts).
   Status synced = sync_data(active_->fd.get(), active_->path);
@@ -146,6 +156,7 @@ Status PartitionLog::roll() {
   dirty_bytes_ += active_bytes_;
   active_ = std::move(segment);
   active_bytes_ = 0;
+  file_bytes_ = 0;
   last_index_position_.reset();
   return ok_status();
 }
@@ -206,15 +217,28 @@ Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records
                  record);
   }
 
-  Status written = write_at(active_->fd.get(), buffer_, active_bytes_, active_->path);
+  const std::uint64_t end = active_bytes_ + buffer_.size();
+  Status written = ok_status();
+  if (end > file_bytes_ && options_.fsync == FsyncPolicy::kEveryAppend && options_.preallocate_bytes > 0 &&
+      buffer_.size() <= options_.preallocate_bytes / 4) {
+    // Zeros ahead first, so that this append and the next ones overwrite
+    // (see FileLogOptions::preallocate_bytes); the fdatasync below makes
+    // both durable.
+    const std::uint64_t ahead = std::max(end, std::min(end + options_.preallocate_bytes, options_.segment_bytes));
+    written = write_zeros(active_->fd.get(), ahead - file_bytes_, file_bytes_, active_->path);
+    if (written.ok()) file_bytes_ = ahead;
+  }
+  if (written.ok()) written = write_at(active_->fd.get(), buffer_, active_bytes_, active_->path);
   if (!written.ok()) {
-    // Cut off whatever part of the batch reached the file, or the next
-    // append would leave it in the middle of the log.
+    // Cut off whatever part of the batch (or of the zeros ahead) reached the
+    // file, or the next append would leave it in the middle of the log.
     last_index_position_ = index_position_before;
     Status cut = truncate_file(active_->fd.get(), active_bytes_, active_->path);
     if (!cut.ok()) failed_ = cut.error();
+    file_bytes_ = active_bytes_;
     return written.error();
   }
+  file_bytes_ = std::max(file_bytes_, end);
   if (options_.fsync == FsyncPolicy::kEveryAppend) {
     Status synced = sync_data(active_->fd.get(), active_->path);
     if (!synced.ok()) {

@@ -6,12 +6,15 @@
 // and only then publishes the new end to readers, so a reader never sees a
 // partial record nor one that a power loss could take back. When a segment
 // is closed it is synced whatever the policy, so only the last segment can
-// have a torn tail.
+// have a torn tail. The last segment's file may run past its records with
+// zeros written ahead (FileLogOptions::preallocate_bytes); a closing segment
+// is cut to its records first.
 //
 // Recovery (open()): the last segment is scanned; from its first short or
 // corrupt frame (or one whose offset is out of sequence) the file is cut
 // off, as Kafka's log recovery does, and appends continue after the last
-// good record. Closed segments are not scanned at open: each is indexed on
+// good record. Zeros written ahead end the scan the same way (a zero length
+// is not a frame's). Closed segments are not scanned at open: each is indexed on
 // its first read, and a defect in one is reported as kCorruption to the
 // reads that reach it.
 //
@@ -114,6 +117,9 @@ class PartitionLog {
   std::shared_ptr<Segment> active_;
   std::int64_t next_offset_ = 0;
   std::uint64_t active_bytes_ = 0;
+  // The active segment file's length: active_bytes_, or more when zeros were
+  // written ahead (FileLogOptions::preallocate_bytes).
+  std::uint64_t file_bytes_ = 0;
   std::optional<std::uint64_t> last_index_position_;
   std::string buffer_;
   std::vector<IndexEntry> pending_index_;

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <system_error>
 
@@ -52,6 +54,17 @@ Status write_at(int fd, std::string_view data, std::uint64_t pos,
     }
     data.remove_prefix(static_cast<std::size_t>(n));
     pos += static_cast<std::uint64_t>(n);
+  }
+  return ok_status();
+}
+
+Status write_zeros(int fd, std::uint64_t size, std::uint64_t pos, const std::filesystem::path& path) {
+  static const std::array<char, 64 * 1024> kZeros{};
+  while (size > 0) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, kZeros.size()));
+    SETTLE_TRY(write_at(fd, std::string_view(kZeros.data(), n), pos, path));
+    size -= n;
+    pos += n;
   }
   return ok_status();
 }

@@ -41,6 +41,9 @@ Result<UniqueFd> open_file(const std::filesystem::path& path, int flags, mode_t 
 // Writes all of `data` at `pos`, retrying short writes and EINTR.
 Status write_at(int fd, std::string_view data, std::uint64_t pos,
                 const std::filesystem::path& path);
+// Writes `size` zero bytes at `pos` (real blocks, unlike fallocate's
+// unwritten extents), retrying short writes and EINTR.
+Status write_zeros(int fd, std::uint64_t size, std::uint64_t pos, const std::filesystem::path& path);
 // Reads up to `size` bytes at `pos`; fewer only at the end of the file.
 Result<std::size_t> read_at(int fd, char* buf, std::size_t size, std::uint64_t pos,
                             const std::filesystem::path& path);

@@ -54,6 +54,13 @@ std::vector<FrameInfo> frames_of(const fs::path& path) {
   return frames;
 }
 
+// Where a segment file's records end (the file may go on with zeros
+// written ahead).
+std::uint64_t records_end(const fs::path& path) {
+  const std::vector<FrameInfo> frames = frames_of(path);
+  return frames.empty() ? 0 : frames.back().position + frames.back().bytes;
+}
+
 void flip_byte(const fs::path& path, std::uint64_t position) {
   std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
   file.seekg(static_cast<std::streamoff>(position));
@@ -148,9 +155,9 @@ TEST_F(FileLogTest, TornTailIsCutOffAndAppendsContinue) {
       auto bus = open(o);
       ASSERT_TRUE(bus->create_topic(TopicConfig{"t", 1, false}).ok());
       append_each(*bus, "t", 0, 9);
-      good_size = fs::file_size(segment);
+      good_size = records_end(segment);
       append_each(*bus, "t", 9, 10);
-      full_size = fs::file_size(segment);
+      full_size = records_end(segment);
     }
     const std::uint64_t frame = full_size - good_size;
     const std::uint64_t cuts[] = {good_size + 2, good_size + 6, good_size + 8,
@@ -165,6 +172,68 @@ TEST_F(FileLogTest, TornTailIsCutOffAndAppendsContinue) {
     append_each(*bus, "t", 9, 12);
     expect_values(read_all(*bus, "t", 0), 12);
   }
+}
+
+TEST_F(FileLogTest, ZerosWrittenAheadAreCutOffAtOpenAndAppendsContinue) {
+  const fs::path segment = partition_dir("t", 0) / "00000000000000000000.log";
+  FileLogOptions o = options();
+  ASSERT_EQ(o.fsync, FsyncPolicy::kEveryAppend);
+  ASSERT_GT(o.preallocate_bytes, 0U);
+  {
+    auto bus = open(o);
+    ASSERT_TRUE(bus->create_topic(TopicConfig{"t", 1, false}).ok());
+    append_each(*bus, "t", 0, 9);
+    EXPECT_EQ(fs::file_size(segment), frames_of(segment).front().bytes + o.preallocate_bytes)
+        << "the first append wrote its record and the zeros ahead; the next ones overwrote zeros";
+    expect_values(read_all(*bus, "t", 0), 9);
+  }
+  auto bus = open(o);
+  EXPECT_EQ(fs::file_size(segment), records_end(segment)) << "recovery cuts the zeros like a torn tail";
+  EXPECT_EQ(bus->end_offset("t", 0).value(), 9);
+  append_each(*bus, "t", 9, 12);
+  expect_values(read_all(*bus, "t", 0), 12);
+}
+
+TEST_F(FileLogTest, ATornRecordFollowedByZerosIsCutOff) {
+  // A power loss in an append that overwrote zeros written ahead: the record
+  // is partly on disk and the zeros follow it.
+  const fs::path segment = partition_dir("t", 0) / "00000000000000000000.log";
+  std::uint64_t good_end = 0;
+  {
+    auto bus = open(options());
+    ASSERT_TRUE(bus->create_topic(TopicConfig{"t", 1, false}).ok());
+    append_each(*bus, "t", 0, 10);
+    const std::vector<FrameInfo> frames = frames_of(segment);
+    ASSERT_EQ(frames.size(), 10U);
+    good_end = frames.back().position;
+    ASSERT_GT(fs::file_size(segment), good_end + frames.back().bytes) << "zeros follow the records";
+    // Zero the last record's second half, as if only its first half reached the disk.
+    std::fstream file(segment, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(good_end + frames.back().bytes / 2));
+    const std::string zeros(frames.back().bytes - frames.back().bytes / 2, '\0');
+    file.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  auto bus = open(options());
+  EXPECT_EQ(fs::file_size(segment), good_end);
+  EXPECT_EQ(bus->end_offset("t", 0).value(), 9);
+  expect_values(read_all(*bus, "t", 0), 9);
+}
+
+TEST_F(FileLogTest, AClosedSegmentHoldsItsRecordsOnlyWhileTheBusRuns) {
+  FileLogOptions o = options();
+  o.segment_bytes = 4096;
+  o.preallocate_bytes = 2048;
+  auto bus = open(o);
+  ASSERT_TRUE(bus->create_topic(TopicConfig{"t", 1, false}).ok());
+  append_each(*bus, "t", 0, 200);  // ~100 bytes each: several segments
+  const std::vector<fs::path> files = segment_files("t", 0);
+  ASSERT_GE(files.size(), 3U);
+  for (std::size_t i = 0; i + 1 < files.size(); ++i) {
+    EXPECT_EQ(fs::file_size(files[i]), records_end(files[i])) << files[i] << " is closed: no zeros";
+  }
+  EXPECT_GT(fs::file_size(files.back()), records_end(files.back())) << "the last one has zeros ahead";
+  EXPECT_LE(fs::file_size(files.back()), o.segment_bytes) << "never written ahead past the segment size";
+  expect_values(read_all(*bus, "t", 0), 200);
 }
 
 TEST_F(FileLogTest, FlippedByteInTailRecordIsDetectedAndCutOff) {
