@@ -23,6 +23,10 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
       ->envname("SETTLE_BUS");
   cmd.add_option("--store", f.store, "Idempotency store URL: redis://host:port (default: in-process)")
       ->envname("SETTLE_STORE");
+  cmd.add_option("--memory-store-max-entries", f.memory_store_max_entries,
+                 "In-process idempotency store: entries held at most (two per event accepted within the claim "
+                 "TTL, 24 h); beyond, new claims answer 503 until old ones expire (default 10000000)")
+      ->envname("SETTLE_MEMORY_STORE_MAX_ENTRIES")->check(CLI::Range(std::size_t{1000}, std::size_t{1} << 40));
   cmd.add_option("--ledger", f.ledger, "Ledger URL: postgresql://user@host:port/db (default: SQLite in data dir)")
       ->envname("SETTLE_LEDGER");
   cmd.add_option("--partitions", f.partitions, "Partitions of newly created topics (default 8)")
@@ -132,6 +136,14 @@ Result<RuntimeOptions> runtime_options(const RoleFlags& f) {
   }
   o.bus_url = f.bus;
   o.store_url = f.store;
+  if (f.memory_store_max_entries != 0) {
+    if (!f.store.empty() && f.store != "memory://") {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("--memory-store-max-entries bounds the in-process store; the store is {}",
+                                    f.store));
+    }
+    o.memory_store_max_entries = f.memory_store_max_entries;
+  }
   o.ledger_url = f.ledger;
   o.migrate = f.migrate;
   return o;

@@ -23,6 +23,9 @@ struct RoleFlags {
   int partitions = 0;              // of new topics; 0: existing or 8
   std::string owned;               // "0-3,6": partitions this process owns; empty: all
   std::string fsync = "every-append";
+  // The in-process idempotency store's bound on entries (see
+  // MemoryStoreOptions::max_entries); 0: its default.
+  std::size_t memory_store_max_entries = 0;
   std::string ledger_sync = "full";
   std::int64_t grace_ms = 10 * 60 * 1000;
   std::int64_t idle_ms = 60 * 1000;

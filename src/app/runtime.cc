@@ -71,6 +71,7 @@ Status open_store(const RuntimeOptions& options, Runtime& rt) {
     store_options.first_token = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
             .count());
+    if (options.memory_store_max_entries != 0) store_options.max_entries = options.memory_store_max_entries;
     rt.store = std::make_unique<idempotency::MemoryStore>(store_options);
     rt.store_kind = "memory";
     return ok_status();

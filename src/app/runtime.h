@@ -37,6 +37,8 @@ struct RuntimeOptions {
   // Production backends; empty selects the embedded one in data_dir.
   std::string bus_url;     // kafka://host:port[,host:port][?options]
   std::string store_url;   // redis://host:port[?options]
+  // The in-process store's MemoryStoreOptions::max_entries; 0: its default.
+  std::size_t memory_store_max_entries = 0;
   std::string ledger_url;  // postgresql://user@host:port/db[?options]
   // PostgreSQL: apply pending migrations on open (default: refuse a database
   // that `settled migrate` has not brought to this build's schema).

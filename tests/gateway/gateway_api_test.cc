@@ -559,6 +559,49 @@ TEST(GatewayLimits, AMerchantBeyondItsRateGets429WithRetryAfter) {
   EXPECT_EQ(post(jpy, "m-jpy", 0, 10).status, 202u);  // another merchant has its own bucket
 }
 
+TEST(GatewayLimits, AFullInProcessStoreAnswers503AndKeepsWhatItAccepted) {
+  TempDir dir("gateway-store-full");
+  const fs::path data = dir.path() / "data";
+  settle_basic_fixture(data);
+  const std::string eur = create_key(data, dir.path(), "m-eur");
+  // Two entries per accepted event (its claim and its on-bus mark): room for
+  // 500 events.
+  GatewayProcess gw(data, {"--memory-store-max-entries", "1000"});
+  auto post = [&](int first, int n) {
+    std::string body = "[";
+    for (int i = 0; i < n; ++i) {
+      body += fmt::format(
+          R"({}{{"event_id":"full-{}","merchant_id":"m-eur","type":"capture","amount":5,"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z"}})",
+          i ? "," : "", first + i);
+    }
+    body += "]";
+    return http_request(gw.port(), "POST", "/v1/events", body,
+                        {{"Authorization", "Bearer " + eur}, {"Content-Type", "application/json"}});
+  };
+  for (int k = 0; k < 5; ++k) {
+    auto r = post(100 * k, 100);
+    ASSERT_EQ(r.status, 202u) << "batch " << k << ": " << r.body;
+    ASSERT_EQ(json::parse(r.body)["accepted"], 100) << r.body;
+  }
+  auto full = post(500, 10);
+  EXPECT_EQ(full.status, 503u) << full.body;
+  EXPECT_NE(full.body.find("idempotency store is full"), std::string::npos) << full.body;
+  // What was accepted stays known: a resend is a duplicate, not a 503.
+  auto again = post(0, 100);
+  ASSERT_EQ(again.status, 202u) << again.body;
+  EXPECT_EQ(json::parse(again.body)["duplicates"], 100) << again.body;
+
+  // The flag bounds the in-process store only.
+  ProcessOptions bad;
+  bad.argv = {SETTLED_BIN, "gateway", "--data-dir", (dir.path() / "other").string(), "--store", "redis://127.0.0.1:1",
+              "--memory-store-max-entries", "1000"};
+  std::string out;
+  EXPECT_NE(run(bad, &out), 0);
+  EXPECT_NE(out.find("--memory-store-max-entries bounds the in-process store; the store is redis://127.0.0.1:1"),
+            std::string::npos)
+      << out;
+}
+
 TEST(GatewayLimits, ConnectionsBeyondTheCapGet503AndSlowClientsAreCut) {
   TempDir dir("gateway-limits");
   GatewayProcess gw(dir.path() / "data", {"--max-connections", "2", "--request-timeout-ms", "2000"});
