@@ -123,6 +123,23 @@ Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view
   return equal;
 }
 
+Result<bool> MemoryStore::replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                           std::chrono::milliseconds ttl) {
+  SETTLE_TRY(check_ttl(ttl, "replace_if_equal"));
+  const std::uint64_t h = hash_of(key);
+  Shard& shard = shard_for(h);
+  std::lock_guard lock(shard.mu);
+  const auto now = clock_->now();
+  pay_sweep_share(shard, now);
+
+  auto& map = shard.values.map;
+  const std::size_t at = map.find(key, h);
+  if (at == map.npos || map.stamp(at) <= ns(now) || map.at(at).value != expected) return false;
+  map.at(at).value.assign(value);
+  map.set_stamp(at, deadline(now, ttl));
+  return true;
+}
+
 Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
                                                    std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "try_lock"));

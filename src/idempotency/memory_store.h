@@ -65,6 +65,8 @@ class MemoryStore final : public Store {
                                    std::chrono::milliseconds ttl) override;
   Result<std::optional<std::string>> get(std::string_view key) override;
   Result<bool> delete_if_equal(std::string_view key, std::string_view expected) override;
+  Result<bool> replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                std::chrono::milliseconds ttl) override;
   bool in_process() const override { return true; }
 
   Result<std::optional<Lease>> try_lock(std::string_view key,

@@ -34,6 +34,11 @@ constexpr std::size_t kMerchantIdMax = 64;
 constexpr std::string_view kDeleteIfEqualScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
+// Compare-and-set: a value replaced, with a new expiry, only while it holds
+// what the caller expects.
+constexpr std::string_view kReplaceIfEqualScript =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+    "return 1 end return 0";
 // Renews a lease while it still holds the caller's token.
 constexpr std::string_view kExtendScript =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) "
@@ -374,6 +379,7 @@ struct RedisStore::Impl {
   std::string delete_if_equal_sha = sha1_hex(kDeleteIfEqualScript);
   std::string extend_sha = sha1_hex(kExtendScript);
   std::string grant_sha = sha1_hex(kGrantScript);
+  std::string replace_if_equal_sha = sha1_hex(kReplaceIfEqualScript);
 
   std::mutex mu;
   std::condition_variable slot_freed;
@@ -589,28 +595,32 @@ struct RedisStore::Impl {
   // (NOSCRIPT: restarted, failed over, flushed) sends the source with EVAL,
   // which also caches it. Returns the integer the script returns.
   Result<long long> run_script(const char* op, std::string_view script, const std::string& sha,
-                               const std::string& key, std::string_view arg1,
-                               std::string_view arg2 = {}, bool two_args = false) {
+                               const std::string& key, std::initializer_list<std::string_view> args) {
     SETTLE_ASSIGN_OR_RETURN(Conn conn, checkout(op));
     for (const bool by_sha : {true, false}) {
       Command c;
       c.arg(by_sha ? "EVALSHA" : "EVAL").arg(by_sha ? std::string_view(sha) : script).arg("1");
-      c.arg(key).arg(arg1);
-      if (two_args) c.arg(arg2);
+      c.arg(key);
+      for (std::string_view a : args) c.arg(a);
       std::vector<ReplyPtr> replies;
       SETTLE_TRY(exchange(conn, op, std::span<const Command>(&c, 1), replies));
       const redisReply& r = *replies.front();
       if (r.type == REDIS_REPLY_ERROR && by_sha && reply_text(r).rfind("NOSCRIPT", 0) == 0) continue;
-      if (r.type == REDIS_REPLY_ERROR) return reply_error(conn, op, r);
-      if (r.type != REDIS_REPLY_INTEGER) {
-        return make_error(ErrorCode::kCorruption, std::string("RedisStore ") + op + ": " + server +
-                                                      ": script returned reply type " +
-                                                      std::to_string(r.type) + ", not an integer");
-      }
-      return r.integer;
+      return script_result(conn, op, r);
     }
     return make_error(ErrorCode::kFailedPrecondition,
                       std::string("RedisStore ") + op + ": " + server + ": EVAL did not run the script");
+  }
+
+  // A script's reply: the integer it returned.
+  Result<long long> script_result(Conn& conn, const char* op, const redisReply& r) const {
+    if (r.type == REDIS_REPLY_ERROR) return reply_error(conn, op, r);
+    if (r.type != REDIS_REPLY_INTEGER) {
+      return make_error(ErrorCode::kCorruption, std::string("RedisStore ") + op + ": " + server +
+                                                    ": script returned reply type " + std::to_string(r.type) +
+                                                    ", not an integer");
+    }
+    return r.integer;
   }
 
   // One SET NX PX GET reply as a claim's outcome.
@@ -753,47 +763,32 @@ Result<PutOutcome> RedisStore::put_if_absent(std::string_view key, std::string_v
   return impl_->claim_outcome(conn, op, *replies.front());
 }
 
-Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const PutRequest> items,
-                                                               milliseconds ttl) {
-  const char* op = "put_if_absent_many";
-  SETTLE_TRY(check_ttl(ttl, op));
-  std::vector<PutOutcome> outcomes;
-  outcomes.reserve(items.size());
-  if (items.empty()) return outcomes;
-  const std::string px = ttl_text(ttl);
-  const std::size_t depth = impl_->options.pipeline_depth_max;
-  const std::size_t n = items.size();
-  // One connection for the whole batch: a key repeated across chunks must see
-  // its earlier item, which one connection's order guarantees.
-  SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
+namespace {
+
+// Runs n commands pipelined on one connection, in order: `format(i, out)`
+// appends item i's command (RESP) to out, `take(i, reply)` handles its reply.
+// Commands go in chunks of `depth`, formatted into one string (hiredis would
+// otherwise allocate and printf each command, which costs more client CPU
+// than the server spends running it), with two chunks in flight: reading one
+// chunk's replies first sends the next chunk, so the server works on it
+// while this thread parses and builds. One connection for the whole batch: a
+// key repeated across chunks must see its earlier item, which one
+// connection's order guarantees.
+template <typename Conn, typename Impl, typename Format, typename Take>
+Status run_pipelined(Impl& impl, Conn& conn, const char* op, std::size_t n, std::size_t depth, Format format,
+                     Take take) {
   SigpipeGuard guard;
-  // Appends items [from, from + depth) to the connection's output buffer,
-  // the chunk's commands formatted (RESP) into one string: hiredis would
-  // otherwise allocate and printf each command, which costs more client CPU
-  // than the server spends running it.
   std::string chunk;
-  std::string key;
   auto append = [&](std::size_t from) -> Status {
     chunk.clear();
-    for (std::size_t i = from; i < std::min(n, from + depth); ++i) {
-      key.clear();
-      append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
-      chunk += "*7\r\n$3\r\nSET\r\n";
-      append_bulk(chunk, key);
-      append_bulk(chunk, items[i].value);
-      chunk += "$2\r\nNX\r\n$2\r\nPX\r\n";
-      append_bulk(chunk, px);
-      chunk += "$3\r\nGET\r\n";
-    }
+    for (std::size_t i = from; i < std::min(n, from + depth); ++i) format(i, chunk);
     if (redisAppendFormattedCommand(conn.ctx(), chunk.data(), chunk.size()) != REDIS_OK) {
-      std::string what = impl_->io_error(conn.ctx());
+      std::string what = impl.io_error(conn.ctx());
       conn.drop();
-      return impl_->unavailable(op, what);
+      return impl.unavailable(op, what);
     }
     return ok_status();
   };
-  // Two chunks in flight: reading one chunk's replies first sends the next
-  // chunk, so the server works on it while this thread parses and builds.
   SETTLE_TRY(append(0));
   std::size_t appended = std::min(n, depth);
   for (std::size_t read = 0; read < n;) {
@@ -804,20 +799,94 @@ Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const P
     for (const std::size_t end = std::min(n, read + depth); read < end; ++read) {
       void* raw = nullptr;
       if (redisGetReply(conn.ctx(), &raw) != REDIS_OK) {
-        std::string what = impl_->io_error(conn.ctx());
+        std::string what = impl.io_error(conn.ctx());
         conn.drop();
-        return impl_->unavailable(op, what);
+        return impl.unavailable(op, what);
       }
       const ReplyPtr reply(static_cast<redisReply*>(raw));
-      auto outcome = impl_->claim_outcome(conn, op, *reply);
-      if (!outcome.ok()) {
+      Status took = take(read, *reply);
+      if (!took.ok()) {
         conn.drop();  // replies of later items are still on their way
-        return outcome.error();
+        return took;
       }
-      outcomes.push_back(std::move(outcome).value());
     }
   }
+  return ok_status();
+}
+
+}  // namespace
+
+Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const PutRequest> items,
+                                                               milliseconds ttl) {
+  const char* op = "put_if_absent_many";
+  SETTLE_TRY(check_ttl(ttl, op));
+  std::vector<PutOutcome> outcomes;
+  outcomes.reserve(items.size());
+  if (items.empty()) return outcomes;
+  const std::string px = ttl_text(ttl);
+  SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
+  std::string key;
+  SETTLE_TRY(run_pipelined(
+      *impl_, conn, op, items.size(), impl_->options.pipeline_depth_max,
+      [&](std::size_t i, std::string& out) {
+        key.clear();
+        append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
+        out += "*7\r\n$3\r\nSET\r\n";
+        append_bulk(out, key);
+        append_bulk(out, items[i].value);
+        out += "$2\r\nNX\r\n$2\r\nPX\r\n";
+        append_bulk(out, px);
+        out += "$3\r\nGET\r\n";
+      },
+      [&](std::size_t, const redisReply& reply) -> Status {
+        SETTLE_ASSIGN_OR_RETURN(PutOutcome outcome, impl_->claim_outcome(conn, op, reply));
+        outcomes.push_back(std::move(outcome));
+        return ok_status();
+      }));
   return outcomes;
+}
+
+Result<bool> RedisStore::replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                          milliseconds ttl) {
+  const char* op = "replace_if_equal";
+  SETTLE_TRY(check_ttl(ttl, op));
+  SETTLE_ASSIGN_OR_RETURN(const long long replaced,
+                          impl_->run_script(op, kReplaceIfEqualScript, impl_->replace_if_equal_sha, value_key(key),
+                                            {expected, value, ttl_text(ttl)}));
+  return replaced == 1;
+}
+
+Result<std::vector<bool>> RedisStore::replace_if_equal_many(std::span<const ReplaceRequest> items,
+                                                            milliseconds ttl) {
+  const char* op = "replace_if_equal_many";
+  SETTLE_TRY(check_ttl(ttl, op));
+  std::vector<bool> replaced;
+  replaced.reserve(items.size());
+  if (items.empty()) return replaced;
+  const std::string px = ttl_text(ttl);
+  SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
+  // Pipelined as EVAL with the script's text: an EVALSHA that meets NOSCRIPT
+  // part-way through a pipeline would need its own retry.
+  std::string key;
+  SETTLE_TRY(run_pipelined(
+      *impl_, conn, op, items.size(), impl_->options.pipeline_depth_max,
+      [&](std::size_t i, std::string& out) {
+        key.clear();
+        append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
+        out += "*7\r\n$4\r\nEVAL\r\n";
+        append_bulk(out, kReplaceIfEqualScript);
+        out += "$1\r\n1\r\n";
+        append_bulk(out, key);
+        append_bulk(out, items[i].expected);
+        append_bulk(out, items[i].value);
+        append_bulk(out, px);
+      },
+      [&](std::size_t, const redisReply& reply) -> Status {
+        SETTLE_ASSIGN_OR_RETURN(long long r, impl_->script_result(conn, op, reply));
+        replaced.push_back(r == 1);
+        return ok_status();
+      }));
+  return replaced;
 }
 
 Result<std::optional<std::string>> RedisStore::get(std::string_view key) {
@@ -839,7 +908,7 @@ Result<std::optional<std::string>> RedisStore::get(std::string_view key) {
 Result<bool> RedisStore::delete_if_equal(std::string_view key, std::string_view expected) {
   SETTLE_ASSIGN_OR_RETURN(const long long deleted,
                           impl_->run_script("delete_if_equal", kDeleteIfEqualScript,
-                                            impl_->delete_if_equal_sha, value_key(key), expected));
+                                            impl_->delete_if_equal_sha, value_key(key), {expected}));
   return deleted == 1;
 }
 
@@ -869,14 +938,13 @@ Result<std::optional<Lease>> RedisStore::try_lock(std::string_view key, millisec
   auto token = impl_->tokens->next();
   if (!token.ok()) {
     // Free the key now rather than after its ttl; if this fails too, it expires.
-    (void)impl_->run_script(op, kDeleteIfEqualScript, impl_->delete_if_equal_sha, k, nonce);
+    (void)impl_->run_script(op, kDeleteIfEqualScript, impl_->delete_if_equal_sha, k, {nonce});
     return make_error(token.error().code,
                       "RedisStore try_lock " + std::string(key) + ": " + token.error().message);
   }
   const std::string token_text = std::to_string(*token);
   SETTLE_ASSIGN_OR_RETURN(const long long granted,
-                          impl_->run_script(op, kGrantScript, impl_->grant_sha, k, nonce,
-                                            token_text, /*two_args=*/true));
+                          impl_->run_script(op, kGrantScript, impl_->grant_sha, k, {nonce, token_text}));
   if (granted != 1) {
     return make_error(ErrorCode::kUnavailable,
                       "RedisStore try_lock " + std::string(key) + ": the key lapsed (ttl " +
@@ -891,8 +959,7 @@ Result<bool> RedisStore::extend(const Lease& lease, milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, op));
   SETTLE_ASSIGN_OR_RETURN(const long long extended,
                           impl_->run_script(op, kExtendScript, impl_->extend_sha,
-                                            lease_key(lease.key), std::to_string(lease.token),
-                                            ttl_text(ttl), /*two_args=*/true));
+                                            lease_key(lease.key), {std::to_string(lease.token), ttl_text(ttl)}));
   return extended == 1;
 }
 
@@ -900,7 +967,7 @@ Result<bool> RedisStore::unlock(const Lease& lease) {
   SETTLE_ASSIGN_OR_RETURN(const long long deleted,
                           impl_->run_script("unlock", kDeleteIfEqualScript,
                                             impl_->delete_if_equal_sha, lease_key(lease.key),
-                                            std::to_string(lease.token)));
+                                            {std::to_string(lease.token)}));
   return deleted == 1;
 }
 

@@ -9,9 +9,11 @@
 // - put_if_absent_many: the same commands pipelined on one connection (so
 //   they run in order), in chunks of pipeline_depth_max with two chunks in
 //   flight: the server runs one while the client reads the other's replies.
-// - get: GET. delete_if_equal, extend, unlock: Lua scripts (compare, then
-//   delete or PEXPIRE), sent by EVALSHA with a fallback to EVAL when the server
-//   does not know the script (NOSCRIPT, e.g. after a restart or failover).
+// - get: GET. delete_if_equal, replace_if_equal, extend, unlock: Lua scripts
+//   (compare, then delete, SET or PEXPIRE), sent by EVALSHA with a fallback to
+//   EVAL when the server does not know the script (NOSCRIPT, e.g. after a
+//   restart or failover). replace_if_equal_many pipelines the script as EVAL
+//   with its text, like put_if_absent_many's chunks.
 // - try_lock: SET lease "pending:<nonce>" NX PX ttl; then a fencing token from
 //   the TokenSource; then a script swaps the nonce for the token (KEEPTTL).
 //   The token is drawn while the key is held, so successive grants of a key
@@ -98,6 +100,10 @@ class RedisStore final : public Store {
                                                      std::chrono::milliseconds ttl) override;
   Result<std::optional<std::string>> get(std::string_view key) override;
   Result<bool> delete_if_equal(std::string_view key, std::string_view expected) override;
+  Result<bool> replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                std::chrono::milliseconds ttl) override;
+  Result<std::vector<bool>> replace_if_equal_many(std::span<const ReplaceRequest> items,
+                                                  std::chrono::milliseconds ttl) override;
 
   Result<std::optional<Lease>> try_lock(std::string_view key,
                                         std::chrono::milliseconds ttl) override;

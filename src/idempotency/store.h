@@ -7,6 +7,11 @@
 //   so; otherwise it stores nothing and returns the value already there.
 // - get(k) returns the live value or nothing; a key is gone once its ttl passed.
 // - delete_if_equal(k, v) deletes k only when its value is v.
+// - replace_if_equal(k, expected, v, ttl) stores v with a new ttl only when
+//   k's live value is `expected`, and says whether it did; an absent or
+//   expired key is not replaced. replace_if_equal_many answers as if it were
+//   called on each item in order; on an error some items may have been
+//   replaced. Implementations may pipeline it; the default loops.
 // - try_lock(k, ttl) grants a lease when k is not leased; each grant carries a
 //   fencing token strictly greater than every token granted before on any key
 //   of this store. unlock() releases only the lease it is given; extend()
@@ -42,6 +47,12 @@ struct PutRequest {
   std::string_view value;
 };
 
+struct ReplaceRequest {
+  std::string_view key;
+  std::string_view expected;
+  std::string_view value;
+};
+
 struct Lease {
   std::string key;
   std::uint64_t token = 0;  // fencing token, strictly increasing across grants
@@ -58,6 +69,11 @@ class Store {
                                                              std::chrono::milliseconds ttl);
   virtual Result<std::optional<std::string>> get(std::string_view key) = 0;
   virtual Result<bool> delete_if_equal(std::string_view key, std::string_view expected) = 0;
+  virtual Result<bool> replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                        std::chrono::milliseconds ttl) = 0;
+  // Whether each item was replaced, in the order of items.
+  virtual Result<std::vector<bool>> replace_if_equal_many(std::span<const ReplaceRequest> items,
+                                                          std::chrono::milliseconds ttl);
 
   // nullopt when another holder has the lease.
   virtual Result<std::optional<Lease>> try_lock(std::string_view key,

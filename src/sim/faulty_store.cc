@@ -13,6 +13,11 @@ Result<bool> FaultyStore::delete_if_equal(std::string_view key, std::string_view
   return inner_->delete_if_equal(key, expected);
 }
 
+Result<bool> FaultyStore::replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                           std::chrono::milliseconds ttl) {
+  return inner_->replace_if_equal(key, expected, value, ttl);
+}
+
 Result<std::optional<idempotency::Lease>> FaultyStore::try_lock(std::string_view key, std::chrono::milliseconds ttl) {
   if (faults_.inject(faults_.options().lock_timeout, "store lock timed out")) {
     return make_error(ErrorCode::kUnavailable, "injected: store did not answer");

@@ -22,6 +22,8 @@ class FaultyStore final : public idempotency::Store {
                                                 std::chrono::milliseconds ttl) override;
   Result<std::optional<std::string>> get(std::string_view key) override;
   Result<bool> delete_if_equal(std::string_view key, std::string_view expected) override;
+  Result<bool> replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
+                                std::chrono::milliseconds ttl) override;
   Result<std::optional<idempotency::Lease>> try_lock(std::string_view key, std::chrono::milliseconds ttl) override;
   Result<bool> extend(const idempotency::Lease& lease, std::chrono::milliseconds ttl) override;
   Result<bool> unlock(const idempotency::Lease& lease) override;

@@ -136,6 +136,62 @@ TEST_P(StoreContract, DeleteIfEqualOfMissingOrExpiredKeyDeletesNothing) {
   EXPECT_FALSE(must(store_->delete_if_equal(k, "x")));
 }
 
+TEST_P(StoreContract, ReplaceIfEqualReplacesOnlyTheExpectedLiveValue) {
+  const std::string k = key("claim");
+  ASSERT_TRUE(must(store_->put_if_absent(k, "digest", kTtl)).inserted);
+  EXPECT_FALSE(must(store_->replace_if_equal(k, "other", "digest+bus", kTtl)));
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("digest"));
+  EXPECT_TRUE(must(store_->replace_if_equal(k, "digest", "digest+bus", kTtl)));
+  EXPECT_EQ(must(store_->get(k)), std::optional<std::string>("digest+bus"));
+  EXPECT_FALSE(must(store_->put_if_absent(k, "digest", kTtl)).inserted) << "still a live key";
+
+  EXPECT_FALSE(must(store_->replace_if_equal(key("missing"), "x", "y", kTtl)));
+  EXPECT_EQ(must(store_->get(key("missing"))), std::nullopt) << "an absent key is not created";
+  const auto bad = store_->replace_if_equal(k, "digest+bus", "z", milliseconds(0));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_P(StoreContract, ReplaceIfEqualSetsANewTtlAndNeverRevivesAnExpiredKey) {
+  const std::string renewed = key("renewed");
+  const std::string lapsed = key("lapsed");
+  ASSERT_TRUE(must(store_->put_if_absent(renewed, "a", kTtl)).inserted);
+  ASSERT_TRUE(must(store_->put_if_absent(lapsed, "a", kTtl)).inserted);
+  advance(kTtl / 2);
+  ASSERT_TRUE(must(store_->replace_if_equal(renewed, "a", "b", kTtl)));
+  advance(kTtl / 2 + milliseconds(100));
+  EXPECT_EQ(must(store_->get(renewed)), std::optional<std::string>("b")) << "the replacement's ttl counts";
+  EXPECT_FALSE(must(store_->replace_if_equal(lapsed, "a", "b", kTtl)));
+  EXPECT_EQ(must(store_->get(lapsed)), std::nullopt);
+}
+
+TEST_P(StoreContract, ReplaceManyAnswersEachItemInOrder) {
+  ASSERT_TRUE(must(store_->put_if_absent(key("a"), "1", kTtl)).inserted);
+  ASSERT_TRUE(must(store_->put_if_absent(key("b"), "2", kTtl)).inserted);
+  const std::string binary("$3\r\nv\0\xff\r\n", 9);
+  const std::vector<std::string> keys = {key("a"), key("b"), key("missing"), key("a")};
+  const std::vector<ReplaceRequest> items = {
+      {keys[0], "1", binary}, {keys[1], "wrong", "x"}, {keys[2], "1", "x"}, {keys[3], binary, "3"}};
+  const std::vector<bool> replaced = must(store_->replace_if_equal_many(items, kTtl));
+  EXPECT_EQ(replaced, (std::vector<bool>{true, false, false, true})) << "the repeated key sees its earlier item";
+  EXPECT_EQ(must(store_->get(key("a"))), std::optional<std::string>("3"));
+  EXPECT_EQ(must(store_->get(key("b"))), std::optional<std::string>("2"));
+  EXPECT_EQ(must(store_->get(key("missing"))), std::nullopt);
+  EXPECT_TRUE(must(store_->replace_if_equal_many({}, kTtl)).empty());
+
+  // More items than a pipeline chunk: each answer stays with its item.
+  std::vector<std::string> many_keys;
+  for (int i = 0; i < 2500; ++i) many_keys.push_back(key("m" + std::to_string(i)));
+  std::vector<PutRequest> puts;
+  for (int i = 0; i < 2500; i += 2) puts.push_back({many_keys[static_cast<std::size_t>(i)], "v"});
+  ASSERT_EQ(must(store_->put_if_absent_many(puts, kTtl)).size(), puts.size());
+  std::vector<ReplaceRequest> many;
+  for (const std::string& k : many_keys) many.push_back({k, "v", "w"});
+  const std::vector<bool> answers = must(store_->replace_if_equal_many(many, kTtl));
+  ASSERT_EQ(answers.size(), many.size());
+  for (std::size_t i = 0; i < answers.size(); ++i) ASSERT_EQ(answers[i], i % 2 == 0) << "item " << i;
+}
+
 TEST_P(StoreContract, NonPositiveTtlIsInvalidArgument) {
   for (const milliseconds ttl : {milliseconds(0), milliseconds(-5)}) {
     const auto put = store_->put_if_absent(key("k"), "v", ttl);
