@@ -24,7 +24,7 @@ void add_role_flags(CLI::App& cmd, RoleFlags& f) {
   cmd.add_option("--store", f.store, "Idempotency store URL: redis://host:port (default: in-process)")
       ->envname("SETTLE_STORE");
   cmd.add_option("--memory-store-max-entries", f.memory_store_max_entries,
-                 "In-process idempotency store: entries held at most (two per event accepted within the claim "
+                 "In-process idempotency store: entries held at most (one per event accepted within the claim "
                  "TTL, 24 h); beyond, new claims answer 503 until old ones expire (default 10000000)")
       ->envname("SETTLE_MEMORY_STORE_MAX_ENTRIES")->check(CLI::Range(std::size_t{1000}, std::size_t{1} << 40));
   cmd.add_option("--ledger", f.ledger, "Ledger URL: postgresql://user@host:port/db (default: SQLite in data dir)")

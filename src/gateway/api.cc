@@ -251,8 +251,27 @@ std::string claim_key(std::string_view merchant, std::string_view event_id) {
   return fmt::format("ev|{}|{}", merchant, event_id);
 }
 
-// Set once the bus has the event: only then is a repeat a duplicate.
-std::string on_bus_key(std::string_view merchant, std::string_view event_id) {
+// An event's claim holds its content's digest; once the bus has the event
+// the claim is replaced by the digest with this suffix: only then is a
+// repeat a duplicate.
+constexpr std::string_view kOnBusSuffix = "|bus";
+
+// The digest a claim's value holds, and whether it says the event is on the bus.
+struct ClaimValue {
+  std::string_view digest;
+  bool on_bus = false;
+};
+
+ClaimValue parse_claim_value(std::string_view value) {
+  if (value.ends_with(kOnBusSuffix)) return {value.substr(0, value.size() - kOnBusSuffix.size()), true};
+  return {value, false};
+}
+
+// Versions before the claim carried the on-bus state kept it under a key of
+// its own. Read only where a claim alone does not say "on the bus", so that
+// events such a version accepted within the claim TTL (24 h) before an
+// upgrade still answer duplicate; nothing writes these keys any more.
+std::string legacy_on_bus_key(std::string_view merchant, std::string_view event_id) {
   return fmt::format("evb|{}|{}", merchant, event_id);
 }
 
@@ -960,13 +979,15 @@ void Api::post_events_async(Call& call, Respond respond) {
 }
 
 // Two phases per event: a claim (put_if_absent, value the content's digest)
-// before the bus append, and an on-bus mark after it. A claim of other
-// content is a conflict. A claim of the same content is a duplicate only once
-// marked on the bus: a gateway killed between its claim and its append (or
-// whose append is still in flight) leaves a bare claim, and the retry is
-// appended again rather than acknowledged as a duplicate of an event the bus
-// may never get; the ledger's identity settles a second copy once. Claims of
-// a failed append are released.
+// before the bus append, and an on-bus mark after it, which replaces the
+// claim's value by the digest with kOnBusSuffix (replace_if_equal: one entry
+// per event in the store). A claim of other content is a conflict. A claim of
+// the same content is a duplicate only once marked on the bus: a gateway
+// killed between its claim and its append (or whose append is still in
+// flight) leaves a bare claim, and the retry is appended again rather than
+// acknowledged as a duplicate of an event the bus may never get; the ledger's
+// identity settles a second copy once. Claims of a failed append are
+// released.
 Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Event>& events, std::string_view source,
                                                    std::string_view traceparent) {
   std::promise<Result<std::vector<Verdict>>> answer;
@@ -1002,29 +1023,30 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   }
   std::vector<std::size_t> claimed;  // claims this call made, released if the append fails
   std::vector<bus::Record> records;
-  std::vector<std::string> mark_keys;  // the on-bus mark of each record's event
+  std::vector<std::size_t> on_bus_after;  // the events of the records, marked once they are on the bus
   std::vector<std::pair<std::string, std::string>> accepted;  // (merchant, event id) of each record
   std::unordered_set<std::string_view> in_call;  // keys appended by this call
   records.reserve(events.size());
-  mark_keys.reserve(events.size());
+  on_bus_after.reserve(events.size());
   accepted.reserve(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
     const idempotency::PutOutcome& put = (*outcomes)[i];
     if (!put.inserted) {
-      if (put.existing != digests[i]) {
+      const ClaimValue existing = parse_claim_value(put.existing);
+      if (existing.digest != digests[i]) {
         verdicts[i] = Verdict::kConflict;
         continue;
       }
-      if (events.size() > 1 && in_call.contains(keys[i])) {  // twice in one call: once on the bus
+      if (existing.on_bus || (events.size() > 1 && in_call.contains(keys[i]))) {  // twice in one call: once on the bus
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
-      auto on_bus = store_.get(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
-      if (!on_bus.ok()) {
+      auto legacy = store_.get(legacy_on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
+      if (!legacy.ok()) {
         for (std::size_t c : claimed) (void)store_.delete_if_equal(keys[c], digests[c]);
-        return done(on_bus.error());
+        return done(legacy.error());
       }
-      if (on_bus->has_value()) {
+      if (legacy->has_value()) {
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
@@ -1032,7 +1054,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
       claimed.push_back(i);
     }
     if (events.size() > 1) in_call.insert(keys[i]);
-    mark_keys.push_back(on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
+    on_bus_after.push_back(i);
     accepted.emplace_back(events[i].merchant_id.str(), events[i].event_id.str());
     records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
                                   {bus::Header{processor::kSourceHeader, std::string(source)},
@@ -1043,28 +1065,42 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
     count_verdicts(verdicts);
     return done(std::move(verdicts));
   }
-  // The claims to release should the append fail.
-  std::vector<std::pair<std::string, std::string>> releases;
-  releases.reserve(claimed.size());
-  for (std::size_t c : claimed) releases.emplace_back(std::move(keys[c]), std::move(digests[c]));
+  // Each record's claim (key, digest), marked once the append succeeds;
+  // those this call made are released should it fail.
+  std::vector<std::pair<std::string, std::string>> claims;
+  claims.reserve(on_bus_after.size());
+  for (std::size_t i : on_bus_after) claims.emplace_back(std::move(keys[i]), std::move(digests[i]));
+  std::vector<bool> made(on_bus_after.size(), false);
+  for (std::size_t r = 0, c = 0; r < on_bus_after.size(); ++r) {  // both ascend; claimed is within
+    if (c < claimed.size() && on_bus_after[r] == claimed[c]) {
+      made[r] = true;
+      ++c;
+    }
+  }
   // Concurrent requests' records share one bus append (group commit); this
   // thread goes on meanwhile and `done` runs on the committer's thread.
   events_appender_.append_async(
-      std::move(records), [this, verdicts = std::move(verdicts), releases = std::move(releases),
-                           mark_keys = std::move(mark_keys), accepted = std::move(accepted),
-                           trace_id = trace.substr(3, 32),
+      std::move(records), [this, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
+                           accepted = std::move(accepted), trace_id = trace.substr(3, 32),
                            done = std::move(done)](const Status& status) mutable {
         if (!status.ok()) {
-          for (const auto& [key, digest] : releases) (void)store_.delete_if_equal(key, digest);
+          for (std::size_t r = 0; r < claims.size(); ++r) {
+            if (made[r]) (void)store_.delete_if_equal(claims[r].first, claims[r].second);
+          }
           return done(make_error(status.error().code,
                                  fmt::format("the bus did not take the events: {}", status.error().message)));
         }
         // A lost mark costs a second copy on the bus if the event is sent
         // again, never a lost event: its failure is not the request's.
-        std::vector<idempotency::PutRequest> marks;
-        marks.reserve(mark_keys.size());
-        for (const std::string& k : mark_keys) marks.push_back({k, "1"});  // small: one per accepted event
-        (void)store_.put_if_absent_many(marks, options_.event_claim_ttl);
+        std::vector<std::string> marked(claims.size());
+        std::vector<idempotency::ReplaceRequest> marks(claims.size());
+        for (std::size_t r = 0; r < claims.size(); ++r) {
+          marked[r].reserve(claims[r].second.size() + kOnBusSuffix.size());
+          marked[r] += claims[r].second;
+          marked[r] += kOnBusSuffix;
+          marks[r] = {claims[r].first, claims[r].second, marked[r]};
+        }
+        (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
         count_verdicts(verdicts);
         done(std::move(verdicts));
         // For the group's event_accepted (publish_accepted(), after the
@@ -1376,8 +1412,14 @@ Response Api::get_ledger(Call& call, std::string_view merchant_id) {
 }
 
 Response Api::get_event(Call&, std::string_view merchant_id, std::string_view event_id) {
-  auto claim = store_.get(on_bus_key(merchant_id, event_id));  // accepted: on the bus
+  auto claim = store_.get(claim_key(merchant_id, event_id));
   if (!claim.ok()) return error_response(503, "unavailable", claim.error().message);
+  bool on_bus = claim->has_value() && parse_claim_value(**claim).on_bus;  // accepted: on the bus
+  if (!on_bus) {
+    auto legacy = store_.get(legacy_on_bus_key(merchant_id, event_id));
+    if (!legacy.ok()) return error_response(503, "unavailable", legacy.error().message);
+    on_bus = legacy->has_value();
+  }
   ledger::PostingQuery q;
   q.merchant_id = std::string(merchant_id);
   q.limit = options_.event_lookup_rows_max;
@@ -1390,7 +1432,7 @@ Response Api::get_event(Call&, std::string_view merchant_id, std::string_view ev
     if (first == nullptr) first = &r;
     legs.push_back({{"account", r.account}, {"amount", r.amount}});
   }
-  if (first == nullptr && !claim->has_value()) {
+  if (first == nullptr && !on_bus) {
     return error_response(404, "not_found", fmt::format("no event '{}' of merchant '{}'", event_id, merchant_id));
   }
   ordered_json out;

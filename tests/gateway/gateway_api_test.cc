@@ -519,9 +519,8 @@ TEST(GatewayBulk, A50MegabyteUploadStreamsInBoundedMemory) {
   std::printf("bulk: %lld lines, %.1f MiB in %.2f s (%.1f MiB/s); gateway peak RSS %ld -> %ld KiB\n",
               static_cast<long long>(lines), static_cast<double>(sent) / (1 << 20), seconds,
               static_cast<double>(sent) / (1 << 20) / seconds, before, after);
-  // The body is never held: growth is the event claims and their on-bus
-  // marks (~300 B per event in the embedded store) and buffers, below the
-  // 50 MiB sent.
+  // The body is never held: growth is the events' claims (~200 B per event
+  // in the embedded store) and buffers, below the 50 MiB sent.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   (void)after;  // the sanitizers' shadow memory (and ASan's quarantine) make RSS meaningless here
 #else
@@ -564,8 +563,8 @@ TEST(GatewayLimits, AFullInProcessStoreAnswers503AndKeepsWhatItAccepted) {
   const fs::path data = dir.path() / "data";
   settle_basic_fixture(data);
   const std::string eur = create_key(data, dir.path(), "m-eur");
-  // Two entries per accepted event (its claim and its on-bus mark): room for
-  // 500 events.
+  // One entry per accepted event (its claim, which becomes its on-bus mark):
+  // room for 1,000 events.
   GatewayProcess gw(data, {"--memory-store-max-entries", "1000"});
   auto post = [&](int first, int n) {
     std::string body = "[";
@@ -578,12 +577,12 @@ TEST(GatewayLimits, AFullInProcessStoreAnswers503AndKeepsWhatItAccepted) {
     return http_request(gw.port(), "POST", "/v1/events", body,
                         {{"Authorization", "Bearer " + eur}, {"Content-Type", "application/json"}});
   };
-  for (int k = 0; k < 5; ++k) {
+  for (int k = 0; k < 10; ++k) {
     auto r = post(100 * k, 100);
     ASSERT_EQ(r.status, 202u) << "batch " << k << ": " << r.body;
     ASSERT_EQ(json::parse(r.body)["accepted"], 100) << r.body;
   }
-  auto full = post(500, 10);
+  auto full = post(1000, 10);
   EXPECT_EQ(full.status, 503u) << full.body;
   EXPECT_NE(full.body.find("idempotency store is full"), std::string::npos) << full.body;
   // What was accepted stays known: a resend is a duplicate, not a 503.
