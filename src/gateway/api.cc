@@ -1037,7 +1037,8 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         verdicts[i] = Verdict::kConflict;
         continue;
       }
-      if (existing.on_bus || (events.size() > 1 && in_call.contains(keys[i]))) {  // twice in one call: once on the bus
+      // On the bus already, or twice in one call (appended once).
+      if (existing.on_bus || (events.size() > 1 && in_call.contains(keys[i]))) {
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
