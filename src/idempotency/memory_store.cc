@@ -65,16 +65,21 @@ MemoryStore::Shard& MemoryStore::shard_for(std::uint64_t hash) {
   return shards_[(hash >> 32) % shards_.size()];
 }
 
-Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_view value,
-                                              std::chrono::milliseconds ttl) {
-  SETTLE_TRY(check_ttl(ttl, "put_if_absent"));
+MemoryStore::Locked MemoryStore::lock_key(std::string_view key) {
   const std::uint64_t h = hash_of(key);
   Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
+  std::unique_lock lock(shard.mu);
   // Read under the lock so that time only moves forward in the order the
   // shard serializes operations.
   const auto now = clock_->now();
   pay_sweep_share(shard, now);
+  return Locked{shard, std::move(lock), h, now};
+}
+
+Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_view value,
+                                              std::chrono::milliseconds ttl) {
+  SETTLE_TRY(check_ttl(ttl, "put_if_absent"));
+  auto [shard, lock, h, now] = lock_key(key);
 
   auto& map = shard.values.map;
   if (const std::size_t at = map.find(key, h); at != map.npos) {
@@ -91,11 +96,7 @@ Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_
 }
 
 Result<std::optional<std::string>> MemoryStore::get(std::string_view key) {
-  const std::uint64_t h = hash_of(key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(key);
 
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
@@ -108,11 +109,7 @@ Result<std::optional<std::string>> MemoryStore::get(std::string_view key) {
 }
 
 Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view expected) {
-  const std::uint64_t h = hash_of(key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(key);
 
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
@@ -126,11 +123,7 @@ Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view
 Result<bool> MemoryStore::replace_if_equal(std::string_view key, std::string_view expected, std::string_view value,
                                            std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "replace_if_equal"));
-  const std::uint64_t h = hash_of(key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(key);
 
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
@@ -143,11 +136,7 @@ Result<bool> MemoryStore::replace_if_equal(std::string_view key, std::string_vie
 Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
                                                    std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "try_lock"));
-  const std::uint64_t h = hash_of(key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(key);
 
   auto& map = shard.leases.map;
   std::size_t at = map.find(key, h);
@@ -166,11 +155,7 @@ Result<std::optional<Lease>> MemoryStore::try_lock(std::string_view key,
 
 Result<bool> MemoryStore::extend(const Lease& lease, std::chrono::milliseconds ttl) {
   SETTLE_TRY(check_ttl(ttl, "extend"));
-  const std::uint64_t h = hash_of(lease.key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(lease.key);
 
   auto& map = shard.leases.map;
   const std::size_t at = map.find(lease.key, h);
@@ -186,11 +171,7 @@ Result<bool> MemoryStore::extend(const Lease& lease, std::chrono::milliseconds t
 }
 
 Result<bool> MemoryStore::unlock(const Lease& lease) {
-  const std::uint64_t h = hash_of(lease.key);
-  Shard& shard = shard_for(h);
-  std::lock_guard lock(shard.mu);
-  const auto now = clock_->now();
-  pay_sweep_share(shard, now);
+  auto [shard, lock, h, now] = lock_key(lease.key);
 
   auto& map = shard.leases.map;
   const std::size_t at = map.find(lease.key, h);

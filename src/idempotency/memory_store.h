@@ -109,6 +109,16 @@ class MemoryStore final : public Store {
   // The shard of a key with hash `hash`.
   Shard& shard_for(std::uint64_t hash);
 
+  // What every operation starts with: the key's shard, locked, the key's
+  // hash, and the time, read under the lock after the sweep's share is paid.
+  struct Locked {
+    Shard& shard;
+    std::unique_lock<std::mutex> lock;
+    std::uint64_t hash;
+    TimePoint now;
+  };
+  Locked lock_key(std::string_view key);
+
   // Runs a sweep step every few operations; called with the shard locked.
   void pay_sweep_share(Shard& shard, TimePoint now);
   // Drops the expired entries of up to `slots` slots of each table and

@@ -766,7 +766,8 @@ Result<PutOutcome> RedisStore::put_if_absent(std::string_view key, std::string_v
 namespace {
 
 // Runs n commands pipelined on one connection, in order: `format(i, out)`
-// appends item i's command (RESP) to out, `take(i, reply)` handles its reply.
+// appends item i's command (RESP) to out, `take(conn, reply)` handles the
+// next reply.
 // Commands go in chunks of `depth`, formatted into one string (hiredis would
 // otherwise allocate and printf each command, which costs more client CPU
 // than the server spends running it), with two chunks in flight: reading one
@@ -774,9 +775,11 @@ namespace {
 // while this thread parses and builds. One connection for the whole batch: a
 // key repeated across chunks must see its earlier item, which one
 // connection's order guarantees.
-template <typename Conn, typename Impl, typename Format, typename Take>
-Status run_pipelined(Impl& impl, Conn& conn, const char* op, std::size_t n, std::size_t depth, Format format,
-                     Take take) {
+template <typename Impl, typename Format, typename Take>
+Status run_pipelined(Impl& impl, const char* op, std::size_t n, Format format, Take take) {
+  if (n == 0) return ok_status();
+  const std::size_t depth = impl.options.pipeline_depth_max;
+  SETTLE_ASSIGN_OR_RETURN(typename Impl::Conn conn, impl.checkout(op));
   SigpipeGuard guard;
   std::string chunk;
   auto append = [&](std::size_t from) -> Status {
@@ -804,7 +807,7 @@ Status run_pipelined(Impl& impl, Conn& conn, const char* op, std::size_t n, std:
         return impl.unavailable(op, what);
       }
       const ReplyPtr reply(static_cast<redisReply*>(raw));
-      Status took = take(read, *reply);
+      Status took = take(conn, *reply);
       if (!took.ok()) {
         conn.drop();  // replies of later items are still on their way
         return took;
@@ -822,12 +825,10 @@ Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const P
   SETTLE_TRY(check_ttl(ttl, op));
   std::vector<PutOutcome> outcomes;
   outcomes.reserve(items.size());
-  if (items.empty()) return outcomes;
   const std::string px = ttl_text(ttl);
-  SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
   std::string key;
   SETTLE_TRY(run_pipelined(
-      *impl_, conn, op, items.size(), impl_->options.pipeline_depth_max,
+      *impl_, op, items.size(),
       [&](std::size_t i, std::string& out) {
         key.clear();
         append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
@@ -838,7 +839,7 @@ Result<std::vector<PutOutcome>> RedisStore::put_if_absent_many(std::span<const P
         append_bulk(out, px);
         out += "$3\r\nGET\r\n";
       },
-      [&](std::size_t, const redisReply& reply) -> Status {
+      [&](Impl::Conn& conn, const redisReply& reply) -> Status {
         SETTLE_ASSIGN_OR_RETURN(PutOutcome outcome, impl_->claim_outcome(conn, op, reply));
         outcomes.push_back(std::move(outcome));
         return ok_status();
@@ -862,14 +863,12 @@ Result<std::vector<bool>> RedisStore::replace_if_equal_many(std::span<const Repl
   SETTLE_TRY(check_ttl(ttl, op));
   std::vector<bool> replaced;
   replaced.reserve(items.size());
-  if (items.empty()) return replaced;
   const std::string px = ttl_text(ttl);
-  SETTLE_ASSIGN_OR_RETURN(Impl::Conn conn, impl_->checkout(op));
   // Pipelined as EVAL with the script's text: an EVALSHA that meets NOSCRIPT
   // part-way through a pipeline would need its own retry.
   std::string key;
   SETTLE_TRY(run_pipelined(
-      *impl_, conn, op, items.size(), impl_->options.pipeline_depth_max,
+      *impl_, op, items.size(),
       [&](std::size_t i, std::string& out) {
         key.clear();
         append_scoped_key(key, impl_->options.key_prefix, "v", items[i].key);
@@ -881,7 +880,7 @@ Result<std::vector<bool>> RedisStore::replace_if_equal_many(std::span<const Repl
         append_bulk(out, items[i].value);
         append_bulk(out, px);
       },
-      [&](std::size_t, const redisReply& reply) -> Status {
+      [&](Impl::Conn& conn, const redisReply& reply) -> Status {
         SETTLE_ASSIGN_OR_RETURN(long long r, impl_->script_result(conn, op, reply));
         replaced.push_back(r == 1);
         return ok_status();
