@@ -44,8 +44,10 @@ struct FileLogOptions {
   // its latency on the benchmark machine, for one zero write per this many
   // bytes appended. Appends larger than a quarter of it just grow the file.
   // The zeros never reach a reader: a closing segment is cut to its records,
-  // and recovery cuts them off like a torn tail. 0: never write ahead.
-  std::uint64_t preallocate_bytes = std::uint64_t{1} << 20;
+  // and recovery cuts them off like a torn tail. Each partition that takes
+  // appends holds up to this much more on disk while the bus is open. 0:
+  // never write ahead.
+  std::uint64_t preallocate_bytes = std::uint64_t{256} << 10;
 
   // A sparse index entry every this many bytes of a segment: a read from an
   // arbitrary offset scans at most about this much before its first record.
