@@ -39,7 +39,8 @@ struct MemoryStoreOptions {
   // mean less contention between threads, fewer mean larger tables: a table's
   // slots get huge pages from 2 MiB on (see HugePageAllocator), which is what
   // keeps a lookup in millions of keys to one cache miss. Eight shards for a
-  // gateway's few threads reach that size at about 600k entries.
+  // gateway's few threads reach that size at about 370k entries (a shard's
+  // table grows to 131,072 slots of 24 bytes past 45,875 entries).
   std::size_t shards = 8;
   // Bound on stored entries (values and leases; expired ones not yet reclaimed
   // count too). Roughly 100-200 bytes each plus key and value bytes.
