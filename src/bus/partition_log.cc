@@ -218,17 +218,19 @@ Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records
   }
 
   const std::uint64_t end = active_bytes_ + buffer_.size();
-  Status written = ok_status();
-  if (end > file_bytes_ && options_.fsync == FsyncPolicy::kEveryAppend && options_.preallocate_bytes > 0 &&
-      buffer_.size() <= options_.preallocate_bytes / 4) {
-    // Zeros ahead first, so that this append and the next ones overwrite
-    // (see FileLogOptions::preallocate_bytes); the fdatasync below makes
-    // both durable.
-    const std::uint64_t ahead = std::max(end, std::min(end + options_.preallocate_bytes, options_.segment_bytes));
-    written = write_zeros(active_->fd.get(), ahead - file_bytes_, file_bytes_, active_->path);
-    if (written.ok()) file_bytes_ = ahead;
+  std::uint64_t file_end = std::max(file_bytes_, end);
+  Status written = write_at(active_->fd.get(), buffer_, active_bytes_, active_->path);
+  if (written.ok() && end > file_bytes_ && options_.fsync == FsyncPolicy::kEveryAppend &&
+      options_.preallocate_bytes > 0 && buffer_.size() <= options_.preallocate_bytes / 4) {
+    // This append grew the file: zeros after it, so that the next ones
+    // overwrite (see FileLogOptions::preallocate_bytes); the fdatasync below
+    // makes both durable.
+    const std::uint64_t ahead = std::min(end + options_.preallocate_bytes, options_.segment_bytes);
+    if (ahead > end) {
+      written = write_zeros(active_->fd.get(), ahead - end, end, active_->path);
+      file_end = ahead;
+    }
   }
-  if (written.ok()) written = write_at(active_->fd.get(), buffer_, active_bytes_, active_->path);
   if (!written.ok()) {
     // Cut off whatever part of the batch (or of the zeros ahead) reached the
     // file, or the next append would leave it in the middle of the log.
@@ -238,7 +240,7 @@ Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records
     file_bytes_ = active_bytes_;
     return written.error();
   }
-  file_bytes_ = std::max(file_bytes_, end);
+  file_bytes_ = file_end;
   if (options_.fsync == FsyncPolicy::kEveryAppend) {
     Status synced = sync_data(active_->fd.get(), active_->path);
     if (!synced.ok()) {
