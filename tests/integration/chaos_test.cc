@@ -354,7 +354,9 @@ TEST(KillNineChaos, EveryAcknowledgedEventSettlesExactlyOnceDespiteKillsPausesAn
     for (Role& r : roles) {
       if (!r.proc->running()) {
         ++unexpected_exits;
-        exits += fmt::format("\n{} exited by itself:\n{}", r.name, r.proc->log_tail(3000));
+        exits += fmt::format("\n{} exited by itself ({}):\n{}", r.name,
+                             testing::Process::describe_status(r.proc->exit_status().value_or(-1)),
+                             r.proc->log_tail(3000));
         r.start();
       }
     }

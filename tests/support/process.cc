@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -159,6 +160,16 @@ Process& Process::operator=(Process&& other) noexcept {
     other.pid_ = -1;
   }
   return *this;
+}
+
+std::string Process::describe_status(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return "killed by signal " + std::to_string(WTERMSIG(status)) + " (SIG" + (name != nullptr ? name : "?") + ")" +
+           (WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return "wait status " + std::to_string(status);
 }
 
 bool Process::running() {

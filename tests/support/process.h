@@ -64,6 +64,11 @@ class Process {
 
   pid_t pid() const { return pid_; }
   bool running();
+  // The wait status (as waitpid gives it) once running() or wait() saw the
+  // process exit; nullopt before.
+  std::optional<int> exit_status() const { return status_; }
+  // "exit code N" or "killed by signal N (SIGNAME)", for failure messages.
+  static std::string describe_status(int status);
   // Sends `signal`, waits up to `grace`, then SIGKILL. Returns the wait status
   // (as waitpid gives it), or -1 when it was not running.
   int stop(int signal = 15, std::chrono::milliseconds grace = std::chrono::seconds(10));
