@@ -10,9 +10,10 @@
 //   the checkpoint, the offsets) before returning, since the next owner starts
 //   from there. `lost` = the group already gave them away (session expired):
 //   nothing may be committed for them any more.
-// Kafka: a subscribe()d consumer with the cooperative-sticky assignor
-// (incremental assign/unassign in its rebalance callback) whose fetching is
-// paused. Embedded: the only member, which owns every partition.
+// Kafka: a subscribe()d consumer with the eager range assignor (every
+// rebalance revokes all and assigns anew; the rebalance callback would also
+// take incremental assign/unassign under a cooperative protocol) whose
+// fetching is paused. Embedded: the only member, which owns every partition.
 //
 // Offsets: while a group has live members, commit its offsets through
 // commit() here (Kafka refuses commits from outside an active generation).

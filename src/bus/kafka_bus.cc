@@ -1019,16 +1019,7 @@ class KafkaGroupMember final : public GroupMember {
         callbacks_(std::move(callbacks)),
         timeout_ms_(timeout_ms) {}
 
-  ~KafkaGroupMember() override {
-    (void)leave();
-    // librdkafka before 2.3.0 (Debian 12 has 2.0.2) aborts in
-    // rd_kafka_destroy() when a cooperative-sticky member is destroyed after
-    // its JoinGroup and before its first SyncGroup (librdkafka issue 4312:
-    // the assignor's state is still NULL). A member that never had an
-    // assignment may be in that window: its client, which has left the
-    // group already, is left to the process exit rather than destroyed.
-    if (handle_ && !synced_once() && rd_kafka_version() < 0x020300ff) (void)handle_.release();
-  }
+  ~KafkaGroupMember() override { (void)leave(); }
 
   Status start(const Props& props) {
     SETTLE_ASSIGN_OR_RETURN(handle_, make_handle(
@@ -1116,10 +1107,6 @@ class KafkaGroupMember final : public GroupMember {
     std::lock_guard lock(mu_);
     return left_;
   }
-  bool synced_once() const {
-    std::lock_guard lock(mu_);
-    return synced_once_;
-  }
 
   static void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque) {
@@ -1136,10 +1123,6 @@ class KafkaGroupMember final : public GroupMember {
     }
     std::sort(changed.begin(), changed.end());
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      {
-        std::lock_guard lock(mu_);
-        synced_once_ = true;  // a SyncGroup answered: the assignor has its state
-      }
       rd_kafka_error_t* error = nullptr;
       if (cooperative) {
         error = rd_kafka_incremental_assign(rk, partitions);
@@ -1190,7 +1173,6 @@ class KafkaGroupMember final : public GroupMember {
   mutable std::mutex mu_;
   std::set<std::int32_t> owned_;
   bool left_ = false;
-  bool synced_once_ = false;  // an assignment (possibly empty) has arrived
 };
 
 }  // namespace
@@ -1202,7 +1184,15 @@ Result<std::unique_ptr<GroupMember>> KafkaBus::join_group(std::string group, std
   Props props = connection_props(bootstrap_, options_);
   props.insert(props.end(), {
       {"group.id", group},
-      {"partition.assignment.strategy", "cooperative-sticky"},
+      // The eager range assignor, not cooperative-sticky: librdkafka 2.0.2's
+      // sticky assignor (Debian 12) crashes the group leader with a null
+      // dereference when members leave and rejoin in quick succession
+      // (found by the chaos test: a worker that retried through a
+      // PostgreSQL restart), and aborts when a member closes before its
+      // first SyncGroup (librdkafka issue 4312). An eager rebalance revokes
+      // every partition and assigns anew, which the roles handle as any
+      // change of ownership: flush, then recover from the ledger.
+      {"partition.assignment.strategy", "range"},
       {"session.timeout.ms", std::to_string(options_.session_timeout_ms)},
       {"heartbeat.interval.ms", std::to_string(options_.heartbeat_ms)},
       {"enable.auto.commit", "false"},
