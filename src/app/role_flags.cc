@@ -261,6 +261,7 @@ void block_stop_signals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 bool wait_for_signal(std::chrono::milliseconds timeout) {

@@ -86,6 +86,10 @@ Status init_role_logging(const RoleFlags& flags);
 
 // Blocks SIGINT and SIGTERM in the calling thread (call before starting
 // threads, which inherit the mask) so that wait_for_signal() receives them.
+// Also ignores SIGPIPE in the whole process: a long-running role writes to
+// sockets whose peer may go at any moment (a restarted Redis or PostgreSQL,
+// a client that hung up), and such a write must fail with EPIPE, not end
+// the role without a word.
 void block_stop_signals();
 // Waits up to `timeout` for SIGINT/SIGTERM; true when one arrived.
 bool wait_for_signal(std::chrono::milliseconds timeout);

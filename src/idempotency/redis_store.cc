@@ -3,8 +3,6 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -17,6 +15,8 @@
 #include <random>
 #include <utility>
 #include <vector>
+
+#include "common/sigpipe_guard.h"
 
 namespace settle::idempotency {
 namespace {
@@ -107,43 +107,6 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
 std::string_view reply_text(const redisReply& r) {
   return std::string_view(r.str, static_cast<std::size_t>(r.len));
 }
-
-// hiredis writes with write(2): a write to a connection the server reset
-// raises SIGPIPE, which would kill the process. Blocked in this thread for
-// the duration of the I/O, and a SIGPIPE raised meanwhile is consumed, so the
-// process's own disposition (and other threads) are untouched.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigemptyset(&pending);
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      sigset_t pending;
-      sigemptyset(&pending);
-      sigpending(&pending);
-      if (sigismember(&pending, SIGPIPE) == 1) {
-        const timespec zero{0, 0};
-        while (sigtimedwait(&pipe_, nullptr, &zero) == -1 && errno == EINTR) {
-        }
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
 
 // One command's arguments, pointing into strings that outlive the append
 // (hiredis copies them into its output buffer).

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "common/assert.h"
+#include "common/sigpipe_guard.h"
 
 namespace settle::notify {
 namespace {
@@ -195,7 +196,11 @@ class RedisCache final : public StatusCache {
       argv.push_back(a.data());
       lens.push_back(a.size());
     }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    redisReply* r = nullptr;
+    {
+      SigpipeGuard guard;  // a server that went away is an error here, not the process's end
+      r = static_cast<redisReply*>(redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    }
     if (r == nullptr) {
       std::string why = ctx_->errstr;
       redisFree(ctx_);

@@ -86,6 +86,19 @@ class ProductionRoles : public ::testing::Test {
   std::string ledger_, store_, bus_;
 };
 
+// Whether the process's SigIgn mask (/proc/PID/status) holds `signal`.
+bool ignores_signal(pid_t pid, int signal) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("SigIgn:", 0) == 0) {
+      const unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+      return (mask >> (signal - 1)) & 1ULL;
+    }
+  }
+  return false;
+}
+
 TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedReportDespiteAKilledWorker) {
   TempDir sample("settle-prod-sample");
   const fs::path demo = sample.path() / "demo";
@@ -133,6 +146,9 @@ TEST_F(ProductionRoles, TwoProcessorsAndTwoWorkersOnRealServersMatchTheEmbeddedR
   for (Process* p : {p1.get(), p2.get(), w1.get(), w2.get()}) {
     // A role handles SIGTERM once it has said how to stop it.
     ASSERT_TRUE(p->wait_for_output("stop with SIGTERM", std::chrono::seconds(60))) << p->log_tail();
+    // A write to a socket whose server went away (a Redis or PostgreSQL
+    // restart) must be an EPIPE the role retries, not a silent SIGPIPE death.
+    EXPECT_TRUE(ignores_signal(p->pid(), SIGPIPE)) << "a role must ignore SIGPIPE";
     const int status = p->stop(SIGTERM, std::chrono::seconds(30));
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << p->log_tail();
   }
