@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/cli.h"
+#include "app/crash_report.h"
 
 int main(int argc, char** argv) {
   // The pipeline allocates and frees chunks of a few MiB (records read from
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   // it costs a bounded few tens of MiB and saves most of that kernel time.
   // (settled is linked with tcmalloc, which ignores these, unless built
   // without it: SETTLE_TCMALLOC=OFF or the sanitizer tree.)
+  settle::app::install_crash_report();
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
   using namespace settle::app;
