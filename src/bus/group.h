@@ -11,9 +11,7 @@
 //   from there. `lost` = the group already gave them away (session expired):
 //   nothing may be committed for them any more.
 // Kafka: a subscribe()d consumer with the eager range assignor (every
-// rebalance revokes all and assigns anew; the rebalance callback would also
-// take incremental assign/unassign under a cooperative protocol) whose
-// fetching is paused. Embedded: the only member, which owns every partition.
+// rebalance revokes all and assigns anew) whose fetching is paused. Embedded: the only member, which owns every partition.
 //
 // Offsets: while a group has live members, commit its offsets through
 // commit() here (Kafka refuses commits from outside an active generation).

@@ -1114,32 +1114,25 @@ class KafkaGroupMember final : public GroupMember {
     self->rebalance(rk, err, partitions);
   }
 
+  // The eager protocol (join_group's range assignor): an assignment is the
+  // member's whole set, a revocation takes everything it owns.
   void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                  rd_kafka_topic_partition_list_t* partitions) {
-    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     std::vector<std::int32_t> changed;
     for (int i = 0; i < partitions->cnt; ++i) {
       if (topic_ == partitions->elems[i].topic) changed.push_back(partitions->elems[i].partition);
     }
     std::sort(changed.begin(), changed.end());
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-      rd_kafka_error_t* error = nullptr;
-      if (cooperative) {
-        error = rd_kafka_incremental_assign(rk, partitions);
-      } else {
-        const rd_kafka_resp_err_t e = rd_kafka_assign(rk, partitions);
-        if (e != RD_KAFKA_RESP_ERR_NO_ERROR) error = rd_kafka_error_new(e, "assign failed");
-      }
-      if (error != nullptr) {
-        handle_->note(std::string("assign: ") + rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+      if (const rd_kafka_resp_err_t e = rd_kafka_assign(rk, partitions); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        handle_->note(std::string("assign: ") + rd_kafka_err2str(e));
         return;
       }
       // Membership only: records are read through Bus::read().
       rd_kafka_pause_partitions(rk, partitions);
       {
         std::lock_guard lock(mu_);
-        if (!cooperative) owned_.clear();
+        owned_.clear();
         owned_.insert(changed.begin(), changed.end());
       }
       if (callbacks_.assigned && !changed.empty()) callbacks_.assigned(changed);
@@ -1149,20 +1142,9 @@ class KafkaGroupMember final : public GroupMember {
     // first, then the partitions go.
     const bool lost = err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || rd_kafka_assignment_lost(rk);
     if (callbacks_.revoked && !changed.empty()) callbacks_.revoked(changed, lost);
-    {
-      std::lock_guard lock(mu_);
-      for (std::int32_t p : changed) owned_.erase(p);
-    }
-    if (cooperative && err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
-        handle_->note(std::string("unassign: ") + rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-      }
-    } else {
-      rd_kafka_assign(rk, nullptr);
-      std::lock_guard lock(mu_);
-      owned_.clear();
-    }
+    rd_kafka_assign(rk, nullptr);
+    std::lock_guard lock(mu_);
+    owned_.clear();
   }
 
   const std::string group_;

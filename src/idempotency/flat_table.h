@@ -2,15 +2,14 @@
 //
 // Open addressing with linear probing over an array of slots, each holding a
 // key's full hash, a stamp and a pointer to its node (entry and key, one
-// allocation). A lookup
-// reads the slots, which sit side by side, and touches a node only when the
-// hash matches; growing moves slots without touching a node. The stamp is a
-// 64-bit value the owner keeps beside the hash so that scans can read it
-// without touching nodes: the store keeps each entry's expiry there, and its
-// sweep reads slots only. std::unordered_map
-// walks a linked list instead (bucket, previous node, node, key) and rehashes
-// by visiting every node: on this store's millions of keys each of those is a
-// cache miss, and they were most of the gateway's time in the store.
+// allocation). A lookup reads the slots, which sit side by side, and touches a
+// node only when the hash matches; growing moves slots without touching a node.
+// The stamp is a 64-bit value the owner keeps beside the hash so that scans can
+// read it without touching nodes: the store keeps each entry's expiry there,
+// and its sweep reads slots only. std::unordered_map walks a linked list
+// instead (bucket, previous node, node, key) and rehashes by visiting every
+// node: on this store's millions of keys each of those is a cache miss, and
+// they were most of the gateway's time in the store.
 //
 // Erasing shifts the entries that follow back (no tombstones), so a slot's
 // entry may move when another is erased. Slots are addressed by index:
