@@ -9,7 +9,9 @@
 -- floating point), TEXT dates 'YYYY-MM-DD' -> DATE, TEXT instants (RFC 3339,
 -- UTC) -> TIMESTAMPTZ, BLOB -> BYTEA, 0/1 -> BOOLEAN. Tables are STRICT so that,
 -- as in PostgreSQL, a value of the wrong type or an integer overflow (which
--- SQLite would otherwise turn into a REAL) is an error.
+-- SQLite would otherwise turn into a REAL) is an error. The legs' REFERENCES
+-- are checked by the ledger once per account and call rather than by SQLite
+-- per row (see open() in sqlite_ledger.cc); other connections may enforce them.
 --
 -- Signs follow SETTLEMENT_RULES §6: a posting is a debit when positive, a
 -- credit when negative, and every journal sums to zero.

@@ -395,6 +395,38 @@ TEST_F(SqliteLedgerTest, AFailedTransactionLeavesNoStaleAccountInTheCache) {
   for (const Balance& b : *balances) EXPECT_EQ(b.postings, 2) << b.account;
 }
 
+TEST_F(SqliteLedgerTest, AJournalWhoseAccountIsGoneFailsTheCallAndWritesNothing) {
+  // The ledger's connection does not enforce the legs' REFERENCES per row; it
+  // checks each account a call touches. An account deleted behind its back
+  // (its id still cached) must fail the call, as the foreign key would.
+  auto ledger = open();
+  ASSERT_TRUE(ledger->post(std::vector<model::Journal>{capture("m1", "a", 10000)}, {}).ok());
+  {
+    RawDb raw(options_.path);
+    ASSERT_EQ(raw.exec("DELETE FROM accounts WHERE name = 'platform:fees'"), SQLITE_OK) << raw.last_error();
+  }
+  const auto r = ledger->post(std::vector<model::Journal>{capture("m1", "b", 20000)}, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCorruption) << r.error().to_string();
+  EXPECT_NE(r.error().message.find("does not exist"), std::string::npos) << r.error().message;
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "1");
+  EXPECT_EQ(raw.one("SELECT group_concat(name, ',') FROM (SELECT name FROM accounts ORDER BY name)"),
+            "merchant:m1:payable,platform:clearing");
+}
+
+TEST_F(SqliteLedgerTest, PostedJournalsPassSqlitesForeignKeyCheck) {
+  auto ledger = open();
+  std::vector<model::Journal> call;
+  for (int i = 0; i < 300; ++i) {
+    call.push_back(capture(i % 2 == 0 ? "m1" : "m2", "e" + std::to_string(i), 1000 + i, i % 3 == 0 ? "JPY" : "USD"));
+  }
+  ASSERT_TRUE(ledger->post(call, {}).ok());
+  RawDb raw(options_.path);
+  EXPECT_EQ(raw.one("SELECT count(*) FROM pragma_foreign_key_check"), "0");
+  EXPECT_EQ(raw.one("SELECT count(*) FROM journals"), "300");
+}
+
 TEST_F(SqliteLedgerTest, ABalanceThatWouldLeaveInt64FailsTheCallAndWritesNothing) {
   auto ledger = open();
   model::Journal big = capture("m1", "big1", INT64_MAX);
