@@ -63,7 +63,10 @@ class RecordFormatter final : public spdlog::formatter {
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     const std::string_view component(msg.logger_name.data(), msg.logger_name.size());
-    const std::string_view message(msg.payload.data(), msg.payload.size());
+    const std::string_view payload(msg.payload.data(), msg.payload.size());
+    const bool breaks = payload.find_first_of("\r\n") != std::string_view::npos;
+    const std::string flattened = breaks ? one_line(payload) : std::string();
+    const std::string_view message = breaks ? std::string_view(flattened) : payload;
     std::string line;
     if (format_ == LogFormat::kJson) {
       nlohmann::ordered_json j;
@@ -135,6 +138,26 @@ LogScope::LogScope(std::string_view trace_id, std::string_view merchant_id)
 LogScope::~LogScope() {
   t_trace_id = std::move(saved_trace_id_);
   t_merchant_id = std::move(saved_merchant_id_);
+}
+
+std::string one_line(std::string_view message) {
+  std::string out;
+  out.reserve(message.size());
+  bool pending_break = false;  // a line break seen since the last kept character
+  for (std::size_t i = 0; i < message.size(); ++i) {
+    const char c = message[i];
+    if (c == '\r' || c == '\n') {
+      while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+      pending_break = true;
+    } else if (pending_break && (c == ' ' || c == '\t')) {
+      continue;  // the next line's indentation
+    } else {
+      if (pending_break && !out.empty()) out += ' ';
+      pending_break = false;
+      out += c;
+    }
+  }
+  return out;
 }
 
 std::string trace_id_of(std::string_view traceparent) {

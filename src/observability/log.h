@@ -46,6 +46,12 @@ class LogScope {
   std::string saved_trace_id_, saved_merchant_id_;
 };
 
+// `message` as one line, as every record is written: each line break (CR or
+// LF), with the spaces and tabs around it, becomes one space, and breaks at
+// either end go. libpq's errors, for one, end with an indented hint
+// ("...unexpectedly\n\tThis probably means...\n").
+std::string one_line(std::string_view message);
+
 // The trace id of a traceparent header ("" when it is not one).
 std::string trace_id_of(std::string_view traceparent);
 
