@@ -656,20 +656,26 @@ struct PostgresLedger::Impl {
       // path is much faster than INSERT ... SELECT from the stage (which
       // inserts a row at a time), and the rows are routed to their partitions
       // as a plain COPY would.
-      buffer.clear();
-      for (std::size_t p = from; p < to; ++p) {
-        if (refused[p - from]) continue;
-        inserted[leaders[p]] = true;
-        append_journal_row(buffer, journals[leaders[p]]);
-      }
-      if (!buffer.empty()) {
+      // Formatted a piece at a time and sent as it goes: the server stores
+      // one piece while the next is formatted.
+      if (std::find(refused.begin(), refused.end(), false) != refused.end()) {
         t = std::chrono::steady_clock::now();
-        Status copied = copy_in(c,
-                                "COPY journals (merchant_id, ref, kind, currency, batch_date, "
-                                "settle_date, late, occurred_at, amount, fee, digest, metadata, "
-                                "trace_id, leg1_account, leg1_amount, leg2_account, leg2_amount, "
-                                "leg3_account, leg3_amount) FROM STDIN",
-                                buffer, what);
+        std::size_t p = from;
+        Status copied = copy_in_pieces(c,
+                                       "COPY journals (merchant_id, ref, kind, currency, batch_date, "
+                                       "settle_date, late, occurred_at, amount, fee, digest, metadata, "
+                                       "trace_id, leg1_account, leg1_amount, leg2_account, leg2_amount, "
+                                       "leg3_account, leg3_amount) FROM STDIN",
+                                       buffer,
+                                       [&](std::string& piece) {
+                                         for (; p < to && piece.size() < kCopyPiece; ++p) {
+                                           if (refused[p - from]) continue;
+                                           inserted[leaders[p]] = true;
+                                           append_journal_row(piece, journals[leaders[p]]);
+                                         }
+                                         return p < to;
+                                       },
+                                       what);
         if (!copied.ok() && copied.error().code == ErrorCode::kFailedPrecondition) {
           return fail(ErrorCode::kFailedPrecondition, what,
                       copied.error().message +
@@ -684,7 +690,9 @@ struct PostgresLedger::Impl {
     for (std::size_t i = 0; i < n; ++i) {
       const Journal& j = journals[i];
       const std::size_t lead = leader_of[i];
-      const std::string mine = "\\x" + digest_hex(j.digest);
+      // The digest as the server prints a bytea; needed only for a journal
+      // not inserted.
+      const auto mine = [&j] { return "\\x" + digest_hex(j.digest); };
       if (lead == i) {
         if (inserted[i]) {
           out[i] = PostOutcome::kPosted;
@@ -697,12 +705,12 @@ struct PostgresLedger::Impl {
             d.second += 1;
           }
         } else {
-          out[i] = stored[i] == mine ? PostOutcome::kDuplicate : PostOutcome::kConflict;
+          out[i] = stored[i] == mine() ? PostOutcome::kDuplicate : PostOutcome::kConflict;
         }
+      } else if (inserted[lead]) {
+        out[i] = j.digest == journals[lead].digest ? PostOutcome::kDuplicate : PostOutcome::kConflict;
       } else {
-        const std::string reference =
-            inserted[lead] ? "\\x" + digest_hex(journals[lead].digest) : stored[lead];
-        out[i] = reference == mine ? PostOutcome::kDuplicate : PostOutcome::kConflict;
+        out[i] = stored[lead] == mine() ? PostOutcome::kDuplicate : PostOutcome::kConflict;
       }
     }
     return ok_status();
@@ -718,11 +726,17 @@ struct PostgresLedger::Impl {
   Result<bool> copy_new_keys(Conn& c, std::span<const Journal> journals,
                              const std::vector<std::size_t>& leaders, std::size_t from,
                              std::size_t to, std::string& buffer, std::string_view what) {
-    buffer.clear();
-    for (std::size_t p = from; p < to; ++p) append_key_columns(buffer, journals[leaders[p]]);
     SETTLE_TRY(exec(c, "SAVEPOINT new_keys", what));
-    Status copied = copy_in(c, "COPY journal_keys (merchant_id, ref, settle_date, digest) FROM STDIN",
-                            buffer, what);
+    std::size_t p = from;
+    Status copied = copy_in_pieces(c, "COPY journal_keys (merchant_id, ref, settle_date, digest) FROM STDIN",
+                                   buffer,
+                                   [&](std::string& piece) {
+                                     for (; p < to && piece.size() < kCopyPiece; ++p) {
+                                       append_key_columns(piece, journals[leaders[p]]);
+                                     }
+                                     return p < to;
+                                   },
+                                   what);
     if (copied.ok()) {
       SETTLE_TRY(exec(c, "RELEASE SAVEPOINT new_keys", what));
       return true;
@@ -865,6 +879,33 @@ struct PostgresLedger::Impl {
         return pg_fail(c, nullptr, what);
       }
     }
+    return end_copy(c, what);
+  }
+
+  // The size of a piece copy_in_pieces() sends.
+  static constexpr std::size_t kCopyPiece = 64 * 1024;
+
+  // COPY ... FROM STDIN of the rows `fill(piece)` formats (COPY text format):
+  // it appends rows to `piece` until it holds about kCopyPiece bytes, and
+  // returns false once the last row is in. Each piece goes to the server as
+  // soon as it is formatted (`buffer` holds it), so the server parses and
+  // stores one while the next is formatted.
+  template <typename Fill>
+  Status copy_in_pieces(Conn& c, const std::string& sql, std::string& buffer, Fill&& fill, std::string_view what) {
+    PgResult start(PQexec(c.pg, sql.c_str()));
+    if (PQresultStatus(start.get()) != PGRES_COPY_IN) return pg_fail(c, &start, what);
+    for (bool more = true; more;) {
+      buffer.clear();
+      more = fill(buffer);
+      if (!buffer.empty() && PQputCopyData(c.pg, buffer.data(), static_cast<int>(buffer.size())) != 1) {
+        return pg_fail(c, nullptr, what);
+      }
+    }
+    return end_copy(c, what);
+  }
+
+  // Ends the COPY in progress and reads its outcome.
+  Status end_copy(Conn& c, std::string_view what) {
     if (PQputCopyEnd(c.pg, nullptr) != 1) return pg_fail(c, nullptr, what);
     Status status = ok_status();
     while (PGresult* raw = PQgetResult(c.pg)) {
