@@ -34,6 +34,7 @@ using settle::bench::print_row;
 using settle::bench::write_inputs;
 
 constexpr double kTargetEventsPerSecond = 250'000;
+constexpr std::int64_t kTargetEvents = 1'000'000;  // the run the target is for
 
 struct Figures {
   double seconds;
@@ -146,8 +147,12 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       if (&mode == &modes.front()) {
         const std::string measure = fmt::format("embedded settle, {} events, end to end (events/s)", n);
+        // The target is the 1M-event run's; the other sizes show how the
+        // cost grows (a 100k run is mostly start-up and the final closes).
+        const bool target_run = n == kTargetEvents;
         print_row(measure, fmt::format("{:.0f}", rate), baseline > 0 ? fmt::format("{:.0f} simdjson", baseline) : "",
-                  bench::ratio_text(rate, baseline), ">= 250k events/s", bench::met(rate >= kTargetEventsPerSecond));
+                  bench::ratio_text(rate, baseline), target_run ? ">= 250k events/s" : "(the target is at 1M)",
+                  target_run ? bench::met(rate >= kTargetEventsPerSecond) : "");
         print_row(fmt::format("embedded settle, {} events: time, peak RSS", n),
                   fmt::format("{:.1f} s, {}", f.seconds, mib(f.max_rss_kib)), "", "", "RSS flat in event count", "");
       }
