@@ -9,6 +9,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/pg_result.h"
+
 namespace settle::idempotency {
 namespace {
 
@@ -50,35 +52,30 @@ std::string trimmed(const char* message) {
   return s;
 }
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
-
 // Runs one statement, waiting at most `timeout` for its result. Returns the
 // last result, or an error message (and then the connection is unusable:
 // the caller drops it).
-std::pair<ResultPtr, std::string> exec_with_timeout(PGconn* conn, const std::string& sql,
+std::pair<PgResult, std::string> exec_with_timeout(PGconn* conn, const std::string& sql,
                                                     milliseconds timeout) {
-  if (PQsendQuery(conn, sql.c_str()) != 1) return {nullptr, trimmed(PQerrorMessage(conn))};
+  if (PQsendQuery(conn, sql.c_str()) != 1) return {PgResult(), trimmed(PQerrorMessage(conn))};
   const auto deadline = Clock::now() + timeout;
-  ResultPtr last;
+  PgResult last;
   for (;;) {
     while (PQisBusy(conn) == 1) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
-        return {nullptr, "no answer within " + std::to_string(timeout.count()) + " ms"};
+        return {PgResult(), "no answer within " + std::to_string(timeout.count()) + " ms"};
       }
       pollfd pfd{PQsocket(conn), POLLIN, 0};
       const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<long long>(1, left.count())));
-      if (ready < 0 && errno != EINTR) return {nullptr, std::string("poll: ") + std::strerror(errno)};
-      if (PQconsumeInput(conn) != 1) return {nullptr, trimmed(PQerrorMessage(conn))};
+      if (ready < 0 && errno != EINTR) return {PgResult(), std::string("poll: ") + std::strerror(errno)};
+      if (PQconsumeInput(conn) != 1) return {PgResult(), trimmed(PQerrorMessage(conn))};
     }
     PGresult* r = PQgetResult(conn);
     if (r == nullptr) break;
-    last.reset(r);
+    last = PgResult(r);
   }
-  if (!last) return {nullptr, "no result"};
+  if (!last) return {PgResult(), "no result"};
   return {std::move(last), ""};
 }
 

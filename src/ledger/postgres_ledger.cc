@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "common/assert.h"
+#include "common/pg_result.h"
 #include "ledger/postgres_migrations.h"
 #include "model/journal.h"
 
@@ -190,34 +191,6 @@ constexpr const char* kJournalColumns =
 
 // ---------------------------------------------------------------------------
 // libpq plumbing
-
-// An owned PGresult.
-class PgResult {
- public:
-  PgResult() = default;
-  explicit PgResult(PGresult* r) : r_(r) {}
-  PgResult(const PgResult&) = delete;
-  PgResult& operator=(const PgResult&) = delete;
-  PgResult(PgResult&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-  PgResult& operator=(PgResult&& o) noexcept {
-    if (this != &o) {
-      PQclear(r_);
-      r_ = std::exchange(o.r_, nullptr);
-    }
-    return *this;
-  }
-  ~PgResult() { PQclear(r_); }
-
-  PGresult* get() const { return r_; }
-  int rows() const { return PQntuples(r_); }
-  bool null_at(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
-  std::string_view text(int row, int col) const {
-    return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
-  }
-
- private:
-  PGresult* r_ = nullptr;
-};
 
 // The ErrorCode for a failed result's SQLSTATE.
 ErrorCode code_for(std::string_view state, std::string_view message) {

@@ -9,49 +9,14 @@
 #include <optional>
 #include <utility>
 
+#include "common/pg_result.h"
+
 namespace settle::reconcile {
 namespace {
 
 // Serializes record_run() across processes (transaction-scoped).
 constexpr std::int64_t kRunLock = 0x5e77'1e00'0000'0003;
 
-// An owned PGresult.
-class PgResult {
- public:
-  explicit PgResult(PGresult* r = nullptr) : r_(r) {}
-  PgResult(const PgResult&) = delete;
-  PgResult& operator=(const PgResult&) = delete;
-  PgResult(PgResult&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
-  PgResult& operator=(PgResult&& o) noexcept {
-    if (this != &o) {
-      PQclear(r_);
-      r_ = std::exchange(o.r_, nullptr);
-    }
-    return *this;
-  }
-  ~PgResult() { PQclear(r_); }
-  PGresult* get() const { return r_; }
-  int rows() const { return PQntuples(r_); }
-  bool null_at(int row, int col) const { return PQgetisnull(r_, row, col) != 0; }
-  std::string text(int row, int col) const {
-    return {PQgetvalue(r_, row, col), static_cast<std::size_t>(PQgetlength(r_, row, col))};
-  }
-  std::int64_t int64(int row, int col) const {
-    std::int64_t v = 0;
-    const char* s = PQgetvalue(r_, row, col);
-    std::from_chars(s, s + PQgetlength(r_, row, col), v);
-    return v;
-  }
-  std::int64_t affected() const {
-    std::int64_t v = 0;
-    const std::string_view s = PQcmdTuples(r_);
-    std::from_chars(s.data(), s.data() + s.size(), v);
-    return v;
-  }
-
- private:
-  PGresult* r_ = nullptr;
-};
 
 // The ErrorCode for a failed statement's SQLSTATE (as PostgresLedger maps them).
 ErrorCode code_for(std::string_view state) {
@@ -323,7 +288,7 @@ struct PostgresReconStore::Impl {
                                              {}, "drift"));
     std::map<std::string, DriftRow> totals;
     for (int i = 0; i < r.rows(); ++i) {
-      DriftRow x{r.text(i, 0), r.text(i, 1), r.int64(i, 2), r.int64(i, 3)};
+      DriftRow x{std::string(r.text(i, 0)), std::string(r.text(i, 1)), r.int64(i, 2), r.int64(i, 3)};
       d.open_count += x.count;
       DriftRow& t = totals[x.currency];
       t.currency = x.currency;
@@ -376,7 +341,7 @@ Result<std::vector<std::string>> PostgresReconStore::matched_subjects(std::strin
                                              "ORDER BY subject",
                                              {std::string(prefix)}, "matched subjects"));
   std::vector<std::string> out;
-  for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.text(i, 0));
   return out;
 }
 
@@ -441,7 +406,7 @@ Result<std::vector<DriftSample>> PostgresReconStore::drift(std::size_t last) {
                             {int_array(ids)}, "drift rows"));
   for (int i = 0; i < rows.rows(); ++i) {
     out[index.at(rows.int64(i, 0))].rows.push_back(
-        DriftRow{rows.text(i, 1), rows.text(i, 2), rows.int64(i, 3), rows.int64(i, 4)});
+        DriftRow{std::string(rows.text(i, 1)), std::string(rows.text(i, 2)), rows.int64(i, 3), rows.int64(i, 4)});
   }
   return out;
 }
