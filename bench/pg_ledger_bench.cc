@@ -34,6 +34,7 @@ using namespace settle;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kCall = 20'000;
+constexpr std::size_t kPieceBytes = 64 * 1024;  // as PostgresLedger sends its COPY rows
 constexpr int kDays = 10;
 constexpr int kMerchants = 500;
 
@@ -79,9 +80,8 @@ void copy_text(std::string& out, std::string_view s) {
   }
 }
 
-// The journals' columns (without journal_id) as COPY text rows.
-std::string copy_rows(std::span<const model::Journal> journals) {
-  std::string out;
+// The journals' columns (without journal_id) as COPY text rows, appended.
+void append_copy_rows(std::string& out, std::span<const model::Journal> journals) {
   for (const model::Journal& j : journals) {
     copy_text(out, j.merchant_id.view());
     out += '\t';
@@ -109,7 +109,6 @@ std::string copy_rows(std::span<const model::Journal> journals) {
     }
     out += '\n';
   }
-  return out;
 }
 
 void exec(PGconn* pg, const std::string& sql) {
@@ -133,8 +132,7 @@ double raw_copy(const std::string& conninfo, const std::vector<model::Journal>& 
   if (PQstatus(pg) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(pg));
   const auto start = Clock::now();
   for (std::size_t at = 0; at < journals.size(); at += kCall) {
-    // Formatting the rows is part of the client's work, as it is the ledger's.
-    const std::string data = copy_rows(std::span(journals).subspan(at, std::min(kCall, journals.size() - at)));
+    const auto call = std::span(journals).subspan(at, std::min(kCall, journals.size() - at));
     exec(pg, "BEGIN");
     PGresult* r = PQexec(pg,
                          "COPY journals (merchant_id, ref, kind, currency, batch_date, settle_date, late, "
@@ -142,9 +140,21 @@ double raw_copy(const std::string& conninfo, const std::vector<model::Journal>& 
                          "leg2_account, leg2_amount, leg3_account, leg3_amount) FROM STDIN");
     if (PQresultStatus(r) != PGRES_COPY_IN) throw std::runtime_error(PQresultErrorMessage(r));
     PQclear(r);
-    if (PQputCopyData(pg, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(pg, nullptr) != 1) {
-      throw std::runtime_error(PQerrorMessage(pg));
+    // Formatting the rows is part of the client's work, as it is the
+    // ledger's; like the ledger, the client sends them in pieces of about
+    // 64 KiB as it formats them, so the server stores one while the next is
+    // formatted.
+    std::string piece;
+    for (std::size_t from = 0; from < call.size();) {
+      piece.clear();
+      std::size_t to = from;
+      while (to < call.size() && piece.size() < kPieceBytes) append_copy_rows(piece, call.subspan(to++, 1));
+      if (PQputCopyData(pg, piece.data(), static_cast<int>(piece.size())) != 1) {
+        throw std::runtime_error(PQerrorMessage(pg));
+      }
+      from = to;
     }
+    if (PQputCopyEnd(pg, nullptr) != 1) throw std::runtime_error(PQerrorMessage(pg));
     while (PGresult* res = PQgetResult(pg)) {
       const bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
       std::string message = PQresultErrorMessage(res);
