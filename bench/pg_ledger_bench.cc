@@ -8,8 +8,9 @@
 // Starts its own PostgreSQL 15 (tests/support/postgres_server.h). Each round
 // uses two fresh databases, migrated and with the days' partitions created
 // ahead (as `settled partitions ensure` would), and posts in calls of 20,000
-// journals (the processor's chunk), one transaction each, in a shuffled
-// event-id order. Prints journals/s and postings/s of both and their ratio.
+// journals (a chunk of the processor, which posts at most 60,000), one
+// transaction each, in a shuffled event-id order. Prints journals/s and
+// postings/s of both and their ratio.
 #include <fmt/format.h>
 #include <libpq-fe.h>
 

@@ -52,8 +52,13 @@ namespace settle::processor {
 
 struct ProcessorOptions {
   std::string consumer = "processor";  // checkpoint name in the ledger
-  // Records per ledger transaction: larger is faster, a crash replays more.
-  std::size_t chunk_records = 20'000;
+  // Records per ledger transaction: larger is faster, a crash replays more,
+  // and the chunks in flight take more memory. Each transaction writes every
+  // page of the journals' identity index it touched, and ids land at random
+  // in that index: once it outgrows a chunk, larger chunks write each page
+  // for more journals. 60,000 against 20,000: a 10M-event settle 42 s
+  // against 60-65 s, 1M events the same 3.3 s, peak RSS 232 MiB against 164.
+  std::size_t chunk_records = 60'000;
   // Live mode: a batch closes once the partition's watermark (latest event
   // time minus grace) passes the batch's end. Larger grace admits later
   // stragglers into their own batch, and delays payouts by as much.
