@@ -56,7 +56,7 @@ std::string trimmed(const char* message) {
 // last result, or an error message (and then the connection is unusable:
 // the caller drops it).
 std::pair<PgResult, std::string> exec_with_timeout(PGconn* conn, const std::string& sql,
-                                                    milliseconds timeout) {
+                                                   milliseconds timeout) {
   if (PQsendQuery(conn, sql.c_str()) != 1) return {PgResult(), trimmed(PQerrorMessage(conn))};
   const auto deadline = Clock::now() + timeout;
   PgResult last;
