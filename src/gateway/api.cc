@@ -356,7 +356,10 @@ Api::Api(bus::Bus& bus, ledger::Ledger& ledger, idempotency::Store& store, ApiOp
     : bus_(bus), ledger_(ledger), store_(store), options_(options), keys_(std::move(keys)), merchants_(bus),
       limiter_(options.rate_limit),
       status_appender_(bus, processor::kStatusTopic, 16384, {}, kStatusLinger),
-      events_appender_(bus, processor::kEventsTopic, 16384, [this](const Status& st) { publish_accepted(st); }) {
+      events_appender_(bus, processor::kEventsTopic, 16384, [this](const Status& st) {
+        hand_to_lanes();
+        publish_accepted(st);
+      }) {
   if (options.recon != nullptr) recon_ = std::make_unique<ReconApi>(ledger, *options.recon);
   if (options.metrics != nullptr) {
     status_collector_ = options.metrics->add_collector([this](std::vector<prometheus::MetricFamily>& out) {
@@ -413,6 +416,16 @@ void Api::publish_accepted(const Status& appended) {
       ++status_publish_failures_;
     }
   });
+}
+
+void Api::hand_to_lanes() {
+  for (auto& [lane, work] : to_lanes_) {
+    if (work.empty()) continue;
+    lane->post([work = std::move(work)]() mutable {
+      for (auto& w : work) w();
+    });
+    work.clear();  // moved from: valid, and reused by the next group
+  }
 }
 
 Api::~Api() = default;
@@ -490,7 +503,7 @@ bool Api::answers_without_waiting(const Request& request) const {
   return is_plain_event_post(request) && store_.in_process();
 }
 
-void Api::handle_async(const Request& request, Respond respond) {
+void Api::handle_async(const Request& request, Respond respond, Lane* lane) {
   if (!is_plain_event_post(request)) return respond(handle(request));
   Call call{request, {}, {}, {}, {}, nullptr, {}};
   call.path = "/v1/events";
@@ -501,12 +514,15 @@ void Api::handle_async(const Request& request, Respond respond) {
   }
   // The callback may outlive `request` (it runs on the bus committer's
   // thread): it keeps what the access log needs.
-  post_events_async(call, [respond = std::move(respond), method = request.method, merchant = call.key.merchant_id,
-                           traceparent = request.traceparent](Response r) {
-    r.route = events_route();
-    log_access(method, traceparent, r, merchant);
-    respond(std::move(r));
-  });
+  post_events_async(
+      call,
+      [respond = std::move(respond), method = request.method, merchant = call.key.merchant_id,
+       traceparent = request.traceparent](Response r) {
+        r.route = events_route();
+        log_access(method, traceparent, r, merchant);
+        respond(std::move(r));
+      },
+      lane);
 }
 
 Response Api::handle(const Request& request) {
@@ -844,11 +860,11 @@ Response Api::with_idempotency(Call& call) {
 Response Api::post_events(Call& call) {
   std::promise<Response> answer;
   auto future = answer.get_future();
-  post_events_async(call, [&answer](Response r) { answer.set_value(std::move(r)); });
+  post_events_async(call, [&answer](Response r) { answer.set_value(std::move(r)); }, nullptr);
   return future.get();
 }
 
-void Api::post_events_async(Call& call, Respond respond) {
+void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
   if (!is_json(call.req.content_type)) {
     return respond(error_response(415, "unsupported_media_type",
                                   "POST /v1/events takes application/json (use /v1/events/bulk for NDJSON or CSV)"));
@@ -975,7 +991,8 @@ void Api::post_events_async(Call& call, Respond respond) {
         out += fmt::format_int(rejected).c_str();
         out += '}';
         respond(Response{202, std::move(out), {{"traceparent", traceparent}}});
-      });
+      },
+      lane);
 }
 
 // Two phases per event: a claim (put_if_absent, value the content's digest)
@@ -998,7 +1015,7 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
 }
 
 void Api::claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
-                                 std::string_view traceparent, Decided done) {
+                                 std::string_view traceparent, Decided done, Lane* lane) {
   const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
   SETTLE_ASSERT(trace.size() == 55, "claim_and_append takes a traceparent from continue_or_start() (or none)");
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
@@ -1082,14 +1099,24 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   // thread goes on meanwhile and `done` runs on the committer's thread.
   events_appender_.append_async(
       std::move(records), [this, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
-                           accepted = std::move(accepted), trace_id = trace.substr(3, 32),
-                           done = std::move(done)](const Status& status) mutable {
+                           accepted = std::move(accepted), trace_id = trace.substr(3, 32), done = std::move(done),
+                           lane](const Status& status) mutable {
+        // `done` runs on the lane, after this group's completions (see
+        // hand_to_lanes()), or here without one.
+        auto decide = [this, lane, &done](Result<std::vector<Verdict>> decided) {
+          if (lane == nullptr) return done(std::move(decided));
+          auto it = std::find_if(to_lanes_.begin(), to_lanes_.end(), [lane](const auto& l) { return l.first == lane; });
+          if (it == to_lanes_.end()) it = to_lanes_.insert(to_lanes_.end(), {lane, {}});
+          it->second.push_back([done = std::move(done), decided = std::move(decided)]() mutable {
+            done(std::move(decided));
+          });
+        };
         if (!status.ok()) {
           for (std::size_t r = 0; r < claims.size(); ++r) {
             if (made[r]) (void)store_.delete_if_equal(claims[r].first, claims[r].second);
           }
-          return done(make_error(status.error().code,
-                                 fmt::format("the bus did not take the events: {}", status.error().message)));
+          return decide(make_error(status.error().code,
+                                   fmt::format("the bus did not take the events: {}", status.error().message)));
         }
         // A lost mark costs a second copy on the bus if the event is sent
         // again, never a lost event: its failure is not the request's.
@@ -1103,7 +1130,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         }
         (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
         count_verdicts(verdicts);
-        done(std::move(verdicts));
+        decide(std::move(verdicts));
         // For the group's event_accepted (publish_accepted(), after the
         // group's completions).
         accepted_in_group_.push_back(AcceptedCall{std::move(trace_id), std::move(accepted)});

@@ -138,6 +138,17 @@ class ReconApi;
 // What an ingestion of events decided for each one.
 enum class Verdict : std::uint8_t { kAccepted, kDuplicate, kConflict };
 
+// A thread that answers requests: a connection's I/O thread. The events
+// committer builds no answers itself: it hands the completions of each group
+// to their lanes, one post per lane and group, and each answer is built and
+// written on the thread that read its request (whose cache holds its state).
+class Lane {
+ public:
+  virtual ~Lane() = default;
+  // Runs `work` on the lane's thread, later.
+  virtual void post(std::function<void()> work) = 0;
+};
+
 class Api {
  public:
   // Opens the key ring (creating the `keys` topic) and loads the merchants.
@@ -148,12 +159,13 @@ class Api {
   Response handle(const Request& request);
   // handle() for a caller that need not hold a thread while the bus makes
   // events durable: POST /v1/events without an Idempotency-Key is validated
-  // and claimed here, and `respond` runs later on the bus committer's thread
-  // (GroupAppender), once the events are durable; it must only hand the
-  // response on (e.g. post it to the connection). Every other request is
-  // answered (respond called) before handle_async() returns.
+  // and claimed here, and `respond` runs later, once the events are durable:
+  // on `lane` when one is given, else on the bus committer's thread
+  // (GroupAppender), where it must only hand the response on (e.g. post it
+  // to the connection). Every other request is answered (respond called)
+  // before handle_async() returns.
   using Respond = std::function<void(Response)>;
-  void handle_async(const Request& request, Respond respond);
+  void handle_async(const Request& request, Respond respond, Lane* lane = nullptr);
   // True when handle_async() never waits for I/O on this request: a POST
   // /v1/events without an Idempotency-Key on an in-process idempotency store
   // (the key ring and merchants are in memory). The server then calls it on
@@ -210,12 +222,12 @@ class Api {
                                                 std::string_view traceparent = {});
   // The same without waiting for the bus: the claims are made (and the
   // events' records built) before it returns, so `events` may change then;
-  // `done` runs once the records are durable (on the committer's thread, see
-  // handle_async()) or at once when nothing needs appending or the claims
-  // failed.
+  // `done` runs once the records are durable and marked (on `lane`, or on
+  // the committer's thread without one; see handle_async()) or at once when
+  // nothing needs appending or the claims failed.
   using Decided = std::function<void(Result<std::vector<Verdict>>)>;
   void claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
-                              std::string_view traceparent, Decided done);
+                              std::string_view traceparent, Decided done, Lane* lane = nullptr);
   // The merchant's configuration (a copy), or nullopt when unknown.
   std::optional<model::Merchant> find_merchant(std::string_view merchant_id);
   bool has_merchant(std::string_view merchant_id);  // without the copy
@@ -236,7 +248,7 @@ class Api {
   Response with_idempotency(Call& call);
   std::optional<Response> authenticate(Call& call);
   Response post_events(Call& call);
-  void post_events_async(Call& call, Respond respond);
+  void post_events_async(Call& call, Respond respond, Lane* lane);
   void count_verdicts(const std::vector<Verdict>& verdicts);  // the events_* metrics
   Response post_key(Call& call);
   Response get_alerts(Call& call);
@@ -277,6 +289,11 @@ class Api {
   };
   void publish_accepted(const Status& appended);
   std::vector<AcceptedCall> accepted_in_group_;
+  // The group's completions owed to lanes, posted by hand_to_lanes() after
+  // the group's completions ran (events committer thread only). Few lanes
+  // (one per I/O thread): a vector searched in order.
+  void hand_to_lanes();
+  std::vector<std::pair<Lane*, std::vector<std::function<void()>>>> to_lanes_;
   std::atomic<std::int64_t> statuses_published_{0};
   std::atomic<std::int64_t> status_publish_failures_{0};
   GroupAppender status_appender_;

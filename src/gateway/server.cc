@@ -47,6 +47,16 @@ constexpr std::size_t kBulkReadBytes = 64 * 1024;
 // A connection keeps its last response's buffer up to this size.
 constexpr std::size_t kKeptResponseBytes = 16 * 1024;
 
+// An I/O thread as a Lane (api.h): work posted to its io_context.
+class IoLane final : public Lane {
+ public:
+  explicit IoLane(asio::io_context& ioc) : ioc_(ioc) {}
+  void post(std::function<void()> work) override { asio::post(ioc_, std::move(work)); }
+
+ private:
+  asio::io_context& ioc_;
+};
+
 struct Shared {
   Api* api = nullptr;
   ServerOptions options;
@@ -264,9 +274,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
  public:
+  // `lane` is the I/O thread whose io_context the stream runs on.
   template <class... StreamArgs>
-  Session(Shared& shared, Opening opening, beast::flat_buffer buffer, StreamArgs&&... args)
-      : stream_(std::forward<StreamArgs>(args)...), buffer_(std::move(buffer)), shared_(shared), opening_(opening) {
+  Session(Shared& shared, Lane& lane, Opening opening, beast::flat_buffer buffer, StreamArgs&&... args)
+      : stream_(std::forward<StreamArgs>(args)...),
+        buffer_(std::move(buffer)),
+        shared_(shared),
+        lane_(lane),
+        opening_(opening) {
     shared_.connections.fetch_add(1, std::memory_order_relaxed);
   }
   ~Session() { shared_.connections.fetch_sub(1, std::memory_order_relaxed); }
@@ -511,17 +526,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const bool keep_alive = msg.keep_alive();
     const unsigned version = msg.version();
     // A POST /v1/events does not hold a thread while the bus makes its
-    // events durable: the answer comes from the bus committer. When nothing
-    // before the append waits for I/O it runs here, on the I/O thread (no
-    // handoff); otherwise (ledger, Redis) on the handler pool.
+    // events durable: the bus committer hands the answer back to this
+    // connection's I/O thread (its lane), where it is written at once. When
+    // nothing before the append waits for I/O the request runs here, on the
+    // I/O thread (no handoff); otherwise (ledger, Redis) on the handler pool.
+    // Answered on the I/O thread, a response is written there and then;
+    // from another thread it is posted to it.
     auto respond = [self = shared_from_this(), keep_alive, version](Response resp) {
-      asio::post(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
+      asio::dispatch(self->stream_.get_executor(), [self, resp = std::move(resp), keep_alive, version]() mutable {
         self->write(std::move(resp), !keep_alive, version);
       });
     };
-    if (shared_.api->answers_without_waiting(req)) return shared_.api->handle_async(req, std::move(respond));
+    if (shared_.api->answers_without_waiting(req)) return shared_.api->handle_async(req, std::move(respond), &lane_);
     asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req), respond = std::move(respond)]() mutable {
-      self->shared_.api->handle_async(req, std::move(respond));
+      self->shared_.api->handle_async(req, std::move(respond), &self->lane_);
     });
   }
 
@@ -577,6 +595,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
+  Lane& lane_;
   Opening opening_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -601,8 +620,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 // HTTP, then hands the connection (and those bytes) to the right session.
 class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
  public:
-  TlsDetector(Shared& shared, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
-      : stream_(std::move(socket)), shared_(shared), opening_(opening) {}
+  TlsDetector(Shared& shared, Lane& lane, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
+      : stream_(std::move(socket)), shared_(shared), lane_(lane), opening_(opening) {}
 
   void run() {
     stream_.expires_after(shared_.options.request_timeout);
@@ -610,11 +629,12 @@ class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
       if (ec) return self->stream_.close();
       self->stream_.expires_never();
       if (tls) {
-        std::make_shared<Session<TlsStream>>(self->shared_, self->opening_, std::move(self->buffer_),
+        std::make_shared<Session<TlsStream>>(self->shared_, self->lane_, self->opening_, std::move(self->buffer_),
                                              std::move(self->stream_), *self->shared_.tls)
             ->run();
       } else {
-        std::make_shared<Session<PlainStream>>(self->shared_, Opening::kPlainOnTlsPort, std::move(self->buffer_),
+        std::make_shared<Session<PlainStream>>(self->shared_, self->lane_, Opening::kPlainOnTlsPort,
+                                               std::move(self->buffer_),
                                                std::move(self->stream_))
             ->run();
       }
@@ -625,6 +645,7 @@ class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
   PlainStream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
+  Lane& lane_;
   Opening opening_;
 };
 
@@ -640,6 +661,7 @@ struct Server::Impl {
   // One per I/O thread; the listener accepts on the first, and connections
   // are spread over all of them in turn.
   std::vector<std::unique_ptr<asio::io_context>> iocs;
+  std::vector<std::unique_ptr<IoLane>> lanes;  // one per io_context, same order
   // Keep each io_context's run() going while it has no connection yet.
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::size_t next_ioc = 0;  // touched by the listener's handler only
@@ -653,6 +675,7 @@ struct Server::Impl {
     shared.options = std::move(o);
     for (int i = 0; i < std::max(1, shared.options.io_threads); ++i) {
       iocs.push_back(std::make_unique<asio::io_context>(1));  // 1: run by one thread
+      lanes.push_back(std::make_unique<IoLane>(*iocs.back()));
       keep_running.push_back(asio::make_work_guard(*iocs.back()));
     }
     listener.emplace(*iocs.front());
@@ -662,7 +685,9 @@ struct Server::Impl {
     const bool over = shared.connections.load(std::memory_order_relaxed) >= shared.options.max_connections;
     const Opening opening = over ? Opening::kOverCapacity : Opening::kServe;
     // Move the connection to the next I/O thread's io_context.
-    asio::io_context& ioc = *iocs[next_ioc++ % iocs.size()];
+    const std::size_t at = next_ioc++ % iocs.size();
+    asio::io_context& ioc = *iocs[at];
+    Lane& lane = *lanes[at];
     beast::error_code ec;
     const auto protocol = accepted.local_endpoint(ec).protocol();
     if (ec) return;  // already gone
@@ -670,9 +695,9 @@ struct Server::Impl {
     if (ec) return;
     tcp::socket::rebind_executor<IoExecutor>::other socket(ioc, protocol, handle);
     if (shared.tls != nullptr) {
-      std::make_shared<TlsDetector>(shared, opening, std::move(socket))->run();
+      std::make_shared<TlsDetector>(shared, lane, opening, std::move(socket))->run();
     } else {
-      std::make_shared<Session<PlainStream>>(shared, opening, beast::flat_buffer{}, std::move(socket))->run();
+      std::make_shared<Session<PlainStream>>(shared, lane, opening, beast::flat_buffer{}, std::move(socket))->run();
     }
   }
 };
