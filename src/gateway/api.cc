@@ -1000,8 +1000,9 @@ void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
 // claim's value by the digest with kOnBusSuffix (replace_if_equal: one entry
 // per event in the store). A claim of other content is a conflict. A claim of
 // the same content is a duplicate only once marked on the bus: a gateway
-// killed between its claim and its append (or whose append is still in
-// flight) leaves a bare claim, and the retry is appended again rather than
+// killed between its claim and its mark (its append in flight, or its mark
+// still queued for the request's I/O thread) leaves a bare claim, and a
+// retry, or a copy sent meanwhile, is appended again rather than
 // acknowledged as a duplicate of an event the bus may never get; the ledger's
 // identity settles a second copy once. Claims of a failed append are
 // released.
@@ -1101,39 +1102,39 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
       std::move(records), [this, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
                            accepted = std::move(accepted), trace_id = trace.substr(3, 32), done = std::move(done),
                            lane](const Status& status) mutable {
-        // `done` runs on the lane, after this group's completions (see
-        // hand_to_lanes()), or here without one.
-        auto decide = [this, lane, &done](Result<std::vector<Verdict>> decided) {
-          if (lane == nullptr) return done(std::move(decided));
-          auto it = std::find_if(to_lanes_.begin(), to_lanes_.end(), [lane](const auto& l) { return l.first == lane; });
-          if (it == to_lanes_.end()) it = to_lanes_.insert(to_lanes_.end(), {lane, {}});
-          it->second.push_back([done = std::move(done), decided = std::move(decided)]() mutable {
-            done(std::move(decided));
-          });
-        };
-        if (!status.ok()) {
-          for (std::size_t r = 0; r < claims.size(); ++r) {
-            if (made[r]) (void)store_.delete_if_equal(claims[r].first, claims[r].second);
-          }
-          return decide(make_error(status.error().code,
-                                   fmt::format("the bus did not take the events: {}", status.error().message)));
-        }
-        // A lost mark costs a second copy on the bus if the event is sent
-        // again, never a lost event: its failure is not the request's.
-        std::vector<std::string> marked(claims.size());
-        std::vector<idempotency::ReplaceRequest> marks(claims.size());
-        for (std::size_t r = 0; r < claims.size(); ++r) {
-          marked[r].reserve(claims[r].second.size() + kOnBusSuffix.size());
-          marked[r] += claims[r].second;
-          marked[r] += kOnBusSuffix;
-          marks[r] = {claims[r].first, claims[r].second, marked[r]};
-        }
-        (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
-        count_verdicts(verdicts);
-        decide(std::move(verdicts));
         // For the group's event_accepted (publish_accepted(), after the
         // group's completions).
-        accepted_in_group_.push_back(AcceptedCall{std::move(trace_id), std::move(accepted)});
+        if (status.ok()) accepted_in_group_.push_back(AcceptedCall{std::move(trace_id), std::move(accepted)});
+        // The rest runs on the lane, after this group's completions (see
+        // hand_to_lanes()), or here without one: the claims were made on
+        // the lane's thread, and their marks find the same memory there.
+        auto finish = [this, status, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
+                       done = std::move(done)]() mutable {
+          if (!status.ok()) {
+            for (std::size_t r = 0; r < claims.size(); ++r) {
+              if (made[r]) (void)store_.delete_if_equal(claims[r].first, claims[r].second);
+            }
+            return done(make_error(status.error().code,
+                                   fmt::format("the bus did not take the events: {}", status.error().message)));
+          }
+          // A lost mark costs a second copy on the bus if the event is sent
+          // again, never a lost event: its failure is not the request's.
+          std::vector<std::string> marked(claims.size());
+          std::vector<idempotency::ReplaceRequest> marks(claims.size());
+          for (std::size_t r = 0; r < claims.size(); ++r) {
+            marked[r].reserve(claims[r].second.size() + kOnBusSuffix.size());
+            marked[r] += claims[r].second;
+            marked[r] += kOnBusSuffix;
+            marks[r] = {claims[r].first, claims[r].second, marked[r]};
+          }
+          (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
+          count_verdicts(verdicts);
+          done(std::move(verdicts));
+        };
+        if (lane == nullptr) return finish();
+        auto it = std::find_if(to_lanes_.begin(), to_lanes_.end(), [lane](const auto& l) { return l.first == lane; });
+        if (it == to_lanes_.end()) it = to_lanes_.insert(to_lanes_.end(), {lane, {}});
+        it->second.push_back(std::move(finish));
       });
 }
 
