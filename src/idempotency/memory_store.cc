@@ -84,14 +84,14 @@ Result<PutOutcome> MemoryStore::put_if_absent(std::string_view key, std::string_
   auto& map = shard.values.map;
   if (const std::size_t at = map.find(key, h); at != map.npos) {
     ValueEntry& e = map.at(at);
-    if (map.stamp(at) > ns(now)) return PutOutcome{false, e.value};
+    if (map.stamp(at) > ns(now)) return PutOutcome{false, std::string(e.view())};
     // Expired: reuse the node; the number of entries does not change.
-    e.value.assign(value);
+    e.assign(value);
     map.set_stamp(at, deadline(now, ttl));
     return PutOutcome{true, {}};
   }
   SETTLE_TRY(reserve_entry(shard, now));
-  map.insert(key, h, ValueEntry{std::string(value)}, deadline(now, ttl));
+  map.insert(key, h, ValueEntry(value), deadline(now, ttl));
   return PutOutcome{true, {}};
 }
 
@@ -105,7 +105,7 @@ Result<std::optional<std::string>> MemoryStore::get(std::string_view key) {
     erase_entry(shard.values, at);
     return std::optional<std::string>();
   }
-  return std::optional<std::string>(map.at(at).value);
+  return std::optional<std::string>(std::string(map.at(at).view()));
 }
 
 Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view expected) {
@@ -115,7 +115,7 @@ Result<bool> MemoryStore::delete_if_equal(std::string_view key, std::string_view
   const std::size_t at = map.find(key, h);
   if (at == map.npos) return false;
   const bool live = map.stamp(at) > ns(now);
-  const bool equal = live && map.at(at).value == expected;
+  const bool equal = live && map.at(at).view() == expected;
   if (!live || equal) erase_entry(shard.values, at);
   return equal;
 }
@@ -127,8 +127,8 @@ Result<bool> MemoryStore::replace_if_equal(std::string_view key, std::string_vie
 
   auto& map = shard.values.map;
   const std::size_t at = map.find(key, h);
-  if (at == map.npos || map.stamp(at) <= ns(now) || map.at(at).value != expected) return false;
-  map.at(at).value.assign(value);
+  if (at == map.npos || map.stamp(at) <= ns(now) || map.at(at).view() != expected) return false;
+  map.at(at).assign(value);
   map.set_stamp(at, deadline(now, ttl));
   return true;
 }

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -84,8 +85,31 @@ class MemoryStore final : public Store {
 
   // An entry's expiry is its slot's stamp (FlatTable::stamp, nanoseconds
   // on the steady clock), so that the sweep reads slots only.
-  struct ValueEntry {
-    std::string value;
+  // A value of up to kInlineBytes sits in the entry itself (the table
+  // node's one allocation); a longer one on the heap. A claim's value (a
+  // 32-digit digest, then with "|bus") fits: a claim costs no allocation of
+  // its own, comparing it no second cache miss, and marking it writes in place.
+  class ValueEntry {
+   public:
+    static constexpr std::size_t kInlineBytes = 48;
+    explicit ValueEntry(std::string_view v) { assign(v); }
+    std::string_view view() const {
+      return size_ <= kInlineBytes ? std::string_view(inline_, size_) : std::string_view(heap_);
+    }
+    void assign(std::string_view v) {
+      size_ = v.size();
+      if (v.size() <= kInlineBytes) {
+        if (!v.empty()) std::memcpy(inline_, v.data(), v.size());
+        std::string().swap(heap_);
+      } else {
+        heap_.assign(v);
+      }
+    }
+
+   private:
+    std::size_t size_ = 0;
+    char inline_[kInlineBytes] = {};
+    std::string heap_;  // when size_ > kInlineBytes
   };
   struct LeaseEntry {
     std::uint64_t token = 0;

@@ -152,6 +152,30 @@ TEST_P(StoreContract, ReplaceIfEqualReplacesOnlyTheExpectedLiveValue) {
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
 }
 
+// Lengths around 48 bytes (the in-process store keeps values up to that
+// inside the entry, longer ones apart): a value read back, compared and
+// replaced is the one written, whichever side of the boundary either is on.
+TEST_P(StoreContract, ValuesOfAnyLengthAreReadComparedAndReplacedWhole) {
+  const std::vector<std::size_t> lengths = {0, 1, 32, 36, 47, 48, 49, 64, 1000};
+  for (std::size_t from : lengths) {
+    for (std::size_t to : lengths) {
+      const std::string k = key("len-" + std::to_string(from) + "-" + std::to_string(to));
+      const std::string first(from, 'a');
+      std::string second(to, 'b');
+      if (!second.empty()) second.back() = 'c';
+      ASSERT_TRUE(must(store_->put_if_absent(k, first, kTtl)).inserted);
+      EXPECT_EQ(must(store_->put_if_absent(k, "other", kTtl)).existing, first) << from;
+      EXPECT_FALSE(must(store_->replace_if_equal(k, first + "x", second, kTtl))) << from << " -> " << to;
+      ASSERT_TRUE(must(store_->replace_if_equal(k, first, second, kTtl))) << from << " -> " << to;
+      EXPECT_EQ(must(store_->get(k)), std::optional<std::string>(second)) << from << " -> " << to;
+      if (first != second) {
+        EXPECT_FALSE(must(store_->delete_if_equal(k, first))) << "the old value no longer matches";
+      }
+      EXPECT_TRUE(must(store_->delete_if_equal(k, second))) << from << " -> " << to;
+    }
+  }
+}
+
 TEST_P(StoreContract, ReplaceIfEqualSetsANewTtlAndNeverRevivesAnExpiredKey) {
   const std::string renewed = key("renewed");
   const std::string lapsed = key("lapsed");
