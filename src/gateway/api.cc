@@ -400,7 +400,8 @@ void Api::publish_accepted(const Status& appended) {
       model::StatusUpdate& u = updates[it->second];
       ++u.count;
       if (u.event_ids.size() < model::kEventIdsMax) u.event_ids.push_back(event_id);
-      if (u.trace_id != call.trace_id) u.trace_id = call.trace_id;
+      const std::string_view trace_id = std::string_view(call.traceparent).substr(3, 32);
+      if (u.trace_id != trace_id) u.trace_id = trace_id;
     }
   }
   std::vector<bus::Record> records;
@@ -950,7 +951,7 @@ void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
   for (const auto& ev : events) ids.push_back(ev.event_id.str());
   claim_and_append_async(
       events, "api", traceparent,
-      [ids = std::move(ids), array, traceparent, respond = std::move(respond)](Result<std::vector<Verdict>> decided) {
+      [ids = std::move(ids), array, traceparent, respond = std::move(respond)](Result<std::vector<Verdict>> decided) mutable {
         if (!decided.ok()) return respond(error_response(503, "unavailable", decided.error().message));
         const std::vector<Verdict>& verdicts = *decided;
         std::string out;
@@ -990,7 +991,9 @@ void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
         out += ",\"rejected\":";
         out += fmt::format_int(rejected).c_str();
         out += '}';
-        respond(Response{202, std::move(out), {{"traceparent", traceparent}}});
+        Response r{202, std::move(out), {}};
+        r.headers.emplace_back("traceparent", std::move(traceparent));
+        respond(std::move(r));
       },
       lane);
 }
@@ -1015,20 +1018,39 @@ Result<std::vector<Verdict>> Api::claim_and_append(const std::vector<model::Even
   return future.get();
 }
 
+namespace {
+
+// One event of a claim_and_append call: its canonical JSON (the record's
+// value), its claim key, and its content digest followed by kOnBusSuffix
+// (the claim's value is the digest in front, the mark's the whole).
+struct ClaimItem {
+  std::string canon;
+  std::string key;
+  std::string marked;
+  bool made = false;      // this call stored the claim (released if the append fails)
+  bool appended = false;  // its record is in this call's append
+
+  std::string_view digest() const {
+    return std::string_view(marked).substr(0, marked.size() - kOnBusSuffix.size());
+  }
+};
+
+}  // namespace
+
 void Api::claim_and_append_async(const std::vector<model::Event>& events, std::string_view source,
                                  std::string_view traceparent, Decided done, Lane* lane) {
-  const std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
+  std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
   SETTLE_ASSERT(trace.size() == 55, "claim_and_append takes a traceparent from continue_or_start() (or none)");
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
-  std::vector<std::string> canon(events.size());
-  std::vector<std::string> digests(events.size());
-  std::vector<std::string> keys(events.size());
+  std::vector<ClaimItem> items(events.size());
   std::vector<idempotency::PutRequest> puts(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
-    canon[i] = model::canonical_event_json(events[i]);
-    digests[i] = digest_hex(canon[i]);
-    keys[i] = claim_key(events[i].merchant_id.view(), events[i].event_id.view());
-    puts[i] = idempotency::PutRequest{keys[i], digests[i]};
+    ClaimItem& item = items[i];
+    item.canon = model::canonical_event_json(events[i]);
+    item.marked = digest_hex(item.canon);
+    item.marked += kOnBusSuffix;
+    item.key = claim_key(events[i].merchant_id.view(), events[i].event_id.view());
+    puts[i] = idempotency::PutRequest{item.key, item.digest()};
   }
   // One call for the batch: the Redis store pipelines it.
   auto outcomes = store_.put_if_absent_many(puts, options_.event_claim_ttl);
@@ -1036,33 +1058,33 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
     // Some claims may be stored: release every one of this content (an
     // identical event claimed concurrently loses its claim too; the
     // ledger's unique identity still settles it once).
-    for (std::size_t i = 0; i < events.size(); ++i) (void)store_.delete_if_equal(keys[i], digests[i]);
+    for (const ClaimItem& item : items) (void)store_.delete_if_equal(item.key, item.digest());
     return done(outcomes.error());
   }
-  std::vector<std::size_t> claimed;  // claims this call made, released if the append fails
   std::vector<bus::Record> records;
-  std::vector<std::size_t> on_bus_after;  // the events of the records, marked once they are on the bus
   std::vector<std::pair<std::string, std::string>> accepted;  // (merchant, event id) of each record
   std::unordered_set<std::string_view> in_call;  // keys appended by this call
   records.reserve(events.size());
-  on_bus_after.reserve(events.size());
   accepted.reserve(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
+    ClaimItem& item = items[i];
     const idempotency::PutOutcome& put = (*outcomes)[i];
     if (!put.inserted) {
       const ClaimValue existing = parse_claim_value(put.existing);
-      if (existing.digest != digests[i]) {
+      if (existing.digest != item.digest()) {
         verdicts[i] = Verdict::kConflict;
         continue;
       }
       // On the bus already, or twice in one call (appended once).
-      if (existing.on_bus || (events.size() > 1 && in_call.contains(keys[i]))) {
+      if (existing.on_bus || (events.size() > 1 && in_call.contains(item.key))) {
         verdicts[i] = Verdict::kDuplicate;
         continue;
       }
       auto legacy = store_.get(legacy_on_bus_key(events[i].merchant_id.view(), events[i].event_id.view()));
       if (!legacy.ok()) {
-        for (std::size_t c : claimed) (void)store_.delete_if_equal(keys[c], digests[c]);
+        for (const ClaimItem& c : items) {
+          if (c.made) (void)store_.delete_if_equal(c.key, c.digest());
+        }
         return done(legacy.error());
       }
       if (legacy->has_value()) {
@@ -1070,63 +1092,54 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
         continue;
       }
     } else {
-      claimed.push_back(i);
+      item.made = true;
     }
-    if (events.size() > 1) in_call.insert(keys[i]);
-    on_bus_after.push_back(i);
+    if (events.size() > 1) in_call.insert(item.key);
+    item.appended = true;
     accepted.emplace_back(events[i].merchant_id.str(), events[i].event_id.str());
-    records.push_back(bus::Record{events[i].merchant_id.str(), std::move(canon[i]),
-                                  {bus::Header{processor::kSourceHeader, std::string(source)},
-                                   bus::Header{processor::kTraceparentHeader, trace}},
-                                  0});
+    bus::Record& record = records.emplace_back();
+    record.key = events[i].merchant_id.str();
+    record.value = std::move(item.canon);
+    record.headers.reserve(2);
+    record.headers.push_back(bus::Header{processor::kSourceHeader, std::string(source)});
+    record.headers.push_back(bus::Header{processor::kTraceparentHeader, trace});
   }
   if (records.empty()) {
     count_verdicts(verdicts);
     return done(std::move(verdicts));
   }
-  // Each record's claim (key, digest), marked once the append succeeds;
-  // those this call made are released should it fail.
-  std::vector<std::pair<std::string, std::string>> claims;
-  claims.reserve(on_bus_after.size());
-  for (std::size_t i : on_bus_after) claims.emplace_back(std::move(keys[i]), std::move(digests[i]));
-  std::vector<bool> made(on_bus_after.size(), false);
-  for (std::size_t r = 0, c = 0; r < on_bus_after.size(); ++r) {  // both ascend; claimed is within
-    if (c < claimed.size() && on_bus_after[r] == claimed[c]) {
-      made[r] = true;
-      ++c;
-    }
+  // The records' claims, marked once the append succeeds; those this call
+  // made are released should it fail.
+  std::vector<ClaimItem> claims;
+  claims.reserve(records.size());
+  for (ClaimItem& item : items) {
+    if (item.appended) claims.push_back(std::move(item));
   }
   // Concurrent requests' records share one bus append (group commit); this
-  // thread goes on meanwhile and `done` runs on the committer's thread.
+  // thread goes on meanwhile.
   events_appender_.append_async(
-      std::move(records), [this, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
-                           accepted = std::move(accepted), trace_id = trace.substr(3, 32), done = std::move(done),
+      std::move(records), [this, verdicts = std::move(verdicts), claims = std::move(claims),
+                           accepted = std::move(accepted), trace = std::move(trace), done = std::move(done),
                            lane](const Status& status) mutable {
         // For the group's event_accepted (publish_accepted(), after the
         // group's completions).
-        if (status.ok()) accepted_in_group_.push_back(AcceptedCall{std::move(trace_id), std::move(accepted)});
+        if (status.ok()) accepted_in_group_.push_back(AcceptedCall{std::move(trace), std::move(accepted)});
         // The rest runs on the lane, after this group's completions (see
         // hand_to_lanes()), or here without one: the claims were made on
         // the lane's thread, and their marks find the same memory there.
-        auto finish = [this, status, verdicts = std::move(verdicts), claims = std::move(claims), made = std::move(made),
+        auto finish = [this, status, verdicts = std::move(verdicts), claims = std::move(claims),
                        done = std::move(done)]() mutable {
           if (!status.ok()) {
-            for (std::size_t r = 0; r < claims.size(); ++r) {
-              if (made[r]) (void)store_.delete_if_equal(claims[r].first, claims[r].second);
+            for (const ClaimItem& c : claims) {
+              if (c.made) (void)store_.delete_if_equal(c.key, c.digest());
             }
             return done(make_error(status.error().code,
                                    fmt::format("the bus did not take the events: {}", status.error().message)));
           }
           // A lost mark costs a second copy on the bus if the event is sent
           // again, never a lost event: its failure is not the request's.
-          std::vector<std::string> marked(claims.size());
           std::vector<idempotency::ReplaceRequest> marks(claims.size());
-          for (std::size_t r = 0; r < claims.size(); ++r) {
-            marked[r].reserve(claims[r].second.size() + kOnBusSuffix.size());
-            marked[r] += claims[r].second;
-            marked[r] += kOnBusSuffix;
-            marks[r] = {claims[r].first, claims[r].second, marked[r]};
-          }
+          for (std::size_t r = 0; r < claims.size(); ++r) marks[r] = {claims[r].key, claims[r].digest(), claims[r].marked};
           (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
           count_verdicts(verdicts);
           done(std::move(verdicts));

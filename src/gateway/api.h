@@ -284,7 +284,7 @@ class Api {
   // publish_accepted() (both on its committer thread only); their own
   // appender appends them to the status topic, so no request waits for it.
   struct AcceptedCall {
-    std::string trace_id;
+    std::string traceparent;  // the trace id is its characters 3-34
     std::vector<std::pair<std::string, std::string>> events;  // (merchant, event id)
   };
   void publish_accepted(const Status& appended);
