@@ -6,8 +6,13 @@
 // the marks an earlier version kept under keys of their own still count.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bus/file_log_bus.h"
@@ -113,6 +118,61 @@ TEST_F(ClaimProtocol, OneCallWithAnEventTwiceAppendsItOnce) {
   EXPECT_EQ(on_bus(), 2);
   EXPECT_TRUE(claim("e4").ends_with(kOnBus));
   EXPECT_TRUE(claim("e5").ends_with(kOnBus));
+}
+
+// A Lane that keeps what is posted to it until the test runs it.
+class HeldLane : public Lane {
+ public:
+  void post(std::function<void()> work) override {
+    std::lock_guard lock(mu_);
+    work_.push_back(std::move(work));
+  }
+  // Waits (up to 10 s) until something was posted; false if nothing was.
+  bool wait_for_work() {
+    for (int i = 0; i < 1000; ++i) {
+      {
+        std::lock_guard lock(mu_);
+        if (!work_.empty()) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  std::size_t posts() {
+    std::lock_guard lock(mu_);
+    return work_.size();
+  }
+  void run() {
+    std::vector<std::function<void()>> work;
+    {
+      std::lock_guard lock(mu_);
+      work.swap(work_);
+    }
+    for (auto& w : work) w();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void()>> work_;
+};
+
+TEST_F(ClaimProtocol, WithALaneTheMarkAndTheVerdictWaitForTheLanesThread) {
+  HeldLane lane;
+  std::optional<Result<std::vector<Verdict>>> decided;
+  api_->claim_and_append_async({event("e6", 100)}, "test", {},
+                               [&decided](Result<std::vector<Verdict>> r) { decided = std::move(r); }, &lane);
+  ASSERT_TRUE(lane.wait_for_work()) << "the committer hands the completion to the lane";
+  EXPECT_EQ(lane.posts(), 1u);
+  EXPECT_EQ(on_bus(), 1) << "durable before the lane hears of it";
+  EXPECT_FALSE(decided.has_value()) << "nothing is decided on the committer's thread";
+  EXPECT_FALSE(claim("e6").ends_with(kOnBus)) << "the mark too waits for the lane";
+
+  lane.run();
+  ASSERT_TRUE(decided.has_value());
+  ASSERT_TRUE(decided->ok()) << decided->error().to_string();
+  EXPECT_EQ(**decided, std::vector<Verdict>{Verdict::kAccepted});
+  EXPECT_TRUE(claim("e6").ends_with(kOnBus));
+  EXPECT_EQ(send(event("e6", 100)), Verdict::kDuplicate);
 }
 
 }  // namespace
