@@ -513,8 +513,9 @@ void Api::handle_async(const Request& request, Respond respond, Lane* lane) {
     log_access(request.method, request.traceparent, *denied, {});
     return respond(std::move(*denied));
   }
-  // The callback may outlive `request` (it runs on the bus committer's
-  // thread): it keeps what the access log needs.
+  // The callback may outlive `request` (it runs once the events are durable,
+  // on `lane` or the bus committer's thread): it keeps what the access log
+  // needs.
   post_events_async(
       call,
       [respond = std::move(respond), method = request.method, merchant = call.key.merchant_id,
