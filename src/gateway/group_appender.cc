@@ -1,5 +1,8 @@
 #include "gateway/group_appender.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <future>
 #include <iterator>
 
@@ -57,7 +60,22 @@ void GroupAppender::drain() {
   --draining_;
 }
 
+namespace {
+
+// See the class comment ("a batch thread"). Best effort: where the policy
+// does not exist or cannot be set, the committer runs as a normal thread.
+void become_batch_thread() {
+#ifdef SCHED_BATCH
+  sched_param param{};
+  param.sched_priority = 0;
+  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+#endif
+}
+
+}  // namespace
+
 void GroupAppender::run() {
+  become_batch_thread();
   std::unique_lock lock(mu_);
   auto last_start = std::chrono::steady_clock::now() - linger_;
   for (;;) {

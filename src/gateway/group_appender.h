@@ -16,6 +16,15 @@
 // of each group (appended or not): what the completions noted about the
 // group can be handled there once per group.
 //
+// The committer is a batch thread (Linux's SCHED_BATCH: the same share of
+// the CPU as any other thread, but waking it does not preempt the running
+// one). On an idle core it starts a group at once. When every core is busy,
+// as the I/O threads are under load, the caller that queued the first
+// record goes on until the next scheduling point, and the records queued
+// meanwhile join the same group: fewer, larger appends (fewer fsyncs) and
+// fewer context switches exactly when the CPU is short, with no timer and
+// no wait on an idle machine.
+//
 // With a `linger`, the committer starts an append at most once per linger:
 // what arrives meanwhile waits and joins the next group. Fewer, larger
 // appends (fewer fsyncs) for records whose callers can wait that long; a stop

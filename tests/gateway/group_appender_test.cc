@@ -4,6 +4,7 @@
 #include "gateway/group_appender.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -173,6 +174,21 @@ TEST_F(GroupAppenderTest, AFailedAppendIsEveryCallersInItsGroup) {
   for (const Status& st : done.results) EXPECT_FALSE(st.ok());
   std::vector<bus::Record> more = records(1, "w");
   EXPECT_FALSE(appender.append(more).ok());  // the blocking form says the same
+}
+
+TEST_F(GroupAppenderTest, TheCommitterIsABatchThreadSoWakingItPreemptsNoCaller) {
+  GroupAppender appender(*bus_, "events");
+  std::atomic<int> policy{-1};
+  Completions done;
+  auto note = done.add();
+  appender.append_async(records(1, "p"), [&policy, note](const Status& st) {
+    policy = sched_getscheduler(0);  // completions run on the committer thread
+    note(st);
+  });
+  done.wait_for(1);
+  EXPECT_TRUE(done.results[0].ok());
+  EXPECT_EQ(policy.load(), SCHED_BATCH);
+  EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the caller's thread keeps its policy";
 }
 
 TEST_F(GroupAppenderTest, WithALingerWhatArrivesWithinItJoinsOneAppend) {
