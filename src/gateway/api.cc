@@ -98,10 +98,14 @@ std::string lower(std::string_view s) {
 }
 
 bool is_json(std::string_view content_type) {
-  const std::string ct = lower(content_type.substr(0, content_type.find(';')));
+  std::string_view ct = content_type.substr(0, content_type.find(';'));
   const auto b = ct.find_first_not_of(' ');
-  const auto e = ct.find_last_not_of(' ');
-  return b != std::string::npos && ct.substr(b, e - b + 1) == "application/json";
+  if (b == std::string_view::npos) return false;
+  ct = ct.substr(b, ct.find_last_not_of(' ') - b + 1);
+  constexpr std::string_view kJson = "application/json";
+  return ct.size() == kJson.size() && std::equal(ct.begin(), ct.end(), kJson.begin(), [](char a, char j) {
+           return std::tolower(static_cast<unsigned char>(a)) == j;
+         });
 }
 
 std::string digest_hex(std::string_view bytes) {
@@ -621,7 +625,7 @@ std::optional<Response> Api::authenticate(Call& call) {
   auto key = keys_->authenticate(auth.substr(kBearer.size()));
   if (!key.ok()) return error_response(503, "unavailable", key.error().message);
   if (!key->has_value()) return unauthorized("unknown or revoked API key");
-  call.key = **key;
+  call.key = std::move(**key);
   return std::nullopt;
 }
 

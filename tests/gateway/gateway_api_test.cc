@@ -202,6 +202,14 @@ TEST_F(GatewayApi, ValidationErrorsNameTheField) {
   expect_error(http_request(port(), "POST", "/v1/events", event("ct"),
                             {{"Authorization", "Bearer " + world->eur}, {"Content-Type", "text/plain"}}),
                415, "unsupported_media_type");
+  expect_error(http_request(port(), "POST", "/v1/events", event("ct"),
+                            {{"Authorization", "Bearer " + world->eur}, {"Content-Type", "application/jsonx"}}),
+               415, "unsupported_media_type");
+  // The media type is case-insensitive and may carry parameters.
+  EXPECT_EQ(http_request(port(), "POST", "/v1/events", event("ct-params"),
+                         {{"Authorization", "Bearer " + world->eur}, {"Content-Type", " Application/JSON ; charset=utf-8"}})
+                .status,
+            202);
   std::string many = "[";
   for (int i = 0; i < 1001; ++i) many += (i ? "," : "") + event(fmt::format("many-{}", i));
   many += "]";
