@@ -52,14 +52,22 @@ constexpr bool sorted_by_code() {
 }
 static_assert(sorted_by_code(), "kCurrencies must be sorted and unique for binary search");
 
+constexpr bool three_letters() {
+  for (const CurrencyRow& row : kCurrencies) {
+    if (std::string_view(row.code).size() != 3) return false;
+  }
+  return true;
+}
+static_assert(three_letters(), "every code has three letters (find_currency compares three)");
+
 }  // namespace
 
 Result<Currency> find_currency(std::string_view code) {
   auto it = std::lower_bound(kCurrencies.begin(), kCurrencies.end(), code,
                              [](const CurrencyRow& row, std::string_view c) {
-                               return std::string_view(row.code) < c;
+                               return std::string_view(row.code, 3) < c;
                              });
-  if (it == kCurrencies.end() || std::string_view(it->code) != code) {
+  if (it == kCurrencies.end() || std::string_view(it->code, 3) != code) {
     return make_error(ErrorCode::kInvalidArgument,
                       "unknown currency '" + std::string(code) + "' (not an active ISO 4217 code)");
   }

@@ -252,7 +252,10 @@ ordered_json open_batch_json(const model::BatchKey& key, const model::ControlTot
 
 std::string claim_key(std::string_view merchant, std::string_view event_id) {
   // A merchant id has no '|', so the key names one (merchant, event id).
-  return fmt::format("ev|{}|{}", merchant, event_id);
+  std::string key;
+  key.reserve(4 + merchant.size() + event_id.size());
+  key.append("ev|").append(merchant).append(1, '|').append(event_id);
+  return key;
 }
 
 // An event's claim holds its content's digest; once the bus has the event
