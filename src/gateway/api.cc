@@ -108,14 +108,25 @@ bool is_json(std::string_view content_type) {
          });
 }
 
-std::string digest_hex(std::string_view bytes) {
+// Appends the decimal digits of `n`.
+template <typename Int>
+void append_int(std::string& out, Int n) {
+  const fmt::format_int digits(n);
+  out.append(digits.data(), digits.size());
+}
+
+// The content digest of `bytes` as 32 hex digits, followed by `suffix`.
+std::string digest_hex(std::string_view bytes, std::string_view suffix = {}) {
   const model::Digest d = model::digest_of(bytes);
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(32, '0');
+  std::string out;
+  out.reserve(32 + suffix.size());
+  out.resize(32);
   for (int i = 15; i >= 0; --i) {
     out[static_cast<std::size_t>(i)] = kDigits[(d.hi >> (4 * (15 - i))) & 0xf];
     out[static_cast<std::size_t>(16 + i)] = kDigits[(d.lo >> (4 * (15 - i))) & 0xf];
   }
+  out += suffix;
   return out;
 }
 
@@ -962,42 +973,43 @@ void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
       [ids = std::move(ids), array, traceparent, respond = std::move(respond)](Result<std::vector<Verdict>> decided) mutable {
         if (!decided.ok()) return respond(error_response(503, "unavailable", decided.error().message));
         const std::vector<Verdict>& verdicts = *decided;
+        using namespace std::string_view_literals;
         std::string out;
         out.reserve(64 + ids.size() * 64);
         std::int64_t accepted = 0;
         std::int64_t duplicates = 0;
         std::int64_t rejected = 0;
-        out += "{\"results\":[";
+        out += "{\"results\":["sv;
         for (std::size_t i = 0; i < ids.size(); ++i) {
           if (i) out += ',';
-          out += "{\"index\":";
-          out += fmt::format_int(i).c_str();
-          out += ",\"event_id\":\"";
+          out += "{\"index\":"sv;
+          append_int(out, i);
+          out += ",\"event_id\":\""sv;
           model::append_json_escaped(out, ids[i]);
-          out += "\",\"status\":";
+          out += "\",\"status\":"sv;
           switch (verdicts[i]) {
             case Verdict::kAccepted:
               ++accepted;
-              out += "\"accepted\"}";
+              out += "\"accepted\"}"sv;
               break;
             case Verdict::kDuplicate:
               ++duplicates;
-              out += "\"duplicate\"}";
+              out += "\"duplicate\"}"sv;
               break;
             case Verdict::kConflict:
               ++rejected;
-              out += "\"rejected\",\"errors\":[{\"code\":\"conflict\",\"field\":\"";
+              out += "\"rejected\",\"errors\":[{\"code\":\"conflict\",\"field\":\""sv;
               out += array ? fmt::format("[{}].event_id", i) : std::string("event_id");
-              out += "\",\"reason\":\"an event with this id and different content was accepted before\"}]}";
+              out += "\",\"reason\":\"an event with this id and different content was accepted before\"}]}"sv;
               break;
           }
         }
-        out += "],\"accepted\":";
-        out += fmt::format_int(accepted).c_str();
-        out += ",\"duplicates\":";
-        out += fmt::format_int(duplicates).c_str();
-        out += ",\"rejected\":";
-        out += fmt::format_int(rejected).c_str();
+        out += "],\"accepted\":"sv;
+        append_int(out, accepted);
+        out += ",\"duplicates\":"sv;
+        append_int(out, duplicates);
+        out += ",\"rejected\":"sv;
+        append_int(out, rejected);
         out += '}';
         Response r{202, std::move(out), {}};
         r.headers.emplace_back("traceparent", std::move(traceparent));
@@ -1055,8 +1067,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   for (std::size_t i = 0; i < events.size(); ++i) {
     ClaimItem& item = items[i];
     item.canon = model::canonical_event_json(events[i]);
-    item.marked = digest_hex(item.canon);
-    item.marked += kOnBusSuffix;
+    item.marked = digest_hex(item.canon, kOnBusSuffix);
     item.key = claim_key(events[i].merchant_id.view(), events[i].event_id.view());
     puts[i] = idempotency::PutRequest{item.key, item.digest()};
   }

@@ -229,35 +229,40 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Stream>>
 // CPU under single-event load; the headers here come from the API's code,
 // never from a client.
 void serialize_response(std::string& out, const Response& resp, bool close_after, unsigned version) {
+  using namespace std::string_view_literals;
   out.clear();
   const auto reason = http::obsolete_reason(static_cast<http::status>(resp.status));
-  out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += fmt::format_int(resp.status).c_str();
+  out += version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv;
+  {
+    const fmt::format_int status(resp.status);
+    out.append(status.data(), status.size());
+  }
   out += ' ';
   out.append(reason.data(), reason.size());
-  out += "\r\nServer: settled\r\n";
+  out += "\r\nServer: settled\r\n"sv;
   bool typed = false;
   for (const auto& [name, value] : resp.headers) {
     typed = typed || beast::iequals(name, "Content-Type");
     out += name;
-    out += ": ";
+    out += ": "sv;
     out += value;
-    out += "\r\n";
+    out += "\r\n"sv;
   }
-  if (!typed) out += "Content-Type: application/json\r\n";
+  if (!typed) out += "Content-Type: application/json\r\n"sv;
   // 1xx, 204 and 304 have no body and no length.
   const bool bodyless = resp.status < 200 || resp.status == 204 || resp.status == 304;
   if (!bodyless) {
-    out += "Content-Length: ";
-    out += fmt::format_int(resp.body.size()).c_str();
-    out += "\r\n";
+    out += "Content-Length: "sv;
+    const fmt::format_int length(resp.body.size());
+    out.append(length.data(), length.size());
+    out += "\r\n"sv;
   }
   if (close_after) {
-    out += "Connection: close\r\n";
+    out += "Connection: close\r\n"sv;
   } else if (version == 10) {
-    out += "Connection: keep-alive\r\n";
+    out += "Connection: keep-alive\r\n"sv;
   }
-  out += "\r\n";
+  out += "\r\n"sv;
   if (!bodyless) out += resp.body;
 }
 
