@@ -3,7 +3,8 @@
 # the gateway on the embedded backends on loopback, and measures with wrk
 #   - single-event POST /v1/events: req/s at saturation, p50/p99, at each of
 #     a list of connection counts; each server's max rate is its best count's,
-#   - p50/p99 at half the gateway's max rate (wrk's delay(), per connection),
+#   - p50/p99 at half the gateway's max rate (wrk's delay(), per connection, drawn
+#     around the mean so that connections do not fall into step),
 #   - bulk NDJSON POST /v1/events/bulk: MB/s (curl uploads of generated files),
 # beside nginx answering a static 200 to the same wrk load in the same run, and
 # prints a table with the ratios. Targets (issue 4): single-event >= 0.5x
@@ -135,6 +136,7 @@ local n = 0
 local prefix
 local headers
 function init(args)
+  math.randomseed(os.time() * 16 + tid)
   prefix = run .. "-" .. tid .. "-"
   headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
 end
@@ -145,7 +147,14 @@ function request()
     ',"currency":"EUR","occurred_at":"2026-03-30T10:00:00Z","metadata":{"order":"A-' .. n .. '"}}')
 end
 EOF
-  if [ "$2" -gt 0 ]; then echo "function delay() return $2 end" >>"$1"; fi
+  # A wait drawn from [d/2, 3d/2] (mean d), not d itself: with one fixed wait
+  # the connections fall into step (a group answers many at once, they all
+  # wait the same time and send again together), a herd no set of
+  # independent clients makes.
+  if [ "$2" -gt 0 ]; then
+    local lo=$(($2 / 2 > 0 ? $2 / 2 : 1))
+    echo "function delay() return math.random($lo, $((2 * $2 - lo))) end" >>"$1"
+  fi
   cat >>"$1" <<'EOF'
 function done(summary, latency, requests)
   io.write(string.format("RESULT %d %d %.6f %.3f %.3f %d\n", summary.requests,
@@ -187,12 +196,12 @@ for c in "${COUNTS[@]}"; do
 done
 
 # Half the gateway's max rate, at its best count: each connection waits
-# delay ms after each answer.
+# about delay ms (drawn around it, see write_lua) after each answer.
 HALF=$((GW_RPS / 2))
 DELAY_MS=$(((GW_C * 1000 + HALF / 2) / (HALF > 0 ? HALF : 1)))
 ((DELAY_MS < 1)) && DELAY_MS=1
 write_lua "$T/post-half.lua" "$DELAY_MS"
-echo "http_load: half rate (~$HALF req/s: $GW_C connections, ${DELAY_MS} ms between requests)" >&2
+echo "http_load: half rate (~$HALF req/s: $GW_C connections, about ${DELAY_MS} ms between requests)" >&2
 read -r H_RPS H_P50 H_P99 H_ERR < <(wrk_run gateway-half "$GW_PORT" "$GW_C" "$T/post-half.lua")
 read -r NH_RPS NH_P50 NH_P99 NH_ERR < <(wrk_run nginx-half "$NG_PORT" "$GW_C" "$T/post-half.lua")
 
