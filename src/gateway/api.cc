@@ -261,12 +261,17 @@ ordered_json open_batch_json(const model::BatchKey& key, const model::ControlTot
   return j;
 }
 
-std::string claim_key(std::string_view merchant, std::string_view event_id) {
-  // A merchant id has no '|', so the key names one (merchant, event id).
+// "<prefix>|<merchant>|<event id>". A merchant id has no '|', so the key
+// names one (merchant, event id).
+std::string merchant_event_key(std::string_view prefix, std::string_view merchant, std::string_view event_id) {
   std::string key;
-  key.reserve(4 + merchant.size() + event_id.size());
-  key.append("ev|").append(merchant).append(1, '|').append(event_id);
+  key.reserve(prefix.size() + merchant.size() + event_id.size() + 2);
+  key.append(prefix).append(1, '|').append(merchant).append(1, '|').append(event_id);
   return key;
+}
+
+std::string claim_key(std::string_view merchant, std::string_view event_id) {
+  return merchant_event_key("ev", merchant, event_id);
 }
 
 // An event's claim holds its content's digest; once the bus has the event
@@ -290,7 +295,7 @@ ClaimValue parse_claim_value(std::string_view value) {
 // events such a version accepted within the claim TTL (24 h) before an
 // upgrade still answer duplicate; nothing writes these keys any more.
 std::string legacy_on_bus_key(std::string_view merchant, std::string_view event_id) {
-  return fmt::format("evb|{}|{}", merchant, event_id);
+  return merchant_event_key("evb", merchant, event_id);
 }
 
 }  // namespace
