@@ -9,11 +9,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <deque>
 #include <limits>
+#include <memory>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
@@ -47,14 +50,81 @@ constexpr std::size_t kBulkReadBytes = 64 * 1024;
 // A connection keeps its last response's buffer up to this size.
 constexpr std::size_t kKeptResponseBytes = 16 * 1024;
 
-// An I/O thread as a Lane (api.h): work posted to its io_context.
+// A connection whose pending read or write has a deadline (see IoLane).
+class Expiring {
+ public:
+  virtual ~Expiring() = default;
+  // Called on the connection's I/O thread once its deadline has passed:
+  // closes the connection, which fails the pending operation.
+  virtual void expire() = 0;
+
+  // The sweep (IoLane) after which the pending operation has run too long;
+  // 0 while none is pending (the request is being handled, or nothing is).
+  std::uint64_t deadline = 0;
+};
+
+// An I/O thread as a Lane (api.h): work posted to its io_context. It also
+// keeps its connections' time-outs. A Beast stream's expiry would arm a timer
+// for each read and each write: a heap insertion under the reactor's lock,
+// and, since the operation nearly always ends first, a cancelled wait
+// posted back to the thread, for every operation. Instead the lane sweeps
+// its connections once a period (a quarter of the request time-out, 10 ms to
+// 1 s) and closes those whose deadline has passed: a connection whose
+// operation started d ago is closed between d and d + 2 periods, never
+// before d.
 class IoLane final : public Lane {
  public:
-  explicit IoLane(asio::io_context& ioc) : ioc_(ioc) {}
+  IoLane(asio::io_context& ioc, std::chrono::milliseconds timeout)
+      : ioc_(ioc),
+        period_(std::clamp<std::chrono::milliseconds>(timeout / 4, std::chrono::milliseconds(10),
+                                                      std::chrono::seconds(1))),
+        sweeper_(ioc) {
+    schedule();
+  }
   void post(std::function<void()> work) override { asio::post(ioc_, std::move(work)); }
 
+  // On this lane's thread: the connection is swept from now on, until it is
+  // gone.
+  void watch(std::weak_ptr<Expiring> connection) { watched_.push_back(std::move(connection)); }
+
+  // The deadline of an operation that starts now and may take `d`.
+  std::uint64_t deadline_after(std::chrono::milliseconds d) const {
+    const auto periods = static_cast<std::uint64_t>((d + period_ - std::chrono::milliseconds(1)) / period_);
+    return sweeps_ + periods + 1;
+  }
+
  private:
+  void schedule() {
+    sweeper_.expires_after(period_);
+    sweeper_.async_wait([this](beast::error_code ec) {
+      if (ec) return;  // the server is stopping
+      sweep();
+      schedule();
+    });
+  }
+
+  void sweep() {
+    ++sweeps_;
+    for (std::size_t i = 0; i < watched_.size();) {
+      std::shared_ptr<Expiring> c = watched_[i].lock();
+      if (c == nullptr) {  // gone: forget it (order does not matter)
+        watched_[i] = std::move(watched_.back());
+        watched_.pop_back();
+        continue;
+      }
+      if (c->deadline != 0 && c->deadline <= sweeps_) {
+        c->deadline = 0;
+        c->expire();
+      }
+      ++i;
+    }
+  }
+
   asio::io_context& ioc_;
+  const std::chrono::milliseconds period_;
+  asio::steady_timer sweeper_;
+  std::uint64_t sweeps_ = 0;
+  std::vector<std::weak_ptr<Expiring>> watched_;
 };
 
 struct Shared {
@@ -275,13 +345,13 @@ enum class Opening : std::uint8_t { kServe, kOverCapacity, kPlainOnTlsPort };
 // code serves plain TCP and TLS (Stream is PlainStream or TlsStream); a TLS
 // session shakes hands first, with the bytes the detector already read.
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session final : public Expiring, public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
  public:
   // `lane` is the I/O thread whose io_context the stream runs on.
   template <class... StreamArgs>
-  Session(Shared& shared, Lane& lane, Opening opening, beast::flat_buffer buffer, StreamArgs&&... args)
+  Session(Shared& shared, IoLane& lane, Opening opening, beast::flat_buffer buffer, StreamArgs&&... args)
       : stream_(std::forward<StreamArgs>(args)...),
         buffer_(std::move(buffer)),
         shared_(shared),
@@ -298,11 +368,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   auto& lowest() { return beast::get_lowest_layer(stream_); }
 
+  // The pending operation may take `d` (IoLane sweeps); its completion
+  // disarms before anything else, so that a request being handled, with no
+  // operation pending, is never cut.
+  void arm(std::chrono::milliseconds d) { deadline = lane_.deadline_after(d); }
+  void disarm() { deadline = 0; }
+  void expire() override { close(); }
+
   void handshake() {
+    lane_.watch(shared_from_this());
     if constexpr (kTls) {
-      lowest().expires_after(shared_.options.request_timeout);
+      arm(shared_.options.request_timeout);
       stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
                               [self = shared_from_this()](beast::error_code ec, std::size_t used) {
+                                self->disarm();
                                 if (ec) return self->lowest().close();  // not a TLS client we can talk to
                                 self->buffer_.consume(used);
                                 self->begin();
@@ -336,7 +415,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.reset();
     bulk_parser_.reset();
     upload_.reset();
-    lowest().expires_after(shared_.options.request_timeout);
+    // The whole request (header and body) must arrive within the time-out.
+    arm(shared_.options.request_timeout);
     http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
@@ -410,6 +490,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // only then is the next chunk read, so memory stays bounded and a slow bus
   // slows the client down (TCP backpressure).
   void start_bulk() {
+    disarm();
     Request req = request_of(header_parser_->get());
     route_ = req.method == "PUT" ? "/v1/uploads/{upload_id}" : "/v1/events/bulk";
     asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
@@ -432,7 +513,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         self->bulk_limit_ = start.body_limit;
         if (expects) {
           self->continue_.emplace(http::status::continue_, version);
+          self->arm(self->shared_.options.request_timeout);
           http::async_write(self->stream_, *self->continue_, [self](beast::error_code wec, std::size_t) {
+            self->disarm();
             if (wec) return self->close();
             self->read_bulk_chunk();
           });
@@ -446,6 +529,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // A WebSocket upgrade: the key is checked on the handler pool; a refusal
   // is an HTTP answer (401, 403), an acceptance hands the socket over.
   void start_stream() {
+    disarm();  // the WebSocket keeps its own time-outs
     Request req = request_of(header_parser_->get());
     asio::post(*shared_.handlers, [self = shared_from_this(), req = std::move(req)]() mutable {
       Api::StreamStart start = self->shared_.api->begin_stream(req);
@@ -462,8 +546,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto& body = bulk_parser_->get().body();
     body.data = chunk_.data();
     body.size = chunk_.size();
-    lowest().expires_after(shared_.options.request_timeout);
+    arm(shared_.options.request_timeout);
     http::async_read(stream_, buffer_, *bulk_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->disarm();
       if (ec == http::error::need_buffer) ec = {};
       if (ec == http::error::body_limit) {
         Response r = self->upload_->too_large(self->bulk_limit_);
@@ -514,6 +599,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void on_body(beast::error_code ec) {
+    disarm();
     if (ec) return on_read_error(ec);
     const bool keep_alive = parser_->keep_alive();
     auto msg = parser_->release();
@@ -572,9 +658,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       route_ = nullptr;
     }
     serialize_response(response_, resp, close_after, version);
-    lowest().expires_after(shared_.options.request_timeout);
+    arm(shared_.options.request_timeout);
     asio::async_write(stream_, asio::buffer(response_),
                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+                        self->disarm();
                         // Keep the buffer of a small response for the next
                         // one; an idle connection holds no large one.
                         if (self->response_.capacity() > kKeptResponseBytes) std::string().swap(self->response_);
@@ -590,7 +677,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void linger() {
     beast::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
-    lowest().expires_after(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
+    arm(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
     drain();
   }
 
@@ -610,7 +697,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Stream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
-  Lane& lane_;
+  IoLane& lane_;
   Opening opening_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -635,7 +722,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 // HTTP, then hands the connection (and those bytes) to the right session.
 class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
  public:
-  TlsDetector(Shared& shared, Lane& lane, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
+  TlsDetector(Shared& shared, IoLane& lane, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
       : stream_(std::move(socket)), shared_(shared), lane_(lane), opening_(opening) {}
 
   void run() {
@@ -660,7 +747,7 @@ class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
   PlainStream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
-  Lane& lane_;
+  IoLane& lane_;
   Opening opening_;
 };
 
@@ -690,7 +777,7 @@ struct Server::Impl {
     shared.options = std::move(o);
     for (int i = 0; i < std::max(1, shared.options.io_threads); ++i) {
       iocs.push_back(std::make_unique<asio::io_context>(1));  // 1: run by one thread
-      lanes.push_back(std::make_unique<IoLane>(*iocs.back()));
+      lanes.push_back(std::make_unique<IoLane>(*iocs.back(), shared.options.request_timeout));
       keep_running.push_back(asio::make_work_guard(*iocs.back()));
     }
     listener.emplace(*iocs.front());
@@ -702,7 +789,7 @@ struct Server::Impl {
     // Move the connection to the next I/O thread's io_context.
     const std::size_t at = next_ioc++ % iocs.size();
     asio::io_context& ioc = *iocs[at];
-    Lane& lane = *lanes[at];
+    IoLane& lane = *lanes[at];
     beast::error_code ec;
     const auto protocol = accepted.local_endpoint(ec).protocol();
     if (ec) return;  // already gone

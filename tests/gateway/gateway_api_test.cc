@@ -641,5 +641,23 @@ TEST(GatewayLimits, ConnectionsBeyondTheCapGet503AndSlowClientsAreCut) {
   EXPECT_EQ(http_request(gw.port(), "GET", "/healthz").status, 200u);
 }
 
+TEST(GatewayLimits, AConnectionBusyLongerThanTheTimeOutIsNotCut) {
+  // The time-out bounds each read and write, not the connection's life:
+  // requests one after another for four time-outs all get answers.
+  TempDir dir("gateway-busy");
+  GatewayProcess gw(dir.path() / "data", {"--request-timeout-ms", "400"});
+  RawConnection conn(gw.port());
+  const auto t0 = std::chrono::steady_clock::now();
+  int answered = 0;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1600)) {
+    conn.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    auto [answer, gone] = conn.read_until_close(100);
+    ASSERT_FALSE(gone) << "cut after " << answered << " answers";
+    ASSERT_NE(answer.find("200 OK"), std::string::npos) << answer;
+    ++answered;
+  }
+  EXPECT_GE(answered, 10);
+}
+
 }  // namespace
 }  // namespace settle::testing
