@@ -39,8 +39,11 @@ namespace ssl = asio::ssl;
 // Each I/O thread runs an io_context of its own, and a connection lives on
 // one of them: its handlers never run concurrently, so it needs no strand,
 // and its stream's executor is a concrete type rather than a type-erased one.
+// The stream is the socket itself: time-outs are the lane's (IoLane), so
+// Beast's basic_stream, a timer and a rate policy around every operation,
+// has nothing to add.
 using IoExecutor = asio::io_context::executor_type;
-using PlainStream = beast::basic_stream<tcp, IoExecutor>;
+using PlainStream = tcp::socket::rebind_executor<IoExecutor>::other;
 using TlsStream = beast::ssl_stream<PlainStream>;
 
 constexpr std::uint64_t kNoBodyLimit = std::numeric_limits<std::uint64_t>::max();
@@ -155,7 +158,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Stream>>
   ~StreamSession() { shared_.connections.fetch_sub(1, std::memory_order_relaxed); }
 
   void accept(http::request<http::empty_body> req) {
-    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own time-outs apply
+    // The WebSocket keeps its own time-outs (below).
     websocket::stream_base::timeout t{};
     t.handshake_timeout = shared_.options.request_timeout;
     t.idle_timeout = shared_.options.stream_idle_timeout;
@@ -382,7 +385,7 @@ class Session final : public Expiring, public std::enable_shared_from_this<Sessi
       stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
                               [self = shared_from_this()](beast::error_code ec, std::size_t used) {
                                 self->disarm();
-                                if (ec) return self->lowest().close();  // not a TLS client we can talk to
+                                if (ec) return self->close();  // not a TLS client we can talk to
                                 self->buffer_.consume(used);
                                 self->begin();
                               });
@@ -676,7 +679,7 @@ class Session final : public Expiring, public std::enable_shared_from_this<Sessi
   // answer instead of a reset.
   void linger() {
     beast::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().shutdown(tcp::socket::shutdown_send, ec);
     arm(std::min<std::chrono::milliseconds>(shared_.options.request_timeout, std::chrono::seconds(2)));
     drain();
   }
@@ -690,8 +693,8 @@ class Session final : public Expiring, public std::enable_shared_from_this<Sessi
 
   void close() {
     beast::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
-    lowest().close();
+    lowest().shutdown(tcp::socket::shutdown_send, ec);
+    lowest().close(ec);
   }
 
   Stream stream_;
@@ -720,16 +723,27 @@ class Session final : public Expiring, public std::enable_shared_from_this<Sessi
 
 // On a TLS port: reads the first bytes to tell a TLS ClientHello from plain
 // HTTP, then hands the connection (and those bytes) to the right session.
-class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
+class TlsDetector final : public Expiring, public std::enable_shared_from_this<TlsDetector> {
  public:
-  TlsDetector(Shared& shared, IoLane& lane, Opening opening, tcp::socket::rebind_executor<IoExecutor>::other&& socket)
+  TlsDetector(Shared& shared, IoLane& lane, Opening opening, PlainStream&& socket)
       : stream_(std::move(socket)), shared_(shared), lane_(lane), opening_(opening) {}
 
-  void run() {
-    stream_.expires_after(shared_.options.request_timeout);
+  void run() { asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->detect(); }); }
+
+  void expire() override { close(); }
+
+ private:
+  void close() {
+    beast::error_code ec;
+    stream_.close(ec);
+  }
+
+  void detect() {
+    lane_.watch(shared_from_this());
+    deadline = lane_.deadline_after(shared_.options.request_timeout);
     beast::async_detect_ssl(stream_, buffer_, [self = shared_from_this()](beast::error_code ec, bool tls) {
-      if (ec) return self->stream_.close();
-      self->stream_.expires_never();
+      self->deadline = 0;
+      if (ec) return self->close();
       if (tls) {
         std::make_shared<Session<TlsStream>>(self->shared_, self->lane_, self->opening_, std::move(self->buffer_),
                                              std::move(self->stream_), *self->shared_.tls)
@@ -743,7 +757,6 @@ class TlsDetector : public std::enable_shared_from_this<TlsDetector> {
     });
   }
 
- private:
   PlainStream stream_;
   beast::flat_buffer buffer_;
   Shared& shared_;
@@ -795,7 +808,7 @@ struct Server::Impl {
     if (ec) return;  // already gone
     const auto handle = accepted.release(ec);
     if (ec) return;
-    tcp::socket::rebind_executor<IoExecutor>::other socket(ioc, protocol, handle);
+    PlainStream socket(ioc, protocol, handle);
     if (shared.tls != nullptr) {
       std::make_shared<TlsDetector>(shared, lane, opening, std::move(socket))->run();
     } else {
