@@ -97,15 +97,20 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+// ASCII case-insensitive equality with `lowercase` (which is lower case):
+// HTTP's tokens are ASCII, and std::tolower is a call per character.
+bool equals_lowercase(std::string_view s, std::string_view lowercase) {
+  return s.size() == lowercase.size() && std::equal(s.begin(), s.end(), lowercase.begin(), [](char a, char l) {
+           return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == l;
+         });
+}
+
 bool is_json(std::string_view content_type) {
   std::string_view ct = content_type.substr(0, content_type.find(';'));
   const auto b = ct.find_first_not_of(' ');
   if (b == std::string_view::npos) return false;
   ct = ct.substr(b, ct.find_last_not_of(' ') - b + 1);
-  constexpr std::string_view kJson = "application/json";
-  return ct.size() == kJson.size() && std::equal(ct.begin(), ct.end(), kJson.begin(), [](char a, char j) {
-           return std::tolower(static_cast<unsigned char>(a)) == j;
-         });
+  return equals_lowercase(ct, "application/json");
 }
 
 // Appends the decimal digits of `n`.
@@ -638,7 +643,7 @@ std::optional<Response> Api::authenticate(Call& call) {
     return r;
   };
   if (auth.empty()) return unauthorized("missing Authorization: Bearer <key>");
-  if (auth.size() <= kBearer.size() || lower(auth.substr(0, kBearer.size())) != "bearer ") {
+  if (auth.size() <= kBearer.size() || !equals_lowercase(auth.substr(0, kBearer.size()), "bearer ")) {
     return unauthorized("the Authorization header must be 'Bearer <key>'");
   }
   auto key = keys_->authenticate(auth.substr(kBearer.size()));
