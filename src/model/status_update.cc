@@ -1,6 +1,9 @@
 #include "model/status_update.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "model/event_json.h"
 
 namespace settle::model {
 
@@ -38,7 +41,83 @@ std::string_view status_kind_name(StatusKind kind) {
   SETTLE_ASSERT(false, "unknown status kind");
 }
 
+namespace {
+
+// event_accepted and event_posted, the statuses of every group of events,
+// written directly: what nlohmann::json's dump() writes for them (its keys in
+// sorted order, no spaces), without a JSON tree of nodes and strings first.
+bool is_plain_event_status(const StatusUpdate& u) {
+  return (u.kind == StatusKind::kEventAccepted || u.kind == StatusKind::kEventPosted) && !u.batch &&
+         !u.payout_date && !u.totals;
+}
+
+void append_key(std::string& out, std::string_view key) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+}
+
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  append_json_escaped(out, s);
+  out += '"';
+}
+
+void append_number(std::string& out, std::int64_t n) {
+  const fmt::format_int digits(n);
+  out.append(digits.data(), digits.size());
+}
+
+std::string plain_event_status_json(const StatusUpdate& u) {
+  std::string out;
+  out.reserve(128 + u.event_ids.size() * 24);
+  out += "{\"at_ms\":";
+  append_number(out, u.at_ms);
+  append_key(out, "count");
+  append_number(out, u.count);
+  if (!u.event_id.empty()) {
+    append_key(out, "event_id");
+    append_string(out, u.event_id);
+  }
+  append_key(out, "event_ids");
+  out += '[';
+  for (std::size_t i = 0; i < u.event_ids.size(); ++i) {
+    if (i) out += ',';
+    append_string(out, u.event_ids[i]);
+  }
+  out += ']';
+  append_key(out, "kind");
+  append_string(out, status_kind_name(u.kind));
+  append_key(out, "merchant_id");
+  append_string(out, u.merchant_id);
+  if (u.offset >= 0) {
+    append_key(out, "offset");
+    append_number(out, u.offset);
+  }
+  if (u.partition >= 0) {
+    append_key(out, "partition");
+    append_number(out, u.partition);
+  }
+  if (!u.reason.empty()) {
+    append_key(out, "reason");
+    append_string(out, u.reason);
+  }
+  if (!u.source.empty()) {
+    append_key(out, "source");
+    append_string(out, u.source);
+  }
+  if (!u.trace_id.empty()) {
+    append_key(out, "trace_id");
+    append_string(out, u.trace_id);
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace
+
 std::string status_json(const StatusUpdate& u) {
+  if (is_plain_event_status(u)) return plain_event_status_json(u);
   json j;
   j["kind"] = status_kind_name(u.kind);
   j["merchant_id"] = u.merchant_id;
