@@ -522,6 +522,31 @@ TEST(JsonEscape, EscapesQuotesBackslashesAndControlCharactersBetweenPlainRuns) {
   EXPECT_EQ(edges, R"(\"\")");
 }
 
+TEST(JsonEscape, FindsACharacterToEscapeAtEveryPlaceInAWordAndPassesUtf8Through) {
+  // The scan takes eight bytes at a time: put each kind of character that
+  // needs an escape at each offset of a 24-byte string, around plain ASCII
+  // and UTF-8 (bytes from 0x80, never escaped).
+  const std::string base = "abc\xC3\xBC" "defghijklmnopqrstuv";  // 24 bytes
+  ASSERT_EQ(base.size(), 24u);
+  const std::pair<char, std::string> kinds[] = {{'"', R"(\")"}, {'\\', R"(\\)"}, {'\n', R"(\n)"},
+                                                {'\x1f', R"(\u001f)"}, {'\0', R"(\u0000)"}};
+  for (const auto& [c, escaped] : kinds) {
+    for (std::size_t at = 0; at < base.size(); ++at) {
+      if ((static_cast<unsigned char>(base[at]) & 0xC0) == 0x80) continue;  // inside the 2-byte character
+      std::string in = base;
+      in[at] = c;
+      if (at == 3) in.erase(4, 1);  // replaced the lead byte: drop its continuation
+      std::string expected = in.substr(0, at) + escaped + in.substr(at + 1);
+      std::string out;
+      append_json_escaped(out, in);
+      EXPECT_EQ(out, expected) << "character " << static_cast<int>(c) << " at " << at;
+    }
+  }
+  std::string long_plain;
+  append_json_escaped(long_plain, base + base);
+  EXPECT_EQ(long_plain, base + base);
+}
+
 TEST(CanonicalEventJson, DifferentMetadataGivesADifferentDigest) {
   Fields a;
   a.metadata = R"({"order":"42"})";
