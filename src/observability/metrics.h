@@ -11,6 +11,7 @@
 // Thread safety: every member may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -94,6 +95,9 @@ class Metrics {
   };
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_duration_;
+  // Tells this instance's entries in a thread's cache of series (see
+  // observe_http) from those of an instance that lived at the same address.
+  const std::uint64_t instance_;
   std::mutex http_mu_;
   std::unordered_map<std::string, HttpSeries, KeyHash, std::equal_to<>> http_series_;  // under http_mu_
   mutable std::mutex mu_;

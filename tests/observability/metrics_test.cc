@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "http_client.h"
@@ -59,6 +60,29 @@ TEST(Metrics, RepeatedHttpSeriesAreKeptPerCodeAndPerMetricsInstance) {
   EXPECT_THAT(text, HasSubstr(R"(settle_http_requests_total{code="404",method="GET",route="unmatched"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(settle_http_request_duration_seconds_count{method="POST",route="/v1/events"} 4)"));
   EXPECT_THAT(b.scrape(), HasSubstr(R"(settle_http_requests_total{code="202",method="POST",route="/v1/events"} 1)"));
+}
+
+TEST(Metrics, AThreadsCachedSeriesNeverCountForAnotherInstanceOrAnotherCode) {
+  // A thread keeps the last few series it used. A Metrics made where a
+  // destroyed one lived (the allocator hands the same block back) starts
+  // from zero; more codes than the cache holds each keep their own count.
+  for (int round = 0; round < 3; ++round) {
+    auto m = std::make_unique<Metrics>("gateway");
+    m->observe_http("/v1/events", "POST", 202, 0.001);
+    m->observe_http("/v1/events", "POST", 202, 0.001);
+    EXPECT_THAT(m->scrape(), HasSubstr(R"(settle_http_requests_total{code="202",method="POST",route="/v1/events"} 2)"))
+        << "round " << round;
+  }
+  Metrics m("gateway");
+  const int codes[] = {200, 201, 202, 400, 401, 403, 404, 409};
+  for (int pass = 0; pass < 3; ++pass) {
+    for (int code : codes) m.observe_http("/v1/events", "POST", code, 0.001);
+  }
+  const std::string text = m.scrape();
+  for (int code : codes) {
+    EXPECT_THAT(text, HasSubstr("settle_http_requests_total{code=\"" + std::to_string(code) +
+                                "\",method=\"POST\",route=\"/v1/events\"} 3"));
+  }
 }
 
 TEST(Metrics, CollectorsAddTheirFamiliesUntilTheirHandleIsDropped) {
