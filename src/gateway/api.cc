@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <charconv>
 #include <future>
 #include <iterator>
@@ -901,13 +902,14 @@ void Api::post_events_async(Call& call, Respond respond, Lane* lane) {
   }
   const std::string_view body = call.req.body;
   const std::size_t first = body.find_first_not_of(" \t\r\n");
-  std::vector<std::string_view> elements;
+  // Most requests carry one event: their vectors below live on the stack.
+  boost::container::small_vector<std::string_view, 1> elements;
   bool array = false;
   if (first != std::string_view::npos && body[first] == '[') {
     array = true;
     auto split = split_array(body);
     if (!split.ok()) return respond(error_response(400, "malformed_json", split.error().message));
-    elements = std::move(split).value();
+    elements.assign(split->begin(), split->end());
     if (elements.empty()) return respond(error_response(422, "validation_failed", "the array holds no events"));
     if (elements.size() > options_.max_events_per_request) {
       return respond(error_response(422, "validation_failed",
@@ -1072,8 +1074,9 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   std::string trace = traceparent.empty() ? observability::continue_or_start({}) : std::string(traceparent);
   SETTLE_ASSERT(trace.size() == 55, "claim_and_append takes a traceparent from continue_or_start() (or none)");
   std::vector<Verdict> verdicts(events.size(), Verdict::kAccepted);
-  std::vector<ClaimItem> items(events.size());
-  std::vector<idempotency::PutRequest> puts(events.size());
+  // One event a call, most often: these vectors live on the stack then.
+  boost::container::small_vector<ClaimItem, 1> items(events.size());
+  boost::container::small_vector<idempotency::PutRequest, 1> puts(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) {
     ClaimItem& item = items[i];
     item.canon = model::canonical_event_json(events[i]);
@@ -1082,7 +1085,7 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
     puts[i] = idempotency::PutRequest{item.key, item.digest()};
   }
   // One call for the batch: the Redis store pipelines it.
-  auto outcomes = store_.put_if_absent_many(puts, options_.event_claim_ttl);
+  auto outcomes = store_.put_if_absent_many(std::span(puts.data(), puts.size()), options_.event_claim_ttl);
   if (!outcomes.ok()) {
     // Some claims may be stored: release every one of this content (an
     // identical event claimed concurrently loses its claim too; the
@@ -1139,6 +1142,8 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
   }
   // The records' claims, marked once the append succeeds; those this call
   // made are released should it fail.
+  // (A std::vector: it is moved into two callbacks, where a small_vector
+  // would move each item's strings.)
   std::vector<ClaimItem> claims;
   claims.reserve(records.size());
   for (ClaimItem& item : items) {
@@ -1167,9 +1172,9 @@ void Api::claim_and_append_async(const std::vector<model::Event>& events, std::s
           }
           // A lost mark costs a second copy on the bus if the event is sent
           // again, never a lost event: its failure is not the request's.
-          std::vector<idempotency::ReplaceRequest> marks(claims.size());
+          boost::container::small_vector<idempotency::ReplaceRequest, 1> marks(claims.size());
           for (std::size_t r = 0; r < claims.size(); ++r) marks[r] = {claims[r].key, claims[r].digest(), claims[r].marked};
-          (void)store_.replace_if_equal_many(marks, options_.event_claim_ttl);
+          (void)store_.replace_if_equal_many(std::span(marks.data(), marks.size()), options_.event_claim_ttl);
           count_verdicts(verdicts);
           done(std::move(verdicts));
         };
