@@ -66,6 +66,15 @@ class Expiring {
   std::uint64_t deadline = 0;
 };
 
+// A connection the lane sweeps, allocated apart from its shared_ptr's control
+// block: the lane holds a weak_ptr to each until its next pass, and a weak_ptr
+// to a make_shared object keeps the whole object's memory (a session and its
+// buffers, some 17 KiB) allocated; this way it holds a few bytes.
+template <class T, class... Args>
+std::shared_ptr<T> make_swept(Args&&... args) {
+  return std::shared_ptr<T>(new T(std::forward<Args>(args)...));
+}
+
 // An I/O thread as a Lane (api.h): work posted to its io_context. It also
 // keeps its connections' time-outs. A Beast stream's expiry would arm a timer
 // for each read and each write: a heap insertion under the reactor's lock,
@@ -745,11 +754,11 @@ class TlsDetector final : public Expiring, public std::enable_shared_from_this<T
       self->deadline = 0;
       if (ec) return self->close();
       if (tls) {
-        std::make_shared<Session<TlsStream>>(self->shared_, self->lane_, self->opening_, std::move(self->buffer_),
+        make_swept<Session<TlsStream>>(self->shared_, self->lane_, self->opening_, std::move(self->buffer_),
                                              std::move(self->stream_), *self->shared_.tls)
             ->run();
       } else {
-        std::make_shared<Session<PlainStream>>(self->shared_, self->lane_, Opening::kPlainOnTlsPort,
+        make_swept<Session<PlainStream>>(self->shared_, self->lane_, Opening::kPlainOnTlsPort,
                                                std::move(self->buffer_),
                                                std::move(self->stream_))
             ->run();
@@ -810,9 +819,9 @@ struct Server::Impl {
     if (ec) return;
     PlainStream socket(ioc, protocol, handle);
     if (shared.tls != nullptr) {
-      std::make_shared<TlsDetector>(shared, lane, opening, std::move(socket))->run();
+      make_swept<TlsDetector>(shared, lane, opening, std::move(socket))->run();
     } else {
-      std::make_shared<Session<PlainStream>>(shared, lane, opening, beast::flat_buffer{}, std::move(socket))->run();
+      make_swept<Session<PlainStream>>(shared, lane, opening, beast::flat_buffer{}, std::move(socket))->run();
     }
   }
 };
