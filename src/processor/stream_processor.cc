@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "model/dead_letter.h"
@@ -59,7 +60,7 @@ StreamProcessor::PartitionState& StreamProcessor::state(std::int32_t partition) 
 }
 
 bool StreamProcessor::posting() const {
-  return pending_ && pending_->outcome.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+  return pending_ && pending_->committed.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
 }
 
 std::int64_t StreamProcessor::next_offset(std::int32_t partition) const {
@@ -241,7 +242,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
     open->second = tentative;
     journal.trace_id.assign(trace_id_of(rec.header(kTraceparentHeader)));
     st.max_event_ns = std::max(st.max_event_ns, ev.occurred_at.ns);
-    chunk->add(rec.header(kSourceHeader), rec.timestamp_ms);
+    chunk->add(rec.header(kSourceHeader), rec.timestamp_ms, &*open);
   }
   // The chunk's version is taken now: chunks commit in order, and a refused
   // one breaks the processor (recovered from the checkpoint it then reads).
@@ -315,16 +316,11 @@ Result<std::vector<ledger::PostOutcome>> StreamProcessor::outcome_of(PendingPost
 }
 
 Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger::PostOutcome>& outcomes) {
-  PartitionState& st = state(p.partition);
   const std::int64_t committed_ms = options_.observe_posted ? wall_ms() : 0;
   const std::span<const model::Journal> journals = p.chunk();
   for (std::size_t i = 0; i < journals.size(); ++i) {
     const model::Journal& j = journals[i];
-    auto settle_batch = [&]() -> ControlTotals& {
-      auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
-      SETTLE_ASSERT(it != st.open.end(), "a posted journal's batch stays open until flushed");
-      return it->second;
-    };
+    auto settle_batch = [&]() -> ControlTotals& { return p.batches[i]->second; };
     switch (outcomes[i]) {
       case ledger::PostOutcome::kPosted:
         ++stats_.posted;
@@ -384,25 +380,18 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
   // One batch_open per batch this chunk posted to, with its running totals
   // (after the duplicates and conflicts above were taken out): per chunk,
   // not per event, so the hot path stays cheap. It carries the trace of the
-  // batch's last event in the chunk (ties keep the chunk's order).
-  std::vector<const model::Journal*> touched;
+  // batch's last posted event in the chunk, and they go in the batches' order.
+  std::unordered_map<const OpenBatch*, std::size_t> last_posted;  // -> index in journals
   for (std::size_t i = 0; i < journals.size(); ++i) {
-    if (outcomes[i] == ledger::PostOutcome::kPosted) touched.push_back(&journals[i]);
+    if (outcomes[i] == ledger::PostOutcome::kPosted) last_posted[p.batches[i]] = i;
   }
-  std::sort(touched.begin(), touched.end(), [](const model::Journal* a, const model::Journal* b) {
-    return std::tie(a->merchant_id, a->settle_date, a->currency, a) < std::tie(b->merchant_id, b->settle_date, b->currency, b);
-  });
-  for (std::size_t i = 0; i < touched.size(); ++i) {
-    const model::Journal& j = *touched[i];
-    if (i + 1 < touched.size() && j.merchant_id == touched[i + 1]->merchant_id &&
-        j.settle_date == touched[i + 1]->settle_date && j.currency == touched[i + 1]->currency) {
-      continue;
-    }
-    auto it = st.open.find(KeyRef{j.merchant_id.view(), j.settle_date, j.currency});
-    if (it == st.open.end()) continue;
-    p.updates.push_back(StatusUpdate{StatusKind::kBatchOpen, j.merchant_id.str(), "", "", it->first, 0, 0, "",
-                                     p.now_ms, std::nullopt, it->second});
-    p.updates.back().trace_id = j.trace_id;
+  std::vector<std::pair<const OpenBatch*, std::size_t>> touched(last_posted.begin(), last_posted.end());
+  std::sort(touched.begin(), touched.end(),
+            [](const auto& a, const auto& b) { return BatchKeyLess{}(a.first->first, b.first->first); });
+  for (const auto& [batch, i] : touched) {
+    p.updates.push_back(StatusUpdate{StatusKind::kBatchOpen, batch->first.merchant_id.str(), "", "", batch->first, 0, 0,
+                                     "", p.now_ms, std::nullopt, batch->second});
+    p.updates.back().trace_id = journals[i].trace_id;
   }
   // Statuses are informational; an event whose status is lost is still
   // settled exactly once.
@@ -412,6 +401,7 @@ Status StreamProcessor::apply_verdicts(PendingPost& p, const std::vector<ledger:
 void StreamProcessor::PendingPost::reset() {
   size = 0;
   appended_ms.clear();
+  batches.clear();
   updates.clear();
   dead_letters.clear();
   outcome = {};

@@ -106,8 +106,9 @@ class StreamProcessor {
   Result<std::size_t> poll(std::int32_t partition);
   // Waits for the chunk in flight (pipelined mode) and applies its verdicts.
   Status flush();
-  // Whether a chunk handed to the ledger is still being posted (pipelined
-  // mode): a poll() now would wait for it.
+  // Whether a chunk handed to the ledger has not committed yet (pipelined
+  // mode): a poll() now would wait for it. Once it has, the ledger takes the
+  // next chunk while it makes this one durable.
   bool posting() const;
 
   // Offline: closes every open batch of the partition with batch_date <=
@@ -156,11 +157,13 @@ class StreamProcessor {
     template <typename A, typename B>
     bool operator()(const A& a, const B& b) const { return ref(a) < ref(b); }
   };
+  using OpenBatches = std::map<model::BatchKey, model::ControlTotals, BatchKeyLess>;
+  using OpenBatch = OpenBatches::value_type;
   struct PartitionState {
     std::int64_t next_offset = 0;
     std::int64_t max_event_ns = INT64_MIN;
     std::int64_t last_input_ms = 0;  // wall clock of the last record read
-    std::map<model::BatchKey, model::ControlTotals, BatchKeyLess> open;
+    OpenBatches open;
     std::map<MerchantCurrency, Date, MerchantCurrencyLess> last_closed;
     std::vector<Closing> closing;  // checkpointed, emitted after the commit
     // The version of the partition's last checkpoint this processor wrote or
@@ -186,6 +189,10 @@ class StreamProcessor {
     std::vector<model::Journal> journals;  // more than size: kept for reuse
     std::vector<std::string> sources;  // each journal's source header (same)
     std::vector<std::int64_t> appended_ms;  // each journal's record timestamp
+    // Each journal's open batch (its node in the partition's `open`). Valid
+    // until the verdicts are applied: a batch leaves `open` only after
+    // flush(), which applies them first.
+    std::vector<OpenBatch*> batches;
     std::vector<model::StatusUpdate> updates;
     std::vector<bus::Record> dead_letters;  // appended before the chunk is posted
     ledger::Checkpoint checkpoint;
@@ -202,10 +209,11 @@ class StreamProcessor {
       if (journals.size() == size) journals.emplace_back();
       return journals[size];
     }
-    void add(std::string_view source, std::int64_t appended) {
+    void add(std::string_view source, std::int64_t appended, OpenBatch* batch) {
       if (sources.size() == size) sources.emplace_back();
       sources[size].assign(source);
       appended_ms.push_back(appended);
+      batches.push_back(batch);
       ++size;
     }
     // Empties it for the next chunk, keeping the journals and sources.

@@ -501,6 +501,21 @@ TEST_F(Pipeline, PublishesEachOpenBatchsRunningTotalsOncePerChunkWithoutDuplicat
   EXPECT_EQ(open[kDay2].totals->of(EventType::kRefund).amount, 300);
 }
 
+TEST_F(Pipeline, PublishesAChunksOpenBatchesInBatchOrderWhateverTheOrderOfTheirEvents) {
+  processor::StreamProcessor proc(*rt_.bus, *rt_.ledger, *directory_, {});
+  ASSERT_TRUE(proc.recover(0).ok());
+  append(*rt_.bus, {event("e3", EventType::kRefund, 300, "2026-03-03T09:00:00Z"),
+                    event("e1", EventType::kCapture, 1000, "2026-03-02T10:00:00Z"),
+                    event("e4", EventType::kCapture, 700, "2026-03-03T12:00:00Z"),
+                    event("e2", EventType::kCapture, 2000, "2026-03-02T11:00:00Z")});
+  drain(proc);
+  std::vector<Date> order;
+  for (const auto& s : statuses()) {
+    if (s.kind == model::StatusKind::kBatchOpen) order.push_back(s.batch->batch_date);
+  }
+  EXPECT_EQ(order, (std::vector<Date>{kDay1, kDay2}));
+}
+
 TEST_F(Pipeline, PublishesOneEventPostedPerMerchantAndChunkNamingEveryNewEventOnce) {
   processor::ProcessorOptions o;
   o.chunk_records = 3;
