@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <limits>
 
 namespace settle {
@@ -60,18 +61,33 @@ constexpr bool three_letters() {
 }
 static_assert(three_letters(), "every code has three letters (find_currency compares three)");
 
+// A three-letter code as one integer, first letter highest: integers compare
+// as the codes do, so the search compares integers instead of strings (an
+// event's currency is looked up on every path it takes).
+constexpr std::uint32_t packed(const char* code) {
+  return (std::uint32_t{static_cast<unsigned char>(code[0])} << 16) |
+         (std::uint32_t{static_cast<unsigned char>(code[1])} << 8) | std::uint32_t{static_cast<unsigned char>(code[2])};
+}
+
+constexpr auto kPackedCodes = [] {
+  std::array<std::uint32_t, kCurrencies.size()> out{};
+  for (std::size_t i = 0; i < kCurrencies.size(); ++i) out[i] = packed(kCurrencies[i].code);
+  return out;
+}();
+
 }  // namespace
 
 Result<Currency> find_currency(std::string_view code) {
-  auto it = std::lower_bound(kCurrencies.begin(), kCurrencies.end(), code,
-                             [](const CurrencyRow& row, std::string_view c) {
-                               return std::string_view(row.code, 3) < c;
-                             });
-  if (it == kCurrencies.end() || std::string_view(it->code, 3) != code) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "unknown currency '" + std::string(code) + "' (not an active ISO 4217 code)");
+  if (code.size() == 3) {
+    const std::uint32_t key = packed(code.data());
+    const auto* it = std::lower_bound(kPackedCodes.begin(), kPackedCodes.end(), key);
+    if (it != kPackedCodes.end() && *it == key) {
+      const CurrencyRow& row = kCurrencies[static_cast<std::size_t>(it - kPackedCodes.begin())];
+      return Currency(row.code, row.exponent);
+    }
   }
-  return Currency(it->code, it->exponent);
+  return make_error(ErrorCode::kInvalidArgument,
+                    "unknown currency '" + std::string(code) + "' (not an active ISO 4217 code)");
 }
 
 std::size_t currency_count() { return kCurrencies.size(); }

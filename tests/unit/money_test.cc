@@ -208,6 +208,18 @@ TEST(Currency, UnknownCodeIsInvalidArgumentNotADefault) {
   }
 }
 
+TEST(Currency, ThreeBytesThatAreNotACodeAreUnknownWhateverTheirValues) {
+  // The lookup compares the three bytes packed into one integer: bytes above
+  // 0x7F, a NUL, and neighbours of real codes must not land on a real row.
+  for (const std::string& code : {std::string("EU\0", 3), std::string("\xC3\x89U"), std::string("EUQ"),
+                                 std::string("EUS"), std::string("\xFF\xFF\xFF"), std::string("AAA"),
+                                 std::string("ZZZ"), std::string("AED\0", 4)}) {
+    EXPECT_FALSE(find_currency(code).ok()) << code;
+  }
+  EXPECT_TRUE(find_currency("AED").ok());  // the first row
+  EXPECT_TRUE(find_currency("ZWG").ok());  // the last row
+}
+
 TEST(Currency, UnknownCodeErrorNamesTheCode) {
   const Result<Currency> c = find_currency("ABC");
   ASSERT_FALSE(c.ok());
