@@ -2,7 +2,10 @@
 # HTTP load benchmark of `settled gateway` (not a test): builds Release, starts
 # the gateway on the embedded backends on loopback, and measures with wrk
 #   - single-event POST /v1/events: req/s at saturation, p50/p99, at each of
-#     a list of connection counts; each server's max rate is its best count's,
+#     a list of connection counts; each server's max rate is its best count's;
+#     at each count the two servers take turns for a few rounds (nginx first
+#     in odd rounds, the gateway in even ones) and each counts its median
+#     round, so that a drift of the machine's speed weighs on both alike,
 #   - p50/p99 at half the gateway's max rate (wrk's delay(), per connection, drawn
 #     around the mean so that connections do not fall into step),
 #   - bulk NDJSON POST /v1/events/bulk: MB/s (curl uploads of generated files),
@@ -10,7 +13,7 @@
 # prints a table with the ratios. Targets (issue 4): single-event >= 0.5x
 # nginx; bulk >= 100 MB/s; p99 < 20 ms at half the max rate.
 #
-# Usage: bench/http_load.sh [--duration S] [--connections "C1 C2 ..."] [--wrk-threads T]
+# Usage: bench/http_load.sh [--duration S] [--rounds R (3)] [--connections "C1 C2 ..."] [--wrk-threads T]
 #                           [--bulk-mb M] [--bulk-uploads P] [--fsync every-append|none]
 #                           [--io-threads N] [--handler-threads N] [--build DIR (build-release)]
 #                           [--settled BINARY (an already built settled: no build; for A/B runs)]
@@ -22,11 +25,12 @@ cd "$(dirname "$0")/.."
 # rate needs more requests in flight than one that answers at once. Both are
 # measured at each count, and each at its own best (the max rate is what a
 # capacity figure means); the table shows every count.
-DURATION=10 CONNECTIONS="64 256 512" WRK_THREADS=2 BULK_MB=256 BULK_UPLOADS=2 FSYNC=every-append
+DURATION=10 ROUNDS=3 CONNECTIONS="64 256 512" WRK_THREADS=2 BULK_MB=256 BULK_UPLOADS=2 FSYNC=every-append
 IO_THREADS=2 HANDLER_THREADS=8 BUILD=build-release SETTLED=
 while (($#)); do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --wrk-threads) WRK_THREADS=$2; shift 2 ;;
     --bulk-mb) BULK_MB=$2; shift 2 ;;
@@ -36,7 +40,7 @@ while (($#)); do
     --handler-threads) HANDLER_THREADS=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --settled) SETTLED=$(realpath "$2"); shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "http_load: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -183,11 +187,29 @@ wrk_run warm-gw "$GW_PORT" "${COUNTS[0]}" "$T/post.lua" >/dev/null
 wrk_run warm-ng "$NG_PORT" "${COUNTS[0]}" "$T/post.lua" >/dev/null
 DURATION=$DURATION_SAVED
 
-echo "http_load: single-event POST at ${COUNTS[*]} connections, ${DURATION}s each" >&2
+# median_run FILE: of the "req/s p50 p99 errors" lines in FILE, the one with
+# the median req/s (the lower middle one of an even count).
+median_run() { sort -n -k1,1 "$1" | awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }'; }
+
+echo "http_load: single-event POST at ${COUNTS[*]} connections, $ROUNDS rounds of ${DURATION}s each" >&2
 GW_RPS=0 NG_RPS=0 GW_ERR=0 NG_ERR=0 SWEEP=() SWEEP_ROWS=()
 for c in "${COUNTS[@]}"; do
-  read -r n_rps n_p50 n_p99 n_err < <(wrk_run "nginx-$c" "$NG_PORT" "$c" "$T/post.lua")
-  read -r g_rps g_p50 g_p99 g_err < <(wrk_run "gateway-$c" "$GW_PORT" "$c" "$T/post.lua")
+  : >"$T/rounds-nginx-$c" && : >"$T/rounds-gateway-$c"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    order=(nginx gateway)
+    ((r % 2 == 0)) && order=(gateway nginx)
+    for who in "${order[@]}"; do
+      port=$NG_PORT
+      [ "$who" = gateway ] && port=$GW_PORT
+      wrk_run "$who-$c-$r" "$port" "$c" "$T/post.lua" >>"$T/rounds-$who-$c"
+    done
+  done
+  read -r n_rps n_p50 n_p99 _ < <(median_run "$T/rounds-nginx-$c")
+  read -r g_rps g_p50 g_p99 _ < <(median_run "$T/rounds-gateway-$c")
+  n_err=$(awk '{ s += $4 } END { print s + 0 }' "$T/rounds-nginx-$c")
+  g_err=$(awk '{ s += $4 } END { print s + 0 }' "$T/rounds-gateway-$c")
+  echo "http_load: $c connections: gateway $(awk '{ printf "%s ", $1 }' "$T/rounds-gateway-$c")req/s," \
+       "nginx $(awk '{ printf "%s ", $1 }' "$T/rounds-nginx-$c")req/s" >&2
   GW_ERR=$((GW_ERR + g_err)) NG_ERR=$((NG_ERR + n_err))
   if ((g_rps > GW_RPS)); then GW_RPS=$g_rps GW_P50=$g_p50 GW_P99=$g_p99 GW_C=$c; fi
   if ((n_rps > NG_RPS)); then NG_RPS=$n_rps NG_P50=$n_p50 NG_P99=$n_p99 NG_C=$c; fi
@@ -273,7 +295,8 @@ cat <<EOF
 
 ## HTTP load ($(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores, $(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ //');
 ## gateway ($BUILD_TYPE): embedded backends, --fsync $FSYNC, --io-threads $IO_THREADS --handler-threads $HANDLER_THREADS;
-## wrk -t $WRK_THREADS -c {${CONNECTIONS// /,}} -d ${DURATION}s on the same machine)
+## wrk -t $WRK_THREADS -c {${CONNECTIONS// /,}} -d ${DURATION}s on the same machine; at each count the servers
+## take turns for $ROUNDS rounds and each counts its median round)
 
 | measure | settled gateway | nginx static 200 | ratio | target |
 |---|---|---|---|---|
