@@ -755,12 +755,11 @@ class TlsDetector final : public Expiring, public std::enable_shared_from_this<T
       if (ec) return self->close();
       if (tls) {
         make_swept<Session<TlsStream>>(self->shared_, self->lane_, self->opening_, std::move(self->buffer_),
-                                             std::move(self->stream_), *self->shared_.tls)
+                                       std::move(self->stream_), *self->shared_.tls)
             ->run();
       } else {
         make_swept<Session<PlainStream>>(self->shared_, self->lane_, Opening::kPlainOnTlsPort,
-                                               std::move(self->buffer_),
-                                               std::move(self->stream_))
+                                         std::move(self->buffer_), std::move(self->stream_))
             ->run();
       }
     });
