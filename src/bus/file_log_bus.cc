@@ -237,14 +237,53 @@ Result<std::vector<Position>> FileLogBus::append(std::string_view topic_name,
     SETTLE_TRY(topic->partitions[static_cast<std::size_t>(partition)]->validate(group.first));
   }
   const std::int64_t now = now_ms();
-  for (const auto& [partition, group] : groups) {
+  const auto set_positions = [&](std::int32_t partition, const std::vector<std::size_t>& indexes,
+                                 std::int64_t first) {
+    for (std::size_t j = 0; j < indexes.size(); ++j) {
+      positions[indexes[j]] = Position{partition, first + static_cast<std::int64_t>(j)};
+    }
+  };
+  if (groups.size() == 1) {
+    const auto& [partition, group] = *groups.begin();
     SETTLE_ASSIGN_OR_RETURN(
         std::int64_t first,
         topic->partitions[static_cast<std::size_t>(partition)]->append(group.first, now));
-    for (std::size_t j = 0; j < group.second.size(); ++j) {
-      positions[group.second[j]] = Position{partition, first + static_cast<std::int64_t>(j)};
-    }
+    set_positions(partition, group.second, first);
+    return positions;
   }
+
+  // Several partitions: write them all and start their writeback, then sync
+  // each in turn (see PartitionLog::start_append). The append locks are taken
+  // in ascending partition order (`groups` is ordered), so two such appends
+  // cannot deadlock. As when the partitions were appended one by one, an
+  // error leaves the partitions before it appended: what was staged is still
+  // synced and published, and the first error is the call's.
+  std::vector<std::pair<std::int32_t, PartitionLog::StagedAppend>> staged;
+  staged.reserve(groups.size());
+  std::optional<Error> failure;
+  for (const auto& [partition, group] : groups) {
+    Result<PartitionLog::StagedAppend> started =
+        topic->partitions[static_cast<std::size_t>(partition)]->start_append(
+            group.first, now, /*begin_writeback=*/true);
+    if (!started.ok()) {
+      failure = started.error();
+      break;
+    }
+    staged.emplace_back(partition, std::move(started).value());
+  }
+  std::vector<PartitionLog*> to_compact;
+  for (auto& [partition, stage] : staged) {
+    PartitionLog* log = topic->partitions[static_cast<std::size_t>(partition)].get();
+    Result<bool> finished = log->finish_append(stage);
+    if (!finished.ok()) {
+      if (!failure) failure = finished.error();
+      continue;
+    }
+    if (*finished) to_compact.push_back(log);
+    set_positions(partition, groups.at(partition).second, stage.first);
+  }
+  for (PartitionLog* log : to_compact) log->compact_after_append();
+  if (failure) return *failure;
   return positions;
 }
 

@@ -188,18 +188,30 @@ Status PartitionLog::validate(std::span<const Record* const> records) const {
 
 Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records,
                                           std::int64_t now_ms) {
+  SETTLE_ASSIGN_OR_RETURN(StagedAppend staged,
+                          start_append(records, now_ms, /*begin_writeback=*/false));
+  SETTLE_ASSIGN_OR_RETURN(bool compact_now, finish_append(staged));
+  if (compact_now) compact_after_append();
+  return staged.first;
+}
+
+Result<PartitionLog::StagedAppend> PartitionLog::start_append(
+    std::span<const Record* const> records, std::int64_t now_ms, bool begin_writeback) {
   SETTLE_TRY(validate(records));
   std::uint64_t batch_bytes = 0;
   for (const Record* record : records) batch_bytes += kFrameHeaderBytes + payload_bytes(*record);
 
-  std::unique_lock lock(append_mu_);
+  StagedAppend staged;
+  staged.lock = std::unique_lock(append_mu_);
   if (failed_) return failed_error();
-  if (records.empty()) return next_offset_;
+  staged.first = next_offset_;
+  if (records.empty()) return staged;
   if (active_bytes_ > 0 && active_bytes_ + batch_bytes > options_.segment_bytes) {
     SETTLE_TRY(roll());
+    staged.first = next_offset_;
   }
 
-  const std::int64_t first = next_offset_;
+  const std::int64_t first = staged.first;
   const std::optional<std::uint64_t> index_position_before = last_index_position_;
   buffer_.clear();
   buffer_.reserve(static_cast<std::size_t>(batch_bytes));
@@ -223,8 +235,8 @@ Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records
   if (written.ok() && end > file_bytes_ && options_.fsync == FsyncPolicy::kEveryAppend &&
       options_.preallocate_bytes > 0 && buffer_.size() <= options_.preallocate_bytes / 4) {
     // This append grew the file: zeros after it, so that the next ones
-    // overwrite (see FileLogOptions::preallocate_bytes); the fdatasync below
-    // makes both durable.
+    // overwrite (see FileLogOptions::preallocate_bytes); the fdatasync in
+    // finish_append() makes both durable.
     const std::uint64_t ahead = std::min(end + options_.preallocate_bytes, options_.segment_bytes);
     if (ahead > end) {
       written = write_zeros(active_->fd.get(), ahead - end, end, active_->path);
@@ -241,38 +253,61 @@ Result<std::int64_t> PartitionLog::append(std::span<const Record* const> records
     return written.error();
   }
   file_bytes_ = file_end;
+  if (begin_writeback && options_.fsync == FsyncPolicy::kEveryAppend) {
+    Status started =
+        start_writeback(active_->fd.get(), active_bytes_, file_end - active_bytes_, active_->path);
+    if (!started.ok()) {
+      // The frames are in the file but may never reach the disk; as after a
+      // failed fdatasync, only recovery can tell what is there.
+      failed_ = started.error();
+      return started.error();
+    }
+  }
+  staged.count = records.size();
+  return staged;
+}
+
+Result<bool> PartitionLog::finish_append(StagedAppend& staged) {
+  SETTLE_ASSERT(staged.lock.owns_lock() && staged.lock.mutex() == &append_mu_,
+                "finish_append() takes a StagedAppend of this partition, once");
+  if (staged.count == 0) {
+    staged.lock.unlock();
+    return false;
+  }
   if (options_.fsync == FsyncPolicy::kEveryAppend) {
     Status synced = sync_data(active_->fd.get(), active_->path);
     if (!synced.ok()) {
       // After a failed fdatasync the kernel may have dropped the dirty pages:
       // what is on disk is unknown until recovery rescans it.
       failed_ = synced.error();
+      staged.lock.unlock();
       return synced.error();
     }
   }
 
-  const auto count = static_cast<std::int64_t>(records.size());
+  const auto count = static_cast<std::int64_t>(staged.count);
   {
     std::lock_guard state(mu_);
     active_->size = active_bytes_ + buffer_.size();
     active_->index.insert(active_->index.end(), pending_index_.begin(), pending_index_.end());
-    visible_end_ = first + count;
+    visible_end_ = staged.first + count;
   }
   active_bytes_ += buffer_.size();
-  next_offset_ = first + count;
+  next_offset_ = staged.first + count;
   if (buffer_.capacity() > kBufferKeepBytes) std::string().swap(buffer_);
 
   const bool compact_now = compacted_ && options_.compaction_dirty_bytes > 0 &&
                            dirty_bytes_ >= options_.compaction_dirty_bytes;
-  lock.unlock();
-  if (compact_now) {
-    // The records are durable, so this call succeeds whatever compaction
-    // does: a failed compaction leaves the segments as they were and its
-    // dirty bytes counted, so the next closed segment tries again, and an
-    // explicit compact() reports the error.
-    (void)compact();
-  }
-  return first;
+  staged.lock.unlock();
+  return compact_now;
+}
+
+void PartitionLog::compact_after_append() {
+  // The records are durable, so their append succeeds whatever compaction
+  // does: a failed compaction leaves the segments as they were and its dirty
+  // bytes counted, so the next closed segment tries again, and an explicit
+  // compact() reports the error.
+  (void)compact();
 }
 
 std::shared_ptr<Segment> PartitionLog::segment_for(std::int64_t offset) const {

@@ -64,6 +64,29 @@ class PartitionLog {
   // the file is unknown, and recovery is the one path that checks it.
   Result<std::int64_t> append(std::span<const Record* const> records, std::int64_t now_ms);
 
+  // append() in two steps, for a bus append that spans partitions: write
+  // every partition's frames and start their writeback, then sync each in
+  // turn, so that the device writes them together instead of one after
+  // another. A StagedAppend holds the partition's append lock until
+  // finish_append(): callers staging several partitions take them in
+  // ascending order, finish each, and compact (compact_after_append() where
+  // finish_append() answered true) only once every lock is released.
+  struct StagedAppend {
+    std::unique_lock<std::mutex> lock;
+    std::int64_t first = 0;  // the first record's offset
+    std::size_t count = 0;   // 0: nothing written, nothing to sync
+  };
+  // Validates, takes the append lock, writes the frames; with
+  // `begin_writeback` starts writing them back without waiting. On error
+  // nothing is staged and the lock is released.
+  Result<StagedAppend> start_append(std::span<const Record* const> records, std::int64_t now_ms,
+                                    bool begin_writeback);
+  // Syncs the staged frames (FsyncPolicy::kEveryAppend), publishes them to
+  // readers and releases the lock, success or not. Answers whether a
+  // compaction is due.
+  Result<bool> finish_append(StagedAppend& staged);
+  void compact_after_append();
+
   // Records with offset >= from_offset, in order, at most max_records.
   Result<std::vector<StoredRecord>> read(std::int64_t from_offset, std::size_t max_records);
   // The same into `out` (replacing its records), reusing their storage.

@@ -89,6 +89,15 @@ Status sync_data(int fd, const std::filesystem::path& path) {
   return ok_status();
 }
 
+Status start_writeback(int fd, std::uint64_t pos, std::uint64_t size,
+                       const std::filesystem::path& path) {
+  if (::sync_file_range(fd, static_cast<off64_t>(pos), static_cast<off64_t>(size),
+                        SYNC_FILE_RANGE_WRITE) != 0) {
+    return io_error("sync_file_range", path, errno);
+  }
+  return ok_status();
+}
+
 Status truncate_file(int fd, std::uint64_t size, const std::filesystem::path& path) {
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return io_error("ftruncate", path, errno);
   return ok_status();

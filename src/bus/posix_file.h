@@ -48,6 +48,12 @@ Status write_zeros(int fd, std::uint64_t size, std::uint64_t pos, const std::fil
 Result<std::size_t> read_at(int fd, char* buf, std::size_t size, std::uint64_t pos,
                             const std::filesystem::path& path);
 Status sync_data(int fd, const std::filesystem::path& path);
+// Starts writing back the dirty pages of [pos, pos + size) without waiting
+// (sync_file_range with SYNC_FILE_RANGE_WRITE). Durability still takes
+// sync_data(); starting several files' writeback before syncing them in turn
+// lets the device write them together.
+Status start_writeback(int fd, std::uint64_t pos, std::uint64_t size,
+                       const std::filesystem::path& path);
 Status truncate_file(int fd, std::uint64_t size, const std::filesystem::path& path);
 Result<std::uint64_t> file_size(int fd, const std::filesystem::path& path);
 // Makes a new or renamed entry of `dir` durable.

@@ -479,6 +479,67 @@ TEST_P(BusContractTest, ConcurrentAppendsLoseNothingAndKeepPerThreadOrder) {
   }
 }
 
+TEST_P(BusContractTest, ConcurrentAppendsAcrossPartitionsReturnWhereEachRecordLanded) {
+  constexpr int kThreads = 3;
+  constexpr int kCalls = 30;
+  constexpr int kKeys = 6;  // per thread, over all four partitions
+  const std::string topic = make_topic("spanning", 4);
+
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures(kThreads);
+  // Each thread's records by where append() said they went.
+  std::vector<std::map<std::pair<std::int32_t, std::int64_t>, std::string>> placed(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) {
+        std::vector<Record> batch;
+        for (int k = 0; k < kKeys; ++k) {
+          batch.push_back(make_record("t" + std::to_string(t) + "-k" + std::to_string(k),
+                                      std::to_string(c)));
+        }
+        auto positions = bus().append(topic, batch);
+        if (!positions.ok()) {
+          failures[static_cast<std::size_t>(t)] = positions.error().to_string();
+          return;
+        }
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          const Position& at = (*positions)[i];
+          placed[static_cast<std::size_t>(t)][{at.partition, at.offset}] =
+              batch[i].key + "=" + batch[i].value;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& failure : failures) EXPECT_EQ(failure, "");
+
+  std::map<std::pair<std::int32_t, std::int64_t>, std::string> stored;
+  std::map<std::string, std::vector<int>> values_by_key;
+  for (std::int32_t p = 0; p < 4; ++p) {
+    const std::vector<StoredRecord> records = read_all(topic, p, 50);
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      EXPECT_EQ(records[i].offset, static_cast<std::int64_t>(i)) << "partition " << p;
+      EXPECT_EQ(partition_for(records[i].key, 4), p);
+      stored[{p, records[i].offset}] = records[i].key + "=" + records[i].value;
+      values_by_key[records[i].key].push_back(std::stoi(records[i].value));
+    }
+  }
+  std::size_t total = 0;
+  for (const auto& mine : placed) {
+    for (const auto& [position, record] : mine) {
+      EXPECT_EQ(stored[position], record)
+          << "partition " << position.first << " offset " << position.second;
+    }
+    total += mine.size();
+  }
+  EXPECT_EQ(total, static_cast<std::size_t>(kThreads * kCalls * kKeys));
+  EXPECT_EQ(stored.size(), total);
+  for (const auto& [key, values] : values_by_key) {
+    ASSERT_EQ(values.size(), static_cast<std::size_t>(kCalls)) << key;
+    for (std::size_t i = 0; i < values.size(); ++i) ASSERT_EQ(values[i], static_cast<int>(i)) << key;
+  }
+}
+
 TEST_P(BusContractTest, ConcurrentReadersSeeOnlyWholeRecordsInOrder) {
   const std::string topic = make_topic("tail", 1);
   constexpr int kRecords = 2000;

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <csignal>
 #include <fstream>
 #include <map>
 #include <random>
@@ -545,6 +548,131 @@ TEST_F(FileLogTest, RefusesBadRecordsBeforeWritingAny) {
   ASSERT_FALSE(keyless.ok());
   EXPECT_EQ(keyless.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(keyless.error().message.find("config"), std::string::npos);
+}
+
+// A key that partition_for() sends to `partition` of `partitions`.
+std::string key_on(std::int32_t partition, std::int32_t partitions) {
+  for (int i = 0;; ++i) {
+    std::string key = "key-" + std::to_string(i);
+    if (partition_for(key, partitions) == partition) return key;
+  }
+}
+
+// Lowers the process's file size limit (writes past it fail with EFBIG)
+// until destroyed.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    previous_signal_ = std::signal(SIGXFSZ, SIG_IGN);
+    ::getrlimit(RLIMIT_FSIZE, &previous_);
+    rlimit lowered = previous_;
+    lowered.rlim_cur = bytes;
+    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &previous_);
+    std::signal(SIGXFSZ, previous_signal_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit previous_{};
+  void (*previous_signal_)(int) = nullptr;
+  bool ok_ = false;
+};
+
+TEST_F(FileLogTest, AnAppendAcrossPartitionsThatOneCannotTakeKeepsThoseBeforeItAndARetryEndsIt) {
+  FileLogOptions o = options();
+  o.preallocate_bytes = 0;  // each file as long as its records
+  auto bus = open(o);
+  ASSERT_TRUE(bus->create_topic(TopicConfig{"orders", 4, false}).ok());
+  // Partition 2 grows past the limit set below; the others stay under it.
+  ASSERT_TRUE(bus->append_to("orders", 2, std::vector<Record>{make_record(key_on(2, 4),
+                                                                          std::string(64 << 10, 'x'))})
+                  .ok());
+  std::vector<Record> batch;
+  for (std::int32_t p = 0; p < 4; ++p) batch.push_back(make_record(key_on(p, 4), value_for(p)));
+
+  {
+    FileSizeLimit limit(32 << 10);
+    ASSERT_TRUE(limit.ok());
+    auto failed = bus->append("orders", batch);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().code, ErrorCode::kIo);
+    EXPECT_NE(failed.error().message.find("orders"), std::string::npos) << failed.error().message;
+  }
+  // Partitions 0 and 1 took their records before 2 failed; 3 was not tried.
+  EXPECT_EQ(bus->end_offset("orders", 0).value(), 1);
+  EXPECT_EQ(bus->end_offset("orders", 1).value(), 1);
+  EXPECT_EQ(bus->end_offset("orders", 2).value(), 1);
+  EXPECT_EQ(bus->end_offset("orders", 3).value(), 0);
+
+  // Partition 2 cut off what reached its file, so the retry lands cleanly.
+  auto retried = bus->append("orders", batch);
+  ASSERT_TRUE(retried.ok()) << retried.error().to_string();
+  EXPECT_EQ((*retried)[2].offset, 1);
+  EXPECT_EQ((*retried)[3].offset, 0);
+
+  bus.reset();
+  bus = open(o);
+  const std::vector<std::int64_t> ends = {2, 2, 2, 1};
+  for (std::int32_t p = 0; p < 4; ++p) {
+    const std::vector<StoredRecord> records = read_all(*bus, "orders", p);
+    ASSERT_EQ(records.size(), static_cast<std::size_t>(ends[static_cast<std::size_t>(p)]))
+        << "partition " << p;
+    EXPECT_EQ(records.back().value, value_for(p));
+    EXPECT_EQ(frames_of(segment_files("orders", p).back()).size(), records.size());
+  }
+}
+
+TEST_F(FileLogTest, ConcurrentAppendsAcrossPartitionsOfACompactedTopicCompactAndKeepTheLatest) {
+  FileLogOptions o = options();
+  o.segment_bytes = 4096;
+  o.compaction_dirty_bytes = 8192;
+  auto bus = open(o);
+  ASSERT_TRUE(bus->create_topic(TopicConfig{"config", 4, true}).ok());
+  constexpr int kThreads = 3;
+  constexpr int kCalls = 150;
+  std::vector<std::thread> threads;
+  std::vector<std::string> failures(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) {
+        std::vector<Record> batch;
+        // Every call spans the four partitions; the threads share no key.
+        for (int k = 0; k < 8; ++k) {
+          batch.push_back(make_record("t" + std::to_string(t) + "-k" + std::to_string(k),
+                                      value_for(c)));
+        }
+        auto positions = bus->append("config", batch);
+        if (!positions.ok()) {
+          failures[static_cast<std::size_t>(t)] = positions.error().to_string();
+          return;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& failure : failures) EXPECT_EQ(failure, "");
+
+  std::map<std::string, std::string> expected;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int k = 0; k < 8; ++k) {
+      expected["t" + std::to_string(t) + "-k" + std::to_string(k)] = value_for(kCalls - 1);
+    }
+  }
+  EXPECT_EQ(bus->latest_values("config").value(), expected);
+  std::int64_t appended = 0;
+  std::size_t kept = 0;
+  for (std::int32_t p = 0; p < 4; ++p) {
+    appended += bus->end_offset("config", p).value();
+    kept += read_all(*bus, "config", p).size();
+  }
+  EXPECT_EQ(appended, kThreads * kCalls * 8);
+  // 3,600 records of ~100 bytes: compaction must have dropped most of them.
+  EXPECT_LT(kept, static_cast<std::size_t>(appended) / 2);
 }
 
 TEST_F(FileLogTest, RejectsBadNamesAndOptions) {
