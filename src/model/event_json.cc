@@ -8,6 +8,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace settle::model {
 namespace {
 
@@ -20,10 +24,16 @@ Error field_error(std::string_view field, std::string_view why) {
   return make_error(ErrorCode::kInvalidArgument, fmt::format("field '{}': {}", field, why));
 }
 
-std::size_t utf8_chars(std::string_view s) {
-  // simdjson has validated the UTF-8; count the bytes that start a code point.
-  return static_cast<std::size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+// Whether `s` has more than `max` characters (code points). simdjson has
+// validated the UTF-8, so they are the bytes that do not continue a code
+// point; they are counted only when the bytes are over `max`, since a
+// character is at least one byte (counting every metadata value byte by byte
+// was a tenth of a bulk upload's CPU).
+bool more_chars_than(std::string_view s, std::size_t max) {
+  if (s.size() <= max) return false;
+  const auto chars = static_cast<std::size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+  return chars > max;
 }
 
 Result<std::string_view> get_string(simdjson::ondemand::value& v, std::string_view field) {
@@ -166,10 +176,10 @@ Status EventParser::parse_into(std::string_view json, Event& ev) {
           return field_error(fmt::format("metadata.{}", mk_copy), "must be a string");
         }
         if (ev.metadata.size() == kMetadataKeysMax) return field_error(key, "has more than 50 keys");
-        if (mk_copy.empty() || utf8_chars(mk_copy) > kMetadataKeyCharsMax) {
+        if (mk_copy.empty() || more_chars_than(mk_copy, kMetadataKeyCharsMax)) {
           return field_error(key, fmt::format("key '{}' must be 1-40 characters", mk_copy));
         }
-        if (utf8_chars(mv) > kMetadataValueCharsMax) {
+        if (more_chars_than(mv, kMetadataValueCharsMax)) {
           return field_error(fmt::format("metadata.{}", mk_copy), "must be at most 500 characters");
         }
         ev.metadata.emplace_back(std::move(mk_copy), std::string(mv));
@@ -218,18 +228,41 @@ bool word_needs_escape(std::uint64_t w) {
   return (control | zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\'))) != 0;
 }
 
+#if defined(__SSE2__)
+// How many of the 16 bytes at `p` come before the first one to escape (16
+// when none is).
+std::size_t plain_bytes_of_16(const char* p) {
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // x <= 0x1F (unsigned) exactly when min(x, 0x1F) == x.
+  const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1F)), x);
+  const __m128i quote = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
+  const __m128i backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+  const auto hits =
+      static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(control, _mm_or_si128(quote, backslash))));
+  return hits == 0 ? 16 : static_cast<std::size_t>(__builtin_ctz(hits));
+}
+#endif
+
 }  // namespace
 
 void append_json_escaped(std::string& out, std::string_view s) {
   // Runs of characters that need no escape are appended whole: most values
   // have none, and a character at a time was a bulk upload's top item. The
-  // scan looks at eight bytes at once, and at each byte only in a word that
-  // holds one to escape.
+  // scan looks at sixteen bytes at once (SSE2), then eight, and at each byte
+  // only where one needs an escape.
   const auto plain = [](unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; };
   const std::size_t n = s.size();
   std::size_t run = 0;
   std::size_t i = 0;
   while (i < n) {
+#if defined(__SSE2__)
+    if (i + 16 <= n) {
+      const std::size_t plain_run = plain_bytes_of_16(s.data() + i);
+      i += plain_run;
+      if (plain_run == 16) continue;
+      // s[i] needs an escape: the byte loop below takes it.
+    }
+#endif
     if (i + 8 <= n) {
       std::uint64_t w;
       std::memcpy(&w, s.data() + i, sizeof w);

@@ -367,6 +367,9 @@ TEST(EventJson, MetadataKeyOfFortyCharactersIsFineFortyOneIsNot) {
   // 40 two-byte characters (80 bytes) are 40 characters.
   f.metadata = "{" + quoted(repeat("\xC3\xA9", 40)) + ":\"v\"}";
   EXPECT_EQ(parse_ok(f.json()).metadata.size(), 1u);
+  // 41 of them (82 bytes) are one too many.
+  f.metadata = "{" + quoted(repeat("\xC3\xA9", 41)) + ":\"v\"}";
+  expect_field_error(f.json(), "metadata");
 }
 
 TEST(EventJson, MetadataValueOfFiveHundredCharactersIsFineFiveHundredOneIsNot) {
@@ -522,12 +525,13 @@ TEST(JsonEscape, EscapesQuotesBackslashesAndControlCharactersBetweenPlainRuns) {
   EXPECT_EQ(edges, R"(\"\")");
 }
 
-TEST(JsonEscape, FindsACharacterToEscapeAtEveryPlaceInAWordAndPassesUtf8Through) {
-  // The scan takes eight bytes at a time: put each kind of character that
-  // needs an escape at each offset of a 24-byte string, around plain ASCII
-  // and UTF-8 (bytes from 0x80, never escaped).
-  const std::string base = "abc\xC3\xBC" "defghijklmnopqrstuv";  // 24 bytes
-  ASSERT_EQ(base.size(), 24u);
+TEST(JsonEscape, FindsACharacterToEscapeAtEveryPlaceInABlockAndPassesUtf8Through) {
+  // The scan takes sixteen bytes at a time, then eight, then one: put each
+  // kind of character that needs an escape at each offset of a 41-byte
+  // string, around plain ASCII (space and DEL, the neighbours of what is
+  // escaped, included) and UTF-8 (bytes from 0x80, never escaped).
+  const std::string base = "abc\xC3\xBC" "de fghij\x7Fklmnopqrstuvwxyz 0123456789";
+  ASSERT_EQ(base.size(), 41u);
   const std::pair<char, std::string> kinds[] = {{'"', R"(\")"}, {'\\', R"(\\)"}, {'\n', R"(\n)"},
                                                 {'\x1f', R"(\u001f)"}, {'\0', R"(\u0000)"}};
   for (const auto& [c, escaped] : kinds) {
