@@ -4,6 +4,10 @@
 // count is visible, and beside each size up to 2M the baseline: reading and
 // parsing the same file with simdjson alone (every field of every event read).
 //
+// At the 1M-event target it also posts the same events' journals to a
+// SqliteLedger alone (no bus, parsing or worker in the timed part), in the
+// processor's chunks: the storage step the whole pipeline cannot go below.
+//
 // Usage: settle_bench [--fsync-only] [--open-batches] [events...]
 //   events          sizes to run (default 100000 1000000)
 //   --fsync-only    only the durable mode (fsync every append, ledger full)
@@ -16,14 +20,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <future>
+#include <random>
+#include <span>
+#include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "ledger/sqlite_ledger.h"
+#include "model/event_json.h"
+#include "model/merchant_json.h"
+#include "processor/stream_processor.h"
 #include "row.h"
+#include "rules/rules.h"
 #include "workload.h"
 
 namespace {
@@ -97,6 +113,100 @@ double simdjson_baseline(const fs::path& file, std::int64_t expected) {
   return static_cast<double>(events) / s;
 }
 
+// The ledger alone: the journals the processor would make of dir's events
+// (each with a trace id, as ingestion gives every record one), posted to a new
+// SqliteLedger with the settle's options, chunk_records a call, each with a
+// checkpoint, pipelined as the processor posts them (a call inserts while the
+// one before waits for the disk). Only the posting is timed. Returns
+// journals/s, or < 0 on error (printed).
+double ledger_alone(const fs::path& dir) {
+  auto fail = [](const std::string& why) {
+    std::fprintf(stderr, "settle_bench: ledger alone: %s\n", why.c_str());
+    return -1.0;
+  };
+  std::stringstream merchants_text;
+  merchants_text << std::ifstream(dir / "merchants.ndjson").rdbuf();
+  auto merchants = model::parse_merchant_list(merchants_text.str(), "merchants.ndjson");
+  if (!merchants.ok()) return fail(merchants.error().message);
+  std::unordered_map<std::string, const model::Merchant*> by_id;
+  for (const auto& m : *merchants) by_id[m.id.str()] = &m;
+
+  std::vector<model::Journal> journals;
+  model::EventParser parser;
+  model::Event ev;
+  std::ifstream events(dir / "events.ndjson");
+  std::mt19937_64 rng(7);
+  for (std::string line; std::getline(events, line);) {
+    if (Status parsed = parser.parse_into(line, ev); !parsed.ok()) return fail(parsed.error().message);
+    const auto m = by_id.find(ev.merchant_id.str());
+    if (m == by_id.end()) return fail("unknown merchant " + ev.merchant_id.str());
+    const Date batch = rules::batch_date_of(*m->second, ev.occurred_at);
+    model::Journal& j = journals.emplace_back();
+    if (Status made = rules::assign_event_journal(j, ev, *m->second, batch, batch, false); !made.ok()) {
+      return fail(made.error().message);
+    }
+    j.trace_id = fmt::format("{:016x}{:016x}", rng(), rng());
+  }
+
+  const fs::path ledger_dir = dir / "ledger-alone";
+  fs::create_directories(ledger_dir);
+  ledger::SqliteLedgerOptions options;
+  options.path = ledger_dir / "ledger.db";
+  double seconds = 0;
+  {
+    auto ledger = ledger::SqliteLedger::open(options);
+    if (!ledger.ok()) return fail(ledger.error().message);
+    const std::size_t chunk = processor::ProcessorOptions{}.chunk_records;
+    const std::size_t calls = (journals.size() + chunk - 1) / chunk;
+    std::vector<ledger::Checkpoint> checkpoints(calls);
+    std::vector<std::promise<void>> committed(calls);
+    using Outcomes = Result<std::vector<ledger::PostOutcome>>;
+    auto check = [](std::future<Outcomes>& f) -> std::string {
+      auto outcomes = f.get();
+      if (!outcomes.ok()) return outcomes.error().message;
+      for (const ledger::PostOutcome o : *outcomes) {
+        if (o != ledger::PostOutcome::kPosted) return "a journal was not posted as new";
+      }
+      return "";
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    std::future<Outcomes> previous;
+    for (std::size_t call = 0; call < calls; ++call) {
+      const std::size_t from = call * chunk;
+      const std::span<const model::Journal> part =
+          std::span(journals).subspan(from, std::min(chunk, journals.size() - from));
+      checkpoints[call] = ledger::Checkpoint{"bench", 0, static_cast<std::int64_t>(from + part.size()), "",
+                                             static_cast<std::int64_t>(call + 1)};
+      // As the pipelined processor does: the next call starts once this one
+      // has committed, and inserts while this one waits for the disk.
+      std::future<Outcomes> current = std::async(std::launch::async, [&, call, part] {
+        bool signalled = false;
+        const auto signal = [&] {
+          if (!signalled) committed[call].set_value();
+          signalled = true;
+        };
+        auto out = (*ledger)->post_pipelined(part, std::span(&checkpoints[call], 1), signal);
+        signal();
+        return out;
+      });
+      committed[call].get_future().wait();
+      if (previous.valid()) {
+        if (const std::string why = check(previous); !why.empty()) return fail(why);
+      }
+      previous = std::move(current);
+    }
+    if (previous.valid()) {
+      if (const std::string why = check(previous); !why.empty()) return fail(why);
+    }
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  fs::remove_all(ledger_dir);
+  const double rate = static_cast<double>(journals.size()) / seconds;
+  std::printf("ledger alone: %zu journals posted to SQLite in %.2f s (%.0f journals/s)\n", journals.size(), seconds,
+              rate);
+  return rate;
+}
+
 std::string mib(long kib) { return fmt::format("{:.1f} MiB", static_cast<double>(kib) / 1024.0); }
 
 }  // namespace
@@ -155,6 +265,15 @@ int main(int argc, char** argv) {
                   target_run ? bench::met(rate >= kTargetEventsPerSecond) : "");
         print_row(fmt::format("embedded settle, {} events: time, peak RSS", n),
                   fmt::format("{:.1f} s, {}", f.seconds, mib(f.max_rss_kib)), "", "", "RSS flat in event count", "");
+        if (target_run) {
+          const double alone = ledger_alone(dir);
+          if (alone < 0) return 1;
+          // The settle's rate against its storage step's alone: what the
+          // rest of the pipeline costs on top of the ledger's writes.
+          print_row(fmt::format("SQLite ledger alone, the same {} journals (journals/s)", n),
+                    fmt::format("{:.0f}", alone), "", bench::ratio_text(rate, alone) + " settle/ledger",
+                    "(bounds the settle)", "");
+        }
       }
     }
     fs::remove_all(dir);
