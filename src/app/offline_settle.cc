@@ -94,10 +94,14 @@ Result<SettleStats> settle_file(Runtime& rt, const std::vector<model::Merchant>&
     const bool done = ingest_done.load(std::memory_order_acquire);
     std::size_t progressed = 0;
     for (std::int32_t p = 0; p < rt.partitions; ++p) {
-      // While ingestion runs, wait for full chunks while the ledger is busy:
-      // each chunk is one ledger transaction (one fsync), so small ones would
-      // cost more than they save. An idle ledger (at the start) takes what
-      // there is, from an eighth of a chunk.
+      // While ingestion runs, take a partition once it has an eighth of a
+      // chunk ahead, whether or not the ledger is busy: poll() reads and
+      // enriches the chunk while the ledger writes the one before, so the
+      // ledger (the run's critical path) goes from one chunk to the next
+      // without waiting, from the first seconds on. Chunks then grow by
+      // themselves, as ingestion outpaces the ledger, up to chunk_records.
+      // (Waiting for full chunks while the ledger was busy left it idle for
+      // most of the first second: 2-3% more time for 1M events.)
       if (!done) {
         auto end = rt.bus->end_offset(processor::kEventsTopic, p);
         if (!end.ok()) {
@@ -105,8 +109,7 @@ Result<SettleStats> settle_file(Runtime& rt, const std::vector<model::Merchant>&
           break;
         }
         const std::int64_t ahead = *end - proc.next_offset(p);
-        const auto full = static_cast<std::int64_t>(chunk_records);
-        if (ahead < full && (proc.posting() || ahead < full / 8)) continue;
+        if (ahead < static_cast<std::int64_t>(chunk_records / 8)) continue;
       }
       auto n = proc.poll(p);
       if (!n.ok()) {

@@ -59,10 +59,6 @@ StreamProcessor::PartitionState& StreamProcessor::state(std::int32_t partition) 
   return it->second;
 }
 
-bool StreamProcessor::posting() const {
-  return pending_ && pending_->committed.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
-}
-
 std::int64_t StreamProcessor::next_offset(std::int32_t partition) const {
   auto it = partitions_.find(partition);
   return it == partitions_.end() ? 0 : it->second.next_offset;

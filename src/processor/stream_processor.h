@@ -106,10 +106,6 @@ class StreamProcessor {
   Result<std::size_t> poll(std::int32_t partition);
   // Waits for the chunk in flight (pipelined mode) and applies its verdicts.
   Status flush();
-  // Whether a chunk handed to the ledger has not committed yet (pipelined
-  // mode): a poll() now would wait for it. Once it has, the ledger takes the
-  // next chunk while it makes this one durable.
-  bool posting() const;
 
   // Offline: closes every open batch of the partition with batch_date <=
   // through, in ascending date per merchant and currency.
