@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "app/runtime.h"
 #include "ledger/sqlite_ledger.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
@@ -150,8 +151,11 @@ double ledger_alone(const fs::path& dir) {
 
   const fs::path ledger_dir = dir / "ledger-alone";
   fs::create_directories(ledger_dir);
+  const app::RuntimeOptions settle_defaults;  // what `settled settle` opens its ledger with
   ledger::SqliteLedgerOptions options;
   options.path = ledger_dir / "ledger.db";
+  options.synchronous = settle_defaults.ledger_sync;
+  options.cache_kib = settle_defaults.ledger_cache_kib;
   double seconds = 0;
   {
     auto ledger = ledger::SqliteLedger::open(options);
