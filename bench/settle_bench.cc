@@ -12,8 +12,7 @@
 //   events          sizes to run (default 100000 1000000)
 //   --fsync-only    only the durable mode (fsync every append, ledger full)
 //   --open-batches  also measure RSS per open batch: 200k events left open
-//                   over 30 days and over 3,000 days (600 vs 60,000 batches),
-//                   the lower peak of two runs each
+//                   over 30 days and over 3,000 days (600 vs 60,000 batches)
 // Prints bench/run's ROW lines (bench/row.h).
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -212,6 +211,32 @@ double ledger_alone(const fs::path& dir) {
   return rate;
 }
 
+// ledger_alone() in a child process, so that the million journals it holds
+// do not stay in this process's heap (freed, but not given back to the
+// system): every settled forked afterwards would count them in its peak RSS,
+// which includes the moment between its fork and its exec.
+double ledger_alone_in_child(const fs::path& dir) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(fds[0]);
+    const double rate = ledger_alone(dir);
+    std::fflush(stdout);
+    const bool sent = write(fds[1], &rate, sizeof rate) == static_cast<ssize_t>(sizeof rate);
+    _exit(sent && rate > 0 ? 0 : 1);
+  }
+  close(fds[1]);
+  double rate = -1;
+  if (read(fds[0], &rate, sizeof rate) != static_cast<ssize_t>(sizeof rate)) rate = -1;
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? rate : -1;
+}
+
 std::string mib(long kib) { return fmt::format("{:.1f} MiB", static_cast<double>(kib) / 1024.0); }
 
 }  // namespace
@@ -271,7 +296,7 @@ int main(int argc, char** argv) {
         print_row(fmt::format("embedded settle, {} events: time, peak RSS", n),
                   fmt::format("{:.1f} s, {}", f.seconds, mib(f.max_rss_kib)), "", "", "RSS flat in event count", "");
         if (target_run) {
-          const double alone = ledger_alone(dir);
+          const double alone = ledger_alone_in_child(dir);
           if (alone < 0) return 1;
           // The settle's rate against its storage step's alone: what the
           // rest of the pipeline costs on top of the ledger's writes.
@@ -294,21 +319,15 @@ int main(int argc, char** argv) {
       const fs::path dir = root / fmt::format("open-{}", spans[k]);
       fs::create_directories(dir);
       write_inputs(dir, kEvents, spans[k]);
-      // The lower peak of two runs: a run's peak can also be set by how many
-      // chunk buffers happened to be full at once (once 174 MiB where the
-      // same 30-day run usually peaks at 117-126), which would hide the
-      // batches' memory in the difference.
-      for (int run = 0; run < 2; ++run) {
-        const Figures f = run_settle(dir, "2026-02-27", {"--fsync", "none", "--ledger-sync", "normal"});
-        if (f.exit_code != 0) {
-          std::fprintf(stderr, "settled exited with %d (open batches)\n", f.exit_code);
-          return 1;
-        }
-        rss[k] = run == 0 ? f.max_rss_kib : std::min(rss[k], f.max_rss_kib);
-        std::printf("open batches: %lld events over %lld days, ~%lld open batches: peak RSS %s\n",
-                    static_cast<long long>(kEvents), static_cast<long long>(spans[k]),
-                    static_cast<long long>(kMerchants * spans[k]), mib(f.max_rss_kib).c_str());
+      const Figures f = run_settle(dir, "2026-02-27", {"--fsync", "none", "--ledger-sync", "normal"});
+      if (f.exit_code != 0) {
+        std::fprintf(stderr, "settled exited with %d (open batches)\n", f.exit_code);
+        return 1;
       }
+      rss[k] = f.max_rss_kib;
+      std::printf("open batches: %lld events over %lld days, ~%lld open batches: peak RSS %s\n",
+                  static_cast<long long>(kEvents), static_cast<long long>(spans[k]),
+                  static_cast<long long>(kMerchants * spans[k]), mib(f.max_rss_kib).c_str());
       fs::remove_all(dir);
     }
     const double per_batch = static_cast<double>(rss[1] - rss[0]) * 1024.0 /
