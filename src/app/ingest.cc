@@ -21,6 +21,7 @@ Status Ingestor::run() {
   total_bytes_ = static_cast<std::int64_t>(in.tellg());
   in.seekg(0);
   model::EventParser parser;
+  model::Event ev;  // parsed into line after line, keeping its strings' storage
   // The batch's records are reused from batch to batch: assigning into their
   // strings keeps the buffers, so a line costs no allocation of its own once
   // the first batch has grown them.
@@ -39,24 +40,23 @@ Status Ingestor::run() {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
     ++lines_;
-    auto ev = parser.parse(line);
-    if (!ev.ok()) {
-      reject(source, line_no, ev.error().message);
+    if (Status parsed = parser.parse_into(line, ev); !parsed.ok()) {
+      reject(source, line_no, parsed.error().message);
       continue;
     }
-    if (!merchant_ids_.count(ev->merchant_id.str())) {
-      reject(source, line_no, fmt::format("field 'merchant_id': unknown merchant '{}'", ev->merchant_id.str()));
+    if (!merchant_ids_.count(ev.merchant_id.str())) {
+      reject(source, line_no, fmt::format("field 'merchant_id': unknown merchant '{}'", ev.merchant_id.str()));
       continue;
     }
     bus::Record& r = pending[used++];
-    r.key.assign(ev->merchant_id.view());
-    model::assign_canonical_event_json(r.value, *ev);
+    r.key.assign(ev.merchant_id.view());
+    model::assign_canonical_event_json(r.value, ev);
     std::string& where = r.headers[0].value;
     where.assign(source);
     where += ':';
     const fmt::format_int n(line_no);
     where.append(n.data(), n.size());
-    r.headers[1].value.assign(ev->event_id.view());
+    r.headers[1].value.assign(ev.event_id.view());
     observability::assign_new_traceparent(r.headers[2].value);
     if (used == pending.size()) {
       SETTLE_TRY(flush(std::span<const bus::Record>(pending.data(), used)));

@@ -51,6 +51,42 @@ struct StoredRecord {
   std::string_view header(std::string_view key) const;
 };
 
+// What Bus::read_into() reads into: the last read's records, in storage kept
+// from read to read. A consumer that keeps one reads without an allocation
+// per record and field once it has held as many records as a read brings; a
+// vector would drop the records past a shorter read and build them again for
+// a longer one. It holds at most as many records as its largest read.
+class ReadBuffer {
+ public:
+  std::span<const StoredRecord> records() const { return {slots_.data(), size_}; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // For a bus filling it. clear() forgets the records and keeps their
+  // storage; next_slot() is the next record's, which the bus writes over
+  // whole (it still holds an older record's fields).
+  void clear() { size_ = 0; }
+  StoredRecord& next_slot() {
+    if (size_ == slots_.size()) slots_.emplace_back();
+    return slots_[size_++];
+  }
+  // Replaces the records with these.
+  void assign(std::vector<StoredRecord> records) {
+    slots_ = std::move(records);
+    size_ = slots_.size();
+  }
+  // The records, as a vector; leaves it empty.
+  std::vector<StoredRecord> take() {
+    slots_.resize(size_);
+    size_ = 0;
+    return std::move(slots_);
+  }
+
+ private:
+  std::vector<StoredRecord> slots_;
+  std::size_t size_ = 0;
+};
+
 struct TopicConfig {
   std::string name;
   std::int32_t partitions = 1;
@@ -86,17 +122,16 @@ class Bus {
   virtual Result<std::vector<StoredRecord>> read(std::string_view topic, std::int32_t partition,
                                                  std::int64_t from_offset,
                                                  std::size_t max_records) = 0;
-  // read() into `out`, which it replaces (empty on an error). A bus may reuse
-  // the storage of the records `out` held, which spares a consumer that keeps
-  // one vector an allocation per record and field.
+  // read() into `out`, whose records it replaces (none on an error). A bus
+  // may reuse the storage `out` kept (see ReadBuffer).
   virtual Status read_into(std::string_view topic, std::int32_t partition, std::int64_t from_offset,
-                           std::size_t max_records, std::vector<StoredRecord>& out) {
+                           std::size_t max_records, ReadBuffer& out) {
     auto records = read(topic, partition, from_offset, max_records);
     if (!records.ok()) {
       out.clear();
       return records.error();
     }
-    out = std::move(records).value();
+    out.assign(std::move(records).value());
     return ok_status();
   }
   // The offset the next record appended to the partition will get.

@@ -307,13 +307,13 @@ Result<std::vector<Position>> FileLogBus::append_to(std::string_view topic,
 Result<std::vector<StoredRecord>> FileLogBus::read(std::string_view topic, std::int32_t partition,
                                                    std::int64_t from_offset,
                                                    std::size_t max_records) {
-  std::vector<StoredRecord> out;
+  ReadBuffer out;
   SETTLE_TRY(read_into(topic, partition, from_offset, max_records, out));
-  return out;
+  return out.take();
 }
 
 Status FileLogBus::read_into(std::string_view topic, std::int32_t partition, std::int64_t from_offset,
-                             std::size_t max_records, std::vector<StoredRecord>& out) {
+                             std::size_t max_records, ReadBuffer& out) {
   auto log = find_partition(topic, partition);
   if (!log.ok()) {
     out.clear();

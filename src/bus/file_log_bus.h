@@ -80,7 +80,7 @@ class FileLogBus final : public Bus {
                                          std::int64_t from_offset,
                                          std::size_t max_records) override;
   Status read_into(std::string_view topic, std::int32_t partition, std::int64_t from_offset,
-                   std::size_t max_records, std::vector<StoredRecord>& out) override;
+                   std::size_t max_records, ReadBuffer& out) override;
   Result<std::int64_t> end_offset(std::string_view topic, std::int32_t partition) override;
   Status commit(std::string_view group, std::string_view topic, std::int32_t partition,
                 std::int64_t next_offset) override;

@@ -12,8 +12,6 @@ namespace settle::bus {
 namespace {
 
 constexpr std::string_view kCompactingSuffix = ".compacting";
-// A read's result vector is reserved up to this; more grows as needed.
-constexpr std::size_t kReserveRecordsMax = 4096;
 // The encoding buffer keeps its capacity between appends up to this, so one
 // huge batch does not pin its memory for the life of the partition.
 constexpr std::size_t kBufferKeepBytes = std::size_t{16} << 20;
@@ -365,21 +363,20 @@ Error PartitionLog::corruption(const Segment& segment, const SegmentReader& read
 
 Result<std::vector<StoredRecord>> PartitionLog::read(std::int64_t from_offset,
                                                      std::size_t max_records) {
-  std::vector<StoredRecord> out;
+  ReadBuffer out;
   SETTLE_TRY(read_into(from_offset, max_records, out));
-  return out;
+  return out.take();
 }
 
-Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records,
-                               std::vector<StoredRecord>& out) {
-  // out[0, used) are this read's records; the rest keep their storage for the
-  // next read and are dropped at the end.
-  std::size_t used = 0;
-  struct Trim {
-    std::vector<StoredRecord>& out;
-    const std::size_t& used;
-    ~Trim() { out.resize(used); }
-  } trim{out, used};
+Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records, ReadBuffer& out) {
+  out.clear();
+  Status read = read_records(from_offset, max_records, out);
+  if (!read.ok()) out.clear();
+  return read;
+}
+
+Status PartitionLog::read_records(std::int64_t from_offset, std::size_t max_records,
+                                  ReadBuffer& out) {
   if (max_records == 0) return ok_status();
 
   std::shared_ptr<Segment> segment;
@@ -409,18 +406,16 @@ Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records
     position = segment->scan_start(from_offset);
   }
 
-  out.reserve(std::min(max_records, kReserveRecordsMax));
   FrameView frame;
   for (;;) {
     bool segment_done = false;
     {
       SegmentReader reader(*segment, position, limit);
-      while (used < max_records) {
+      while (out.size() < max_records) {
         SETTLE_ASSIGN_OR_RETURN(SegmentReader::Step step, reader.next(&frame));
         if (step == SegmentReader::Step::kFrame) {
           if (frame.offset < from_offset) continue;
-          if (used == out.size()) out.emplace_back();
-          assign_stored_record(frame, partition_, out[used++]);
+          assign_stored_record(frame, partition_, out.next_slot());
           continue;
         }
         if (step == SegmentReader::Step::kEnd) {
@@ -429,7 +424,7 @@ Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records
         }
         // A defect inside published bytes. Return what came before it; the
         // read that starts at it gets the error.
-        if (used > 0) return ok_status();
+        if (!out.empty()) return ok_status();
         return corruption(*segment, reader);
       }
       position = reader.position();
@@ -443,9 +438,9 @@ Status PartitionLog::read_into(std::int64_t from_offset, std::size_t max_records
     position = 0;
   }
 
-  if (used > 0) {
+  if (!out.empty()) {
     std::lock_guard lock(mu_);
-    cursors_[next_cursor_] = Cursor{segment->id, out[used - 1].offset + 1, position};
+    cursors_[next_cursor_] = Cursor{segment->id, out.records().back().offset + 1, position};
     next_cursor_ = (next_cursor_ + 1) % kCursors;
   }
   return ok_status();

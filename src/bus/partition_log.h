@@ -89,8 +89,9 @@ class PartitionLog {
 
   // Records with offset >= from_offset, in order, at most max_records.
   Result<std::vector<StoredRecord>> read(std::int64_t from_offset, std::size_t max_records);
-  // The same into `out` (replacing its records), reusing their storage.
-  Status read_into(std::int64_t from_offset, std::size_t max_records, std::vector<StoredRecord>& out);
+  // The same into `out` (replacing its records, none on an error), reusing
+  // the storage it kept.
+  Status read_into(std::int64_t from_offset, std::size_t max_records, ReadBuffer& out);
 
   std::int64_t end_offset() const;
 
@@ -121,6 +122,8 @@ class PartitionLog {
   Status roll();
   // Indexes a closed segment that has not been read yet.
   Status index_segment(const std::shared_ptr<Segment>& segment);
+  // read_into()'s reading, into a cleared `out`; may leave records on an error.
+  Status read_records(std::int64_t from_offset, std::size_t max_records, ReadBuffer& out);
   Error corruption(const Segment& segment, const SegmentReader& reader) const;
   Error failed_error() const;
 

@@ -165,7 +165,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   if (!broken_.ok()) return broken_.error();
   PartitionState& st = state(partition);
   SETTLE_TRY(bus_.read_into(kEventsTopic, partition, st.next_offset, options_.chunk_records, records_));
-  const std::vector<bus::StoredRecord>& records = records_;
+  const std::span<const bus::StoredRecord> records = records_.records();
   if (records.empty()) {
     SETTLE_TRY(flush());
     return std::size_t{0};
@@ -177,7 +177,13 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   st.last_input_ms = wall_ms();
   merchants_.input_read();
 
-  std::unique_ptr<PendingPost> chunk = spare_ ? std::move(spare_) : std::make_unique<PendingPost>();
+  std::unique_ptr<PendingPost> chunk;
+  if (spares_.empty()) {
+    chunk = std::make_unique<PendingPost>();
+  } else {
+    chunk = std::move(spares_.back());
+    spares_.pop_back();
+  }
   chunk->partition = partition;
   chunk->now_ms = st.last_input_ms;
   chunk->journals.reserve(records.size());
@@ -286,8 +292,7 @@ Result<std::size_t> StreamProcessor::poll(std::int32_t partition) {
   if (previous) {
     SETTLE_ASSIGN_OR_RETURN(const std::vector<ledger::PostOutcome> previous_outcomes, outcome_of(*previous));
     SETTLE_TRY(apply_verdicts(*previous, previous_outcomes));
-    previous->reset();
-    spare_ = std::move(previous);
+    keep_spare(std::move(previous));
   }
   if (!options_.pipelined) SETTLE_TRY(flush());
   return records.size();
@@ -298,7 +303,15 @@ Status StreamProcessor::flush() {
   if (!pending_) return ok_status();
   std::unique_ptr<PendingPost> p = std::move(pending_);
   SETTLE_ASSIGN_OR_RETURN(const std::vector<ledger::PostOutcome> outcomes, outcome_of(*p));
-  return apply_verdicts(*p, outcomes);
+  SETTLE_TRY(apply_verdicts(*p, outcomes));
+  keep_spare(std::move(p));
+  return ok_status();
+}
+
+void StreamProcessor::keep_spare(std::unique_ptr<PendingPost> p) {
+  if (spares_.size() >= 2) return;
+  p->reset();
+  spares_.push_back(std::move(p));
 }
 
 Result<std::vector<ledger::PostOutcome>> StreamProcessor::outcome_of(PendingPost& p) {

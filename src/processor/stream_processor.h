@@ -176,7 +176,7 @@ class StreamProcessor {
   // Checkpoints `next` (no journals), makes it current and emits its tasks.
   Status commit_closes(std::int32_t partition, PartitionState next);
   // A chunk handed to the ledger, and what its verdicts need. Reused from
-  // chunk to chunk (see spare_): its journals and sources are written over,
+  // chunk to chunk (see spares_): its journals and sources are written over,
   // so that their strings keep their buffers.
   struct PendingPost {
     std::int32_t partition = 0;
@@ -215,6 +215,8 @@ class StreamProcessor {
     // Empties it for the next chunk, keeping the journals and sources.
     void reset();
   };
+  // Empties p and keeps it in spares_ unless two are kept already.
+  void keep_spare(std::unique_ptr<PendingPost> p);
   // Waits for p's verdicts; a refusal breaks the processor.
   Result<std::vector<ledger::PostOutcome>> outcome_of(PendingPost& p);
   // Counts p's verdicts, takes duplicates and conflicts out of the open
@@ -236,11 +238,12 @@ class StreamProcessor {
   ProcessorOptions options_;
   model::EventParser parser_;
   // poll()'s input, kept between polls so that the bus can reuse its storage.
-  std::vector<bus::StoredRecord> records_;
+  bus::ReadBuffer records_;
   std::map<std::int32_t, PartitionState> partitions_;
   std::unique_ptr<PendingPost> pending_;
-  // A chunk whose verdicts were applied, for the next poll() to reuse.
-  std::unique_ptr<PendingPost> spare_;
+  // Chunks whose verdicts were applied, for the next polls to reuse: at most
+  // two, as no more than two are ever in use at once.
+  std::vector<std::unique_ptr<PendingPost>> spares_;
   model::Event event_;  // poll()'s parsed record, reused
   Status broken_ = ok_status();
   ProcessorStats stats_;
