@@ -2,16 +2,14 @@
 // duplicates and conflicts, late events, crash recovery from checkpoints,
 // live watermarks, and the worker's refusals (control totals, order, fences).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <functional>
 #include <map>
-#include <random>
 #include <thread>
 
 #include "app/runtime.h"
+#include "embedded_runtime.h"
 #include "model/dead_letter.h"
 #include "model/event_json.h"
 #include "model/merchant_json.h"
@@ -29,7 +27,6 @@
 namespace settle {
 namespace {
 
-namespace fs = std::filesystem;
 using model::EventType;
 using processor::kEventsTopic;
 using processor::kStatusTopic;
@@ -54,34 +51,8 @@ class FaultyBus final : public testing::ForwardingBus {
   }
 };
 
-class Pipeline : public ::testing::Test {
+class Pipeline : public testing::EmbeddedPipelineTest {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    dir_ = fs::temp_directory_path() / ("settle-pipeline-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    open_runtime();
-    merchant_ = *model::parse_merchant_json(
-        R"({"merchant_id":"m1","timezone":"UTC","delay_days":1,"fees":{"capture":{"bps":100,"fixed":0}}})");
-    ASSERT_TRUE(processor::MerchantDirectory::publish(*rt_.bus, std::span(&merchant_, 1)).ok());
-    directory_ = std::make_unique<processor::MerchantDirectory>(*rt_.bus);
-    ASSERT_TRUE(directory_->refresh().ok());
-  }
-  void TearDown() override {
-    directory_.reset();
-    rt_ = {};
-    fs::remove_all(dir_);
-  }
-  void open_runtime() {
-    app::RuntimeOptions o;
-    o.data_dir = dir_;
-    o.partitions = 1;
-    o.bus_fsync = bus::FsyncPolicy::kNone;
-    o.ledger_sync = ledger::Synchronous::kNormal;
-    auto rt = app::Runtime::open(o);
-    ASSERT_TRUE(rt.ok()) << rt.error().to_string();
-    rt_ = std::move(rt).value();
-  }
-
   static model::Event event(const std::string& id, EventType type, Minor amount, const std::string& at) {
     model::Event ev;
     ev.merchant_id = MerchantId("m1");
@@ -123,11 +94,6 @@ class Pipeline : public ::testing::Test {
     EXPECT_TRUE(n.ok()) << n.error().to_string();
     return n.ok() ? *n : 0;
   }
-
-  fs::path dir_;
-  app::Runtime rt_;
-  model::Merchant merchant_;
-  std::unique_ptr<processor::MerchantDirectory> directory_;
 };
 
 const Date kDay1 = date_from_civil(2026, 3, 2);

@@ -6,21 +6,16 @@
 //
 // Its own executable: it replaces the global operator new to count calls.
 // SQLite allocates with malloc and is not counted.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fmt/format.h>
 #include <new>
-#include <random>
 
-#include "app/runtime.h"
+#include "embedded_runtime.h"
 #include "model/event_json.h"
-#include "model/merchant_json.h"
-#include "processor/merchant_directory.h"
 #include "processor/stream_processor.h"
 #include "processor/topics.h"
 
@@ -39,34 +34,8 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 namespace settle {
 namespace {
 
-namespace fs = std::filesystem;
-
-class SteadyStateAlloc : public ::testing::Test {
+class SteadyStateAlloc : public testing::EmbeddedPipelineTest {
  protected:
-  void SetUp() override {
-    std::random_device rd;
-    dir_ = fs::temp_directory_path() /
-           ("settle-steady-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
-    app::RuntimeOptions o;
-    o.data_dir = dir_;
-    o.partitions = 1;
-    o.bus_fsync = bus::FsyncPolicy::kNone;
-    o.ledger_sync = ledger::Synchronous::kNormal;
-    auto rt = app::Runtime::open(o);
-    ASSERT_TRUE(rt.ok()) << rt.error().to_string();
-    rt_ = std::move(rt).value();
-    const model::Merchant merchant = *model::parse_merchant_json(
-        R"({"merchant_id":"m1","timezone":"UTC","delay_days":1,"fees":{"capture":{"bps":100,"fixed":0}}})");
-    ASSERT_TRUE(processor::MerchantDirectory::publish(*rt_.bus, std::span(&merchant, 1)).ok());
-    directory_ = std::make_unique<processor::MerchantDirectory>(*rt_.bus);
-    ASSERT_TRUE(directory_->refresh().ok());
-  }
-  void TearDown() override {
-    directory_.reset();
-    rt_ = {};
-    fs::remove_all(dir_);
-  }
-
   // `count` captures of one day, with ids longer than a string's inline
   // buffer (as real ones are), so that a field built anew allocates.
   void append_events(int count) {
@@ -85,9 +54,6 @@ class SteadyStateAlloc : public ::testing::Test {
     ASSERT_TRUE(rt_.bus->append(processor::kEventsTopic, recs).ok());
   }
 
-  fs::path dir_;
-  app::Runtime rt_;
-  std::unique_ptr<processor::MerchantDirectory> directory_;
   int next_id_ = 0;
 };
 
